@@ -1,0 +1,187 @@
+#include "api/device_api.h"
+
+#include <spdlog/spdlog.h>
+#include <strings.h>
+
+#include "api/error_codes.h"
+#include "api/error_response.h"
+#include "api/json_model.h"
+#include "api/json_response.h"
+#include "registry/allocation.h"
+
+namespace devid::api {
+namespace {
+
+using nlohmann::json;
+
+bool SameId(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+json OperationJson(const registry::Registration& registration, bool done) {
+  json out = {{"operationId", registration.operation_id},
+              {"status", done ? registration.status : "assigning"}};
+  if (done) out["registrationState"] = RegistrationStateToJson(registration);
+  return out;
+}
+
+}  // namespace
+
+Response DeviceApi::Handle(const Request& request, const Target& target,
+                           const std::string& tracking_id) {
+  // segments: {idScope, "registrations", registrationId, ...}
+  const auto& s = target.segments;
+  std::string_view version = target.QueryValue("api-version");
+  if (!IsValidApiVersion(version)) {
+    return ErrorResponse(error_code::kInvalidApiVersion,
+                         version.empty() ? "the api-version query parameter is required"
+                                         : "api-version \"" + std::string(version) +
+                                               "\" is not of the form YYYY-MM-DD[-preview]",
+                         tracking_id);
+  }
+  if (s.size() < 3 || !IsValidRegistrationId(s[2])) {
+    return ErrorResponse(error_code::kInvalidField,
+                         "registrationId in the path must be 1–128 characters of letters, digits, "
+                         "'-', '.', '_' and ':'",
+                         tracking_id);
+  }
+  if (!SameId(s[0], options_.id_scope)) {
+    return Reject(Unauthenticated("ID scope " + s[0] + " is not served here"), s[2], tracking_id);
+  }
+  const std::string& reg_id = s[2];
+  if (s.size() == 4 && s[3] == "register") {
+    if (request.method != "PUT") {
+      return ErrorResponse(error_code::kMethodNotAllowed, "register takes PUT", tracking_id);
+    }
+    return Register(request, target, reg_id, tracking_id);
+  }
+  if (s.size() == 5 && s[3] == "operations") {
+    if (request.method != "GET") {
+      return ErrorResponse(error_code::kMethodNotAllowed, "operation status takes GET",
+                           tracking_id);
+    }
+    return OperationStatus(request, reg_id, s[4], tracking_id);
+  }
+  if (s.size() == 3) {
+    if (request.method != "POST") {
+      return ErrorResponse(error_code::kMethodNotAllowed, "registration status takes POST",
+                           tracking_id);
+    }
+    return RegistrationStatus(request, reg_id, tracking_id);
+  }
+  return ErrorResponse(error_code::kRouteNotFound, "no device route " + target.path, tracking_id);
+}
+
+Result<attestation::VerifiedDevice> DeviceApi::Authenticate(const Request& request,
+                                                            const std::string& reg_id) {
+  return verifier_.Verify(options_.id_scope, reg_id, request.HeaderValue("authorization"));
+}
+
+Response DeviceApi::Reject(const Error& error, const std::string& reg_id,
+                           const std::string& tracking_id) {
+  spdlog::info("device request refused: registrationId={} code={} reason=\"{}\" trackingId={}",
+               reg_id, ErrorCodeName(error.code()), error.message(), tracking_id);
+  switch (error.code()) {
+    case ErrorCode::kUnauthenticated:
+      return ErrorResponse(error_code::kUnauthorized, error.message(), tracking_id);
+    case ErrorCode::kPermissionDenied:
+      return ErrorResponse(error_code::kEnrollmentDisabled, error.message(), tracking_id);
+    default:
+      if (error.code() == ErrorCode::kInternal || error.code() == ErrorCode::kUnavailable) {
+        spdlog::error("device request failed: {} trackingId={}", error.message(), tracking_id);
+      }
+      return ErrorResponseFor(error, tracking_id);
+  }
+}
+
+Response DeviceApi::Register(const Request& request, const Target& target,
+                             const std::string& reg_id, const std::string& tracking_id) {
+  auto body = ParseJsonBody(request.body);
+  if (!body || !body->is_object()) {
+    return ErrorResponse(error_code::kInvalidJson, "the body must be a JSON object", tracking_id);
+  }
+  auto body_id = body->find("registrationId");
+  if (body_id != body->end() && !body_id->is_null() &&
+      (!body_id->is_string() || !SameId(body_id->get_ref<const std::string&>(), reg_id))) {
+    return ErrorResponse(error_code::kRegistrationIdMismatch,
+                         "registrationId in the body does not match the path", tracking_id);
+  }
+  auto device = Authenticate(request, reg_id);
+  if (!device) return Reject(device.error(), reg_id, tracking_id);
+
+  auto previous = registry_.GetRegistration(reg_id);
+  if (!previous && previous.error().code() != ErrorCode::kNotFound) {
+    return Reject(previous.error(), reg_id, tracking_id);
+  }
+  const registry::Registration* prior = previous ? &*previous : nullptr;
+  auto assignment = registry::AssignHub(device->settings(), reg_id, options_.hubs, prior);
+  if (!assignment) return Reject(assignment.error(), reg_id, tracking_id);
+
+  registry::Registration registration;
+  registration.registration_id = reg_id;
+  registration.device_id = device->enrollment && !device->enrollment->device_id.empty()
+                               ? device->enrollment->device_id
+                               : reg_id;
+  registration.assigned_hub = assignment->hub;
+  registration.status = "assigned";
+  registration.substatus = assignment->substatus;
+  registration.operation_id = "5." + random_.Hex(8) + "." + random_.Uuid();
+  registration.enrollment_group_id = device->group ? device->group->enrollment_group_id : "";
+  registration.attestation_type = device->attestation_type;
+  auto payload = body->find("payload");
+  if (payload != body->end() && !payload->is_null()) {
+    registration.payload_json = payload->dump();
+    registration.response_payload_json = registration.payload_json;
+  }
+  registration.created = prior ? prior->created : clock_.Now();
+  registration.updated = clock_.Now();
+
+  auto stored = registry_.SaveRegistration(
+      registration, registry::Actor{"device:" + reg_id});
+  if (!stored) return Reject(stored.error(), reg_id, tracking_id);
+  spdlog::debug("device registered: registrationId={} hub={} substatus={} force={}", reg_id,
+                stored->assigned_hub, stored->substatus,
+                target.QueryValue("forceRegistration") == "true");
+
+  Response response = JsonResponse(202, OperationJson(*stored, /*done=*/false));
+  response.SetHeader("Retry-After", std::to_string(options_.retry_after_seconds));
+  return response;
+}
+
+Response DeviceApi::OperationStatus(const Request& request, const std::string& reg_id,
+                                    const std::string& operation_id,
+                                    const std::string& tracking_id) {
+  auto device = Authenticate(request, reg_id);
+  if (!device) return Reject(device.error(), reg_id, tracking_id);
+  auto registration = registry_.GetRegistration(reg_id);
+  if (!registration || registration->operation_id != operation_id) {
+    if (!registration && registration.error().code() != ErrorCode::kNotFound) {
+      return Reject(registration.error(), reg_id, tracking_id);
+    }
+    return ErrorResponse(error_code::kOperationNotFound,
+                         "no operation " + operation_id + " for registration " + reg_id,
+                         tracking_id);
+  }
+  return JsonResponse(200, OperationJson(*registration, /*done=*/true));
+}
+
+Response DeviceApi::RegistrationStatus(const Request& request, const std::string& reg_id,
+                                       const std::string& tracking_id) {
+  auto body = ParseJsonBody(request.body);
+  if (!body || !body->is_object()) {
+    return ErrorResponse(error_code::kInvalidJson, "the body must be a JSON object", tracking_id);
+  }
+  auto device = Authenticate(request, reg_id);
+  if (!device) return Reject(device.error(), reg_id, tracking_id);
+  auto registration = registry_.GetRegistration(reg_id);
+  if (!registration) {
+    if (registration.error().code() != ErrorCode::kNotFound) {
+      return Reject(registration.error(), reg_id, tracking_id);
+    }
+    return ErrorResponse(error_code::kRegistrationNotFound,
+                         "registration " + reg_id + " has not registered", tracking_id);
+  }
+  return JsonResponse(200, RegistrationStateToJson(*registration));
+}
+
+}  // namespace devid::api

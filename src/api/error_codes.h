@@ -1,0 +1,32 @@
+#pragma once
+
+namespace devid::api {
+
+// DPS-style error codes: six digits, the first three the HTTP status. Stable API; documented in
+// docs/errors.md. Never renumber one.
+namespace error_code {
+inline constexpr int kMalformedRequest = 400001;
+inline constexpr int kInvalidJson = 400002;
+inline constexpr int kInvalidField = 400003;
+inline constexpr int kInvalidApiVersion = 400004;
+inline constexpr int kRegistrationIdMismatch = 400005;
+inline constexpr int kUnsupportedQuery = 400006;
+inline constexpr int kMissingAuthorization = 401001;
+inline constexpr int kUnauthorized = 401002;
+inline constexpr int kEnrollmentDisabled = 401004;
+inline constexpr int kInsufficientRights = 401005;
+inline constexpr int kNotFound = 404001;
+inline constexpr int kRegistrationNotFound = 404002;
+inline constexpr int kOperationNotFound = 404003;
+inline constexpr int kRouteNotFound = 404004;
+inline constexpr int kMethodNotAllowed = 405001;
+inline constexpr int kAlreadyExists = 409001;
+inline constexpr int kEtagMismatch = 412001;
+inline constexpr int kBodyTooLarge = 413001;
+inline constexpr int kHeaderTooLarge = 431001;
+inline constexpr int kThrottled = 429001;
+inline constexpr int kInternal = 500000;
+inline constexpr int kUnavailable = 503000;
+}  // namespace error_code
+
+}  // namespace devid::api

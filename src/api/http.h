@@ -1,0 +1,46 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace devid::api {
+
+// Header is one HTTP header; names are stored lowercase.
+using Header = std::pair<std::string, std::string>;
+
+// Request is an HTTP request as the api layer sees it: no sockets, no TLS objects. net/ fills it.
+struct Request {
+  std::string method;  // "GET", "PUT", ...
+  std::string target;  // the raw request-target, path and query
+  std::vector<Header> headers;
+  std::string body;
+  std::string remote_address;
+  // peer_certificates_der holds the TLS client's certificate chain, leaf first ("" when none).
+  std::vector<std::string> peer_certificates_der;
+
+  // Header returns the first value of the (case-insensitive) header name, or "" when absent.
+  std::string_view HeaderValue(std::string_view name) const;
+  // HasHeader tells whether the header is present at all.
+  bool HasHeader(std::string_view name) const;
+};
+
+// Response is what a handler returns; net/ writes it out. Content-Length is set by net/.
+struct Response {
+  int status = 200;
+  std::vector<Header> headers;
+  std::string body;
+
+  void SetHeader(std::string name, std::string value);
+};
+
+// Handler turns a request into a response. It may block (on the store) and is called from many
+// threads at once.
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual Response Handle(const Request& request) = 0;
+};
+
+}  // namespace devid::api

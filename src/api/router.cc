@@ -1,0 +1,32 @@
+#include "api/router.h"
+
+#include "api/error_codes.h"
+#include "api/error_response.h"
+#include "api/json_response.h"
+#include "api/target.h"
+
+namespace devid::api {
+
+Response Router::Handle(const Request& request) {
+  std::string tracking_id = random_.Uuid();
+  auto target = ParseTarget(request.target);
+  if (!target) {
+    return ErrorResponse(error_code::kMalformedRequest, target.error().message(), tracking_id);
+  }
+  const auto& s = target->segments;
+  Response response;
+  if (s.size() == 1 && s[0] == "healthz") {
+    response = JsonResponse(200, {{"status", "ok"}});
+  } else if (!s.empty() && (s[0] == "enrollments" || s[0] == "enrollmentGroups" ||
+                            s[0] == "registrations")) {
+    response = service_.Handle(request, *target, tracking_id);
+  } else if (s.size() >= 3 && s[1] == "registrations") {
+    response = device_.Handle(request, *target, tracking_id);
+  } else {
+    response = ErrorResponse(error_code::kRouteNotFound, "no route " + target->path, tracking_id);
+  }
+  response.SetHeader("x-ms-request-id", tracking_id);
+  return response;
+}
+
+}  // namespace devid::api

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/result.h"
+
+namespace devid::api {
+
+// ServiceRight is one permission of a shared access policy (DPS how-to-control-access).
+enum class ServiceRight {
+  kServiceConfig,
+  kEnrollmentRead,
+  kEnrollmentWrite,
+  kRegistrationStatusRead,
+  kRegistrationStatusWrite,
+};
+
+// AccessPolicy is a named shared access policy: two base64 keys and the rights they grant.
+struct AccessPolicy {
+  std::string name;
+  std::string primary_key;
+  std::string secondary_key;
+  std::vector<ServiceRight> rights;
+
+  bool Grants(ServiceRight right) const;
+};
+
+// PoliciesToJson / PoliciesFromJson store policies as a JSON settings value.
+std::string PoliciesToJson(const std::vector<AccessPolicy>& policies);
+Result<std::vector<AccessPolicy>> PoliciesFromJson(std::string_view text);
+
+// AllServiceRights lists every right (the owner policy's).
+std::vector<ServiceRight> AllServiceRights();
+
+// ServiceAuthenticator checks service-API SAS tokens (protocol notes §2.5): sr is the service host
+// name, optionally followed by a path prefix of the request (matched by whole segments), skn names
+// a policy, the signature verifies with one of its keys, and se has not passed.
+class ServiceAuthenticator {
+ public:
+  ServiceAuthenticator(std::string host_name, std::vector<AccessPolicy> policies,
+                       const Clock& clock)
+      : host_name_(std::move(host_name)), policies_(std::move(policies)), clock_(clock) {}
+
+  // Authenticate returns the policy the request is signed with. Fails with kUnauthenticated
+  // (missing, malformed, expired, wrong sr, unknown policy, bad signature) or kPermissionDenied
+  // (the policy lacks `needed`).
+  Result<const AccessPolicy*> Authenticate(std::string_view authorization, std::string_view path,
+                                           ServiceRight needed) const;
+
+ private:
+  std::string host_name_;
+  std::vector<AccessPolicy> policies_;
+  const Clock& clock_;
+};
+
+}  // namespace devid::api

@@ -1,0 +1,91 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "registry/audit.h"
+#include "registry/enrollment.h"
+#include "registry/registration.h"
+
+namespace devid::registry {
+
+// PageRequest asks for up to max_items entries after an opaque continuation ("" = from the start).
+struct PageRequest {
+  int max_items = 100;
+  std::string continuation;
+};
+
+// Page is one slice of a query; continuation is "" on the last page.
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  std::string continuation;
+};
+
+// Registry is the store of identity state: enrollments, groups, registrations, settings and the
+// audit log. Implementations (SQLite, PostgreSQL) are interchangeable and safe to call from many
+// threads. Every write that changes identity state appends its AuditRecord in the same transaction.
+//
+// Conditional writes take if_match: when set and not equal to the stored etag the write fails
+// with kFailedPrecondition and changes nothing. Writes assign a fresh etag and the updated time.
+class Registry {
+ public:
+  virtual ~Registry() = default;
+
+  // Individual enrollments.
+  // GetEnrollment fails with kNotFound when there is none.
+  virtual Result<Enrollment> GetEnrollment(std::string_view registration_id) = 0;
+  // PutEnrollment creates or replaces the enrollment and returns the stored copy (with its new
+  // etag and times). created is kept on update.
+  virtual Result<Enrollment> PutEnrollment(const Enrollment& enrollment,
+                                           const std::optional<std::string>& if_match,
+                                           const Actor& actor) = 0;
+  // DeleteEnrollment fails with kNotFound when there is none.
+  virtual Status DeleteEnrollment(std::string_view registration_id,
+                                  const std::optional<std::string>& if_match,
+                                  const Actor& actor) = 0;
+  // QueryEnrollments pages through all individual enrollments in registration ID order.
+  virtual Result<Page<Enrollment>> QueryEnrollments(const PageRequest& page) = 0;
+
+  // Enrollment groups, with the same contracts.
+  virtual Result<EnrollmentGroup> GetEnrollmentGroup(std::string_view group_id) = 0;
+  virtual Result<EnrollmentGroup> PutEnrollmentGroup(const EnrollmentGroup& group,
+                                                     const std::optional<std::string>& if_match,
+                                                     const Actor& actor) = 0;
+  virtual Status DeleteEnrollmentGroup(std::string_view group_id,
+                                       const std::optional<std::string>& if_match,
+                                       const Actor& actor) = 0;
+  virtual Result<Page<EnrollmentGroup>> QueryEnrollmentGroups(const PageRequest& page) = 0;
+  // FindGroupCandidates returns the groups of the given attestation type that may hold
+  // registration_id: those whose registration_id_prefix is a prefix of it (found through an index,
+  // longest prefix first), then those with no prefix, in creation order.
+  virtual Result<std::vector<EnrollmentGroup>> FindGroupCandidates(
+      std::string_view registration_id, AttestationType type) = 0;
+
+  // Registrations.
+  virtual Result<Registration> GetRegistration(std::string_view registration_id) = 0;
+  // SaveRegistration durably creates or replaces the registration (the write is committed and
+  // synced before it returns) and returns the stored copy with its new etag.
+  virtual Result<Registration> SaveRegistration(const Registration& registration,
+                                                const Actor& actor) = 0;
+  virtual Status DeleteRegistration(std::string_view registration_id,
+                                    const std::optional<std::string>& if_match,
+                                    const Actor& actor) = 0;
+  // QueryGroupRegistrations pages through the registrations made through one group.
+  virtual Result<Page<Registration>> QueryGroupRegistrations(std::string_view group_id,
+                                                             const PageRequest& page) = 0;
+
+  // Settings: small named values the service keeps (ID scope, service policies).
+  // GetSetting returns nullopt when the name is unset.
+  virtual Result<std::optional<std::string>> GetSetting(std::string_view name) = 0;
+  virtual Status SetSetting(std::string_view name, std::string_view value,
+                            const Actor& actor) = 0;
+
+  // ListAudit returns up to limit records with sequence > after, oldest first.
+  virtual Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) = 0;
+};
+
+}  // namespace devid::registry

@@ -1,0 +1,169 @@
+#include "server/config.h"
+
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace devid::server {
+namespace {
+
+Error KeyError(std::string_view key, std::string_view problem) {
+  return InvalidArgument("config " + std::string(key) + ": " + std::string(problem));
+}
+
+Status CheckKeys(const toml::table& table, std::string_view section,
+                 const std::set<std::string>& known) {
+  for (const auto& [key, value] : table) {
+    if (!known.contains(std::string(key.str()))) {
+      return std::unexpected(KeyError(std::string(section) + "." + std::string(key.str()),
+                                      "unknown setting"));
+    }
+  }
+  return Ok();
+}
+
+Status ReadString(const toml::table& t, std::string_view section, const char* key,
+                  std::string& out) {
+  const toml::node* node = t.get(key);
+  if (node == nullptr) return Ok();
+  if (!node->is_string()) {
+    return std::unexpected(KeyError(std::string(section) + "." + key, "must be a string"));
+  }
+  out = node->value<std::string>().value();
+  return Ok();
+}
+
+template <typename Int>
+Status ReadInt(const toml::table& t, std::string_view section, const char* key, Int& out,
+               int64_t min, int64_t max) {
+  const toml::node* node = t.get(key);
+  if (node == nullptr) return Ok();
+  auto value = node->value<int64_t>();
+  if (!node->is_integer() || !value || *value < min || *value > max) {
+    return std::unexpected(KeyError(std::string(section) + "." + key,
+                                    "must be an integer from " + std::to_string(min) + " to " +
+                                        std::to_string(max)));
+  }
+  out = static_cast<Int>(*value);
+  return Ok();
+}
+
+Status ReadStrings(const toml::table& t, std::string_view section, const char* key,
+                   std::vector<std::string>& out) {
+  const toml::node* node = t.get(key);
+  if (node == nullptr) return Ok();
+  const toml::array* array = node->as_array();
+  std::string name = std::string(section) + "." + key;
+  if (array == nullptr) return std::unexpected(KeyError(name, "must be an array of strings"));
+  out.clear();
+  for (const toml::node& item : *array) {
+    if (!item.is_string()) return std::unexpected(KeyError(name, "must be an array of strings"));
+    out.push_back(item.value<std::string>().value());
+  }
+  return Ok();
+}
+
+Result<const toml::table*> Section(const toml::table& root, const char* name) {
+  const toml::node* node = root.get(name);
+  if (node == nullptr) return nullptr;
+  if (!node->is_table()) return std::unexpected(KeyError(name, "must be a table"));
+  return node->as_table();
+}
+
+}  // namespace
+
+Result<Config> ParseConfig(std::string_view toml_text) {
+  toml::table root;
+  try {
+    // toml++ is built with exceptions: a syntax error throws.
+    root = toml::parse(toml_text);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream where;
+    where << e.source().begin;
+    return std::unexpected(
+        InvalidArgument("config: " + std::string(e.description()) + " at " + where.str()));
+  }
+  DEVID_TRY(CheckKeys(root, "", {"server", "device", "store", "tls"}));
+  Config config;
+  DEVID_ASSIGN_OR_RETURN(const toml::table* server, Section(root, "server"));
+  if (server) {
+    DEVID_TRY(CheckKeys(*server, "server",
+                        {"listen", "host_name", "io_threads", "handler_threads", "body_limit",
+                         "request_timeout_seconds", "idle_timeout_seconds",
+                         "shutdown_grace_seconds"}));
+    auto& s = config.server;
+    DEVID_TRY(ReadString(*server, "server", "listen", s.listen));
+    if (auto listen = ParseListen(s.listen); !listen) {
+      return std::unexpected(listen.error().WithContext("config server.listen"));
+    }
+    DEVID_TRY(ReadString(*server, "server", "host_name", s.host_name));
+    DEVID_TRY(ReadInt(*server, "server", "io_threads", s.io_threads, 0, 256));
+    DEVID_TRY(ReadInt(*server, "server", "handler_threads", s.handler_threads, 1, 1024));
+    DEVID_TRY(ReadInt(*server, "server", "body_limit", s.body_limit, 1024, 64 << 20));
+    DEVID_TRY(ReadInt(*server, "server", "request_timeout_seconds", s.request_timeout_seconds, 1,
+                      3600));
+    DEVID_TRY(ReadInt(*server, "server", "idle_timeout_seconds", s.idle_timeout_seconds, 1, 86400));
+    DEVID_TRY(ReadInt(*server, "server", "shutdown_grace_seconds", s.shutdown_grace_seconds, 0,
+                      3600));
+  }
+  DEVID_ASSIGN_OR_RETURN(const toml::table* device, Section(root, "device"));
+  if (device) {
+    DEVID_TRY(CheckKeys(*device, "device", {"id_scope", "hubs", "retry_after_seconds"}));
+    DEVID_TRY(ReadString(*device, "device", "id_scope", config.device.id_scope));
+    DEVID_TRY(ReadStrings(*device, "device", "hubs", config.device.hubs));
+    DEVID_TRY(ReadInt(*device, "device", "retry_after_seconds", config.device.retry_after_seconds,
+                      0, 60));
+  }
+  DEVID_ASSIGN_OR_RETURN(const toml::table* store, Section(root, "store"));
+  if (store) {
+    DEVID_TRY(CheckKeys(*store, "store", {"url"}));
+    DEVID_TRY(ReadString(*store, "store", "url", config.store.url));
+  }
+  DEVID_ASSIGN_OR_RETURN(const toml::table* tls, Section(root, "tls"));
+  if (tls) {
+    DEVID_TRY(CheckKeys(*tls, "tls", {"certificate_file", "key_file", "trust_bundle_file"}));
+    DEVID_TRY(ReadString(*tls, "tls", "certificate_file", config.tls.certificate_file));
+    DEVID_TRY(ReadString(*tls, "tls", "key_file", config.tls.key_file));
+    DEVID_TRY(ReadString(*tls, "tls", "trust_bundle_file", config.tls.trust_bundle_file));
+    if (config.tls.certificate_file.empty() != config.tls.key_file.empty()) {
+      return std::unexpected(
+          KeyError("tls", "certificate_file and key_file must be given together"));
+    }
+  }
+  return config;
+}
+
+Result<Config> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::unexpected(InvalidArgument("reading config " + path + ": cannot open"));
+  std::stringstream text;
+  text << in.rdbuf();
+  auto config = ParseConfig(text.str());
+  if (!config) return std::unexpected(config.error().WithContext(path));
+  return config;
+}
+
+Result<ListenAddress> ParseListen(std::string_view text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) {
+    return std::unexpected(InvalidArgument("listen address \"" + std::string(text) +
+                                           "\" is not host:port"));
+  }
+  ListenAddress out;
+  std::string_view host = text.substr(0, colon);
+  if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
+  out.host = host.empty() ? "0.0.0.0" : std::string(host);
+  std::string_view port = text.substr(colon + 1);
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || end != port.data() + port.size() || value > 65535) {
+    return std::unexpected(InvalidArgument("listen address \"" + std::string(text) +
+                                           "\" has no valid port"));
+  }
+  out.port = static_cast<uint16_t>(value);
+  return out;
+}
+
+}  // namespace devid::server

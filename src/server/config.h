@@ -1,0 +1,66 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace devid::server {
+
+// ServerSection is [server]: where and how the HTTPS listener runs.
+struct ServerSection {
+  std::string listen = "127.0.0.1:8443";
+  std::string host_name = "localhost";  // the name clients dial; in connection strings and service sr
+  int io_threads = 0;                   // 0 = one per core
+  int handler_threads = 32;
+  int64_t body_limit = 96 * 1024;       // DPS's published message limit
+  int request_timeout_seconds = 30;
+  int idle_timeout_seconds = 60;
+  int shutdown_grace_seconds = 10;
+};
+
+// DeviceSection is [device]: the DPS-compatible device API.
+struct DeviceSection {
+  std::string id_scope;  // "" = generated on first start and kept in the store
+  std::vector<std::string> hubs = {"localhost"};
+  int retry_after_seconds = 1;
+};
+
+// StoreSection is [store]: the registry back end.
+struct StoreSection {
+  std::string url;  // "" = sqlite://<data dir>/devid.db
+};
+
+// TlsSection is [tls]: the server's identity; empty = the development PKI in the data dir.
+struct TlsSection {
+  std::string certificate_file;  // PEM chain, leaf first
+  std::string key_file;          // PEM private key
+  std::string trust_bundle_file; // PEM clients should trust
+};
+
+// Config is the whole `devid serve` configuration, parsed once from TOML.
+struct Config {
+  ServerSection server;
+  DeviceSection device;
+  StoreSection store;
+  TlsSection tls;
+};
+
+// ParseConfig parses TOML text. Unknown keys and wrong types fail with kInvalidArgument naming
+// the key ("server.handler_threads: must be an integer from 1 to 1024").
+Result<Config> ParseConfig(std::string_view toml_text);
+
+// LoadConfigFile reads and parses a TOML file.
+Result<Config> LoadConfigFile(const std::string& path);
+
+// ListenAddress is a parsed "host:port".
+struct ListenAddress {
+  std::string host;
+  uint16_t port = 0;
+};
+
+// ParseListen parses "host:port", "[v6]:port" or ":port" (all interfaces).
+Result<ListenAddress> ParseListen(std::string_view text);
+
+}  // namespace devid::server

@@ -1,0 +1,154 @@
+#include "server/serve.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "api/device_api.h"
+#include "api/router.h"
+#include "api/service_api.h"
+#include "api/service_auth.h"
+#include "attestation/symmetric_key/symmetric_key_verifier.h"
+#include "net/https_server.h"
+#include "ossl/base64.h"
+#include "server/config.h"
+#include "server/data_dir.h"
+
+namespace devid::server {
+namespace {
+
+constexpr std::string_view kIdScopeSetting = "device.idScope";
+constexpr std::string_view kPoliciesSetting = "service.policies";
+const registry::Actor kBootstrap{"devid serve"};
+
+Result<std::unique_ptr<registry::Registry>> OpenStore(const Config& config, const DataDir& dir,
+                                                      const RegistryFactories& factories,
+                                                      Clock& clock, Random& random) {
+  std::string url = config.store.url.empty() ? "sqlite://" + dir.DatabasePath() : config.store.url;
+  size_t sep = url.find("://");
+  if (sep == std::string::npos) {
+    return std::unexpected(InvalidArgument("config store.url: \"" + url + "\" has no scheme"));
+  }
+  auto factory = factories.find(std::string_view(url).substr(0, sep));
+  if (factory == factories.end()) {
+    return std::unexpected(InvalidArgument("config store.url: no back end for scheme \"" +
+                                           url.substr(0, sep) + "\""));
+  }
+  return factory->second(url.substr(sep + 3), clock, random);
+}
+
+// IdScope returns the configured scope, else the stored one, else a new one like DPS's
+// ("0ne" and eight hex digits).
+Result<std::string> IdScope(const Config& config, registry::Registry& registry, Random& random) {
+  if (!config.device.id_scope.empty()) return config.device.id_scope;
+  DEVID_ASSIGN_OR_RETURN(auto stored, registry.GetSetting(kIdScopeSetting));
+  if (stored) return *stored;
+  std::string scope = "0ne" + random.Hex(4);
+  std::transform(scope.begin(), scope.end(), scope.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  scope[1] = 'n';
+  scope[2] = 'e';
+  DEVID_TRY(registry.SetSetting(kIdScopeSetting, scope, kBootstrap));
+  return scope;
+}
+
+Result<std::vector<api::AccessPolicy>> Policies(registry::Registry& registry, Random& random) {
+  DEVID_ASSIGN_OR_RETURN(auto stored, registry.GetSetting(kPoliciesSetting));
+  if (stored) return api::PoliciesFromJson(*stored);
+  std::vector<api::AccessPolicy> policies = {{"provisioningserviceowner",
+                                              ossl::Base64Encode(random.Bytes(32)),
+                                              ossl::Base64Encode(random.Bytes(32)),
+                                              api::AllServiceRights()}};
+  DEVID_TRY(registry.SetSetting(kPoliciesSetting, api::PoliciesToJson(policies), kBootstrap));
+  return policies;
+}
+
+int Fail(const Error& error) {
+  spdlog::critical("devid serve: {}", error.message());
+  return 1;
+}
+
+}  // namespace
+
+int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  Result<Config> config = options.config_file.empty() ? Config{}
+                                                      : LoadConfigFile(options.config_file);
+  if (!config) return Fail(config.error());
+  if (!options.listen.empty()) config->server.listen = options.listen;
+  auto listen = ParseListen(config->server.listen);
+  if (!listen) return Fail(listen.error());
+
+  SystemClock clock;
+  SecureRandom random;
+  auto dir = DataDir::Prepare(options.data_dir);
+  if (!dir) return Fail(dir.error());
+  std::string trust_bundle;
+  auto tls = dir->LoadOrCreateTls(*config, clock, random, trust_bundle);
+  if (!tls) return Fail(tls.error());
+  auto registry = OpenStore(*config, *dir, factories, clock, random);
+  if (!registry) return Fail(registry.error().WithContext("opening the store"));
+  auto id_scope = IdScope(*config, **registry, random);
+  if (!id_scope) return Fail(id_scope.error());
+  auto policies = Policies(**registry, random);
+  if (!policies) return Fail(policies.error());
+  std::string owner_key = policies->front().primary_key;
+  std::string owner_name = policies->front().name;
+
+  attestation::SymmetricKeyVerifier verifier(**registry, clock);
+  api::DeviceApi device_api({*id_scope, config->device.hubs, config->device.retry_after_seconds},
+                            **registry, verifier, clock, random);
+  api::ServiceAuthenticator service_auth(config->server.host_name, std::move(*policies), clock);
+  api::ServiceApi service_api(**registry, service_auth, random);
+  api::Router router(device_api, service_api, random);
+
+  net::ServerOptions server_options;
+  server_options.host = listen->host;
+  server_options.port = listen->port;
+  server_options.io_threads = config->server.io_threads;
+  server_options.handler_threads = config->server.handler_threads;
+  server_options.limits.body_limit = static_cast<size_t>(config->server.body_limit);
+  server_options.limits.request_timeout = std::chrono::seconds(config->server.request_timeout_seconds);
+  server_options.limits.idle_timeout = std::chrono::seconds(config->server.idle_timeout_seconds);
+  auto server = net::HttpsServer::Start(server_options, *tls, router);
+  if (!server) return Fail(server.error());
+
+  std::string endpoint =
+      "https://" + config->server.host_name + ":" + std::to_string((*server)->port());
+  nlohmann::json connection = {
+      {"idScope", *id_scope},
+      {"deviceEndpoint", endpoint},
+      {"serviceEndpoint", endpoint},
+      {"serviceConnectionString", "HostName=" + config->server.host_name +
+                                      ";SharedAccessKeyName=" + owner_name +
+                                      ";SharedAccessKey=" + owner_key},
+      {"trustBundle", trust_bundle},
+  };
+  if (auto written = dir->WriteConnectionFile(connection.dump(2) + "\n"); !written) {
+    return Fail(written.error());
+  }
+  std::printf("devid serve: listening on https://%s:%u\n", listen->host.c_str(),
+              static_cast<unsigned>((*server)->port()));
+  std::printf("devid serve: ID scope %s; connection details in %s/connection.json\n",
+              id_scope->c_str(), dir->path().c_str());
+  std::fflush(stdout);
+
+  int signal = 0;
+  sigwait(&signals, &signal);
+  spdlog::info("devid serve: {} received; finishing in-flight requests",
+               signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*server)->Shutdown(std::chrono::seconds(config->server.shutdown_grace_seconds));
+  spdlog::info("devid serve: stopped");
+  return 0;
+}
+
+}  // namespace devid::server
