@@ -340,6 +340,10 @@ Response ServiceApi::HandleRegistrations(const Request& request, const Target& t
   }
   if (request.method == "GET") {
     auto registration = registry_.GetRegistration(s[1]);
+    if (!registration && registration.error().code() == ErrorCode::kNotFound) {
+      return ErrorResponse(error_code::kRegistrationNotFound, registration.error().message(),
+                           tracking_id);
+    }
     if (!registration) return Failure(registration.error(), tracking_id);
     return JsonResponse(200, RegistrationStateToJson(*registration));
   }

@@ -1,6 +1,7 @@
 #include "server/serve.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -80,6 +81,9 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Least privilege on disk: the database and keys are the owner's alone; files meant to be
+  // shared (the trust bundle) are widened explicitly.
+  ::umask(077);
 
   Result<Config> config = options.config_file.empty() ? Config{}
                                                       : LoadConfigFile(options.config_file);

@@ -1,0 +1,346 @@
+#include "cli/operator_commands.h"
+
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "cli/connection.h"
+#include "cli/output.h"
+#include "cli/service_client.h"
+#include "pki/sas_token.h"
+
+namespace devid::cli {
+namespace {
+
+using nlohmann::json;
+
+// Options holds every flag of every operator command; only one command runs per process.
+struct Options {
+  ConnectionOptions connection;
+  std::string output = "table";
+  std::string id;  // the positional ID of show, enable, disable and delete
+  int page_size = 0;
+  // add
+  std::string registration_id;
+  std::string device_id;
+  std::string group_id;
+  std::string prefix;
+  std::string primary_key;
+  std::string secondary_key;
+  bool disabled = false;
+  std::vector<std::string> hubs;
+  std::string allocation;
+  std::string initial_twin;
+  // keys derive
+  std::string group_key;
+
+  OutputFormat format() const {
+    return output == "json" ? OutputFormat::kJson : OutputFormat::kTable;
+  }
+};
+
+// Kind is where individual enrollments and groups differ; every route has the same shape
+// (protocol notes §6).
+struct Kind {
+  std::string_view collection;  // path segment
+  std::string_view noun;
+  std::string_view query;
+  void (*print_list)(std::ostream&, const json&);
+  void (*print_one)(std::ostream&, const json&, bool with_keys);
+};
+
+const Kind kEnrollments = {"enrollments", "enrollment", "SELECT * FROM enrollments",
+                           PrintEnrollmentList, PrintEnrollment};
+const Kind kGroups = {"enrollmentGroups", "enrollment group", "SELECT * FROM enrollmentGroups",
+                      PrintGroupList, PrintGroup};
+
+Result<ServiceClient> Connect(const Options& options) {
+  DEVID_ASSIGN_OR_RETURN(Connection connection, ResolveConnection(options.connection));
+  static const SystemClock clock;
+  return ServiceClient::Connect(connection, clock);
+}
+
+std::string Quoted(std::string_view id) { return "\"" + std::string(id) + "\""; }
+
+// SettingsJson renders the flags enrollments and groups share as their JSON fields.
+Result<json> SettingsJson(const Options& options) {
+  json body;
+  json keys = json::object();
+  if (!options.primary_key.empty()) keys["primaryKey"] = options.primary_key;
+  if (!options.secondary_key.empty()) keys["secondaryKey"] = options.secondary_key;
+  body["attestation"] = {{"type", "symmetricKey"}, {"symmetricKey", keys}};
+  body["provisioningStatus"] = options.disabled ? "disabled" : "enabled";
+  if (!options.hubs.empty()) body["iotHubs"] = options.hubs;
+  if (!options.allocation.empty()) body["allocationPolicy"] = options.allocation;
+  if (!options.initial_twin.empty()) {
+    json twin = json::parse(options.initial_twin, nullptr, /*allow_exceptions=*/false);
+    if (twin.is_discarded() || !twin.is_object()) {
+      return std::unexpected(InvalidArgument("--initial-twin: not a JSON object"));
+    }
+    body["initialTwin"] = std::move(twin);
+  }
+  return body;
+}
+
+// Create creates an enrollment or group. PUT alone would replace an existing one (and its keys), so
+// it first checks that the ID is free.
+Status Create(const Kind& kind, const Options& options, std::string_view id, json body) {
+  DEVID_ASSIGN_OR_RETURN(ServiceClient client, Connect(options));
+  std::string path = ServicePath(kind.collection, id);
+  auto existing = client.Get(path);
+  if (existing) {
+    return std::unexpected(
+        AlreadyExists(std::string(kind.noun) + " " + Quoted(id) + " already exists"));
+  }
+  if (existing.error().code() != ErrorCode::kNotFound) return std::unexpected(existing.error());
+  DEVID_ASSIGN_OR_RETURN(ServiceResponse created, client.Put(path, body));
+  if (options.format() == OutputFormat::kJson) {
+    PrintJson(std::cout, created.body);
+  } else {
+    kind.print_one(std::cout, created.body, /*with_keys=*/true);
+  }
+  return Ok();
+}
+
+Status Show(const Kind& kind, const Options& options) {
+  DEVID_ASSIGN_OR_RETURN(ServiceClient client, Connect(options));
+  DEVID_ASSIGN_OR_RETURN(ServiceResponse got, client.Get(ServicePath(kind.collection, options.id)));
+  if (options.format() == OutputFormat::kJson) {
+    PrintJson(std::cout, got.body);
+  } else {
+    kind.print_one(std::cout, got.body, /*with_keys=*/true);
+  }
+  return Ok();
+}
+
+Status List(const Kind& kind, const Options& options) {
+  DEVID_ASSIGN_OR_RETURN(ServiceClient client, Connect(options));
+  DEVID_ASSIGN_OR_RETURN(json items, client.QueryAll("/" + std::string(kind.collection) + "/query",
+                                                     {{"query", kind.query}}, options.page_size));
+  if (options.format() == OutputFormat::kJson) {
+    PrintJson(std::cout, items);
+  } else {
+    kind.print_list(std::cout, items);
+  }
+  return Ok();
+}
+
+// SetEnabled reads the object and writes it back with provisioningStatus changed, conditional on
+// the etag it read so that a concurrent change is not overwritten.
+Status SetEnabled(const Kind& kind, const Options& options, bool enabled) {
+  DEVID_ASSIGN_OR_RETURN(ServiceClient client, Connect(options));
+  std::string path = ServicePath(kind.collection, options.id);
+  DEVID_ASSIGN_OR_RETURN(ServiceResponse got, client.Get(path));
+  json item = std::move(got.body);
+  std::string status = enabled ? "enabled" : "disabled";
+  if (!item.is_object()) {
+    return std::unexpected(Internal("GET " + path + ": the response is not an object"));
+  }
+  if (item.value("provisioningStatus", "") != status) {
+    std::string etag = item.value("etag", "");
+    for (const char* read_only :
+         {"registrationState", "createdDateTimeUtc", "lastUpdatedDateTimeUtc"}) {
+      item.erase(read_only);
+    }
+    item["provisioningStatus"] = status;
+    DEVID_ASSIGN_OR_RETURN(ServiceResponse put, client.Put(path, item, etag));
+    item = std::move(put.body);
+  }
+  if (options.format() == OutputFormat::kJson) {
+    PrintJson(std::cout, item);
+  } else {
+    kind.print_one(std::cout, item, /*with_keys=*/false);
+  }
+  return Ok();
+}
+
+Status Delete(std::string_view collection, std::string_view noun, const Options& options) {
+  DEVID_ASSIGN_OR_RETURN(ServiceClient client, Connect(options));
+  DEVID_TRY(client.Delete(ServicePath(collection, options.id)));
+  // JSON output stays empty: the service answers 204 with no body.
+  if (options.format() == OutputFormat::kTable) {
+    std::cout << "Deleted " << noun << " " << Quoted(options.id) << ".\n";
+  }
+  return Ok();
+}
+
+Status ShowRegistration(const Options& options) {
+  DEVID_ASSIGN_OR_RETURN(ServiceClient client, Connect(options));
+  DEVID_ASSIGN_OR_RETURN(ServiceResponse got, client.Get(ServicePath("registrations", options.id)));
+  if (options.format() == OutputFormat::kJson) {
+    PrintJson(std::cout, got.body);
+  } else {
+    PrintRegistration(std::cout, got.body);
+  }
+  return Ok();
+}
+
+Status ListRegistrations(const Options& options) {
+  DEVID_ASSIGN_OR_RETURN(ServiceClient client, Connect(options));
+  DEVID_ASSIGN_OR_RETURN(json items,
+                         client.QueryAll(ServicePath("registrations", options.group_id, "query"),
+                                         json::object(), options.page_size));
+  if (options.format() == OutputFormat::kJson) {
+    PrintJson(std::cout, items);
+  } else {
+    PrintRegistrationList(std::cout, items);
+  }
+  return Ok();
+}
+
+Status DeriveKey(const Options& options) {
+  DEVID_ASSIGN_OR_RETURN(std::string key,
+                         pki::DeriveSymmetricKey(options.group_key, options.registration_id));
+  if (options.format() == OutputFormat::kJson) {
+    PrintJson(std::cout, {{"registrationId", options.registration_id}, {"derivedKey", key}});
+  } else {
+    std::cout << key << "\n";
+  }
+  return Ok();
+}
+
+// Commands adds the subcommands and runs the chosen one, reporting its failure.
+class Commands {
+ public:
+  Commands(CLI::App& app, int& exit_code)
+      : app_(app), exit_code_(exit_code), options_(std::make_shared<Options>()) {}
+
+  void Add();
+
+ private:
+  // Leaf adds a command whose action runs with the parsed options.
+  CLI::App* Leaf(CLI::App* parent, std::string name, std::string description,
+                 std::function<Status(const Options&)> action, bool needs_service = true) {
+    CLI::App* cmd = parent->add_subcommand(std::move(name), std::move(description));
+    Options& o = *options_;
+    cmd->add_option("-o,--output", o.output, "Output format")
+        ->check(CLI::IsMember({"table", "json"}))
+        ->capture_default_str();
+    if (needs_service) {
+      cmd->add_option("--connection", o.connection.file, "connection.json written by `devid serve`")
+          ->envname("DEVID_CONNECTION")
+          ->capture_default_str();
+      cmd->add_option("--connection-string", o.connection.connection_string,
+                      "Service connection string (HostName=…;SharedAccessKeyName=…;"
+                      "SharedAccessKey=…)");
+      cmd->add_option("--endpoint", o.connection.endpoint, "Service endpoint https://HOST:PORT");
+      cmd->add_option("--trust-bundle", o.connection.trust_bundle_file,
+                      "PEM file of the CA certificates to trust");
+    }
+    cmd->callback([options = options_, action = std::move(action), &exit_code = exit_code_] {
+      Status status = action(*options);
+      if (!status) {
+        std::cout.flush();
+        std::cerr << "devid: " << status.error().message() << "\n";
+        exit_code = 1;
+      }
+    });
+    return cmd;
+  }
+
+  // AddSettingsFlags adds the flags enrollments and groups share.
+  void AddSettingsFlags(CLI::App* cmd) {
+    Options& o = *options_;
+    cmd->add_option("--primary-key", o.primary_key, "Base64 primary key (generated when omitted)");
+    cmd->add_option("--secondary-key", o.secondary_key,
+                    "Base64 secondary key (generated when omitted)");
+    cmd->add_flag("--disabled", o.disabled, "Create it disabled");
+    cmd->add_option("--hub", o.hubs, "IoT hub host name it may assign to (repeatable)");
+    cmd->add_option("--allocation", o.allocation, "Allocation policy")
+        ->check(CLI::IsMember({"hashed", "static"}));
+    cmd->add_option("--initial-twin", o.initial_twin, "Initial twin as a JSON object");
+  }
+
+  void AddCollection(CLI::App* parent, const Kind& kind, std::string id_name) {
+    Options& o = *options_;
+    Leaf(parent, "show", "Show one " + std::string(kind.noun) + ", with its keys",
+         [&kind](const Options& options) { return Show(kind, options); })
+        ->add_option("id", o.id, id_name)
+        ->required();
+    Leaf(parent, "list", "List every " + std::string(kind.noun) + " (no keys)",
+         [&kind](const Options& options) { return List(kind, options); })
+        ->add_option("--page-size", o.page_size, "Items per request (0: the server's default)")
+        ->check(CLI::NonNegativeNumber);
+    Leaf(parent, "disable", "Disable an " + std::string(kind.noun) + " (refuses registrations)",
+         [&kind](const Options& options) { return SetEnabled(kind, options, false); })
+        ->add_option("id", o.id, id_name)
+        ->required();
+    Leaf(parent, "enable", "Enable an " + std::string(kind.noun) + " again",
+         [&kind](const Options& options) { return SetEnabled(kind, options, true); })
+        ->add_option("id", o.id, id_name)
+        ->required();
+    Leaf(parent, "delete", "Delete an " + std::string(kind.noun),
+         [&kind](const Options& options) { return Delete(kind.collection, kind.noun, options); })
+        ->add_option("id", o.id, id_name)
+        ->required();
+  }
+
+  CLI::App& app_;
+  int& exit_code_;
+  std::shared_ptr<Options> options_;
+};
+
+void Commands::Add() {
+  Options& o = *options_;
+
+  CLI::App* enrollment =
+      app_.add_subcommand("enrollment", "Individual enrollments (symmetric key)");
+  enrollment->require_subcommand(1);
+  CLI::App* add = Leaf(
+      enrollment, "add", "Create an individual enrollment", [](const Options& options) -> Status {
+        DEVID_ASSIGN_OR_RETURN(json body, SettingsJson(options));
+        body["registrationId"] = options.registration_id;
+        if (!options.device_id.empty()) body["deviceId"] = options.device_id;
+        return Create(kEnrollments, options, options.registration_id, std::move(body));
+      });
+  add->add_option("--registration-id", o.registration_id, "Registration ID")->required();
+  add->add_option("--device-id", o.device_id, "Device ID (default: the registration ID)");
+  AddSettingsFlags(add);
+  AddCollection(enrollment, kEnrollments, "Registration ID");
+
+  CLI::App* group = app_.add_subcommand("group", "Enrollment groups (symmetric key)");
+  group->require_subcommand(1);
+  add = Leaf(group, "add", "Create an enrollment group", [](const Options& options) -> Status {
+    DEVID_ASSIGN_OR_RETURN(json body, SettingsJson(options));
+    body["enrollmentGroupId"] = options.group_id;
+    if (!options.prefix.empty()) body["registrationIdPrefix"] = options.prefix;
+    return Create(kGroups, options, options.group_id, std::move(body));
+  });
+  add->add_option("--group-id", o.group_id, "Enrollment group ID")->required();
+  add->add_option("--registration-id-prefix", o.prefix,
+                  "Admit only registration IDs with this prefix");
+  AddSettingsFlags(add);
+  AddCollection(group, kGroups, "Enrollment group ID");
+
+  CLI::App* registration = app_.add_subcommand("registration", "Device registration states");
+  registration->require_subcommand(1);
+  Leaf(registration, "show", "Show a device's registration state", ShowRegistration)
+      ->add_option("id", o.id, "Registration ID")
+      ->required();
+  CLI::App* list = Leaf(registration, "list", "List the registrations of an enrollment group",
+                        ListRegistrations);
+  list->add_option("--group-id", o.group_id, "Enrollment group ID")->required();
+  list->add_option("--page-size", o.page_size, "Items per request (0: the server's default)")
+      ->check(CLI::NonNegativeNumber);
+  Leaf(registration, "delete", "Delete a registration state (the device may register again)",
+       [](const Options& options) { return Delete("registrations", "registration", options); })
+      ->add_option("id", o.id, "Registration ID")
+      ->required();
+
+  CLI::App* keys = app_.add_subcommand("keys", "Key utilities (offline)");
+  keys->require_subcommand(1);
+  CLI::App* derive = Leaf(keys, "derive", "Derive a device key from a group key (DPS)", DeriveKey,
+                          /*needs_service=*/false);
+  derive->add_option("--group-key", o.group_key, "Base64 group key")->required();
+  derive->add_option("--registration-id", o.registration_id, "Registration ID")->required();
+}
+
+}  // namespace
+
+void AddOperatorCommands(CLI::App& app, int& exit_code) { Commands(app, exit_code).Add(); }
+
+}  // namespace devid::cli
