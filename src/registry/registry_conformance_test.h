@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <random>
@@ -58,8 +59,11 @@ inline Enrollment MakeEnrollment(const std::string& registration_id) {
   s.attestation.type = AttestationType::kX509;
   s.attestation.symmetric_key = {"c3ltLXByaW1hcnk=", "c3ltLXNlY29uZGFyeQ=="};
   s.attestation.x509 = {"-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----\n",
-                        "client-secondary", "signing-primary", "signing-secondary",
-                        "ca-primary", "ca-secondary"};
+                        "client-secondary",
+                        "signing-primary",
+                        "signing-secondary",
+                        "ca-primary",
+                        "ca-secondary"};
   s.attestation.tpm = {"ZWs=", "c3Jr"};
   s.enabled = false;
   s.iot_edge = true;
@@ -291,14 +295,14 @@ TYPED_TEST_P(RegistryConformanceTest, Rejects_EtagMismatch) {
 
 TYPED_TEST_P(RegistryConformanceTest, Accepts_WildcardIfMatchOnExistingRow) {
   this->PutOrDie(MakeEnrollment("dev-1"));
-  auto put = this->registry().PutEnrollment(MakeEnrollment("dev-1"), std::string("*"),
-                                            this->actor_);
+  auto put =
+      this->registry().PutEnrollment(MakeEnrollment("dev-1"), std::string("*"), this->actor_);
   EXPECT_TRUE(put.has_value()) << put.error().message();
 }
 
 TYPED_TEST_P(RegistryConformanceTest, Rejects_IfMatchOnMissingEnrollment) {
-  auto put = this->registry().PutEnrollment(MakeEnrollment("dev-1"), std::string("abc"),
-                                            this->actor_);
+  auto put =
+      this->registry().PutEnrollment(MakeEnrollment("dev-1"), std::string("abc"), this->actor_);
   ASSERT_FALSE(put.has_value());
   EXPECT_EQ(put.error().code(), ErrorCode::kNotFound);
   EXPECT_EQ(this->registry().GetEnrollment("dev-1").error().code(), ErrorCode::kNotFound);
@@ -466,8 +470,8 @@ TYPED_TEST_P(RegistryConformanceTest, Rejects_GroupEtagMismatch) {
   ExpectSameVersion(got->settings, first.settings);
   EXPECT_EQ(this->AllAudit().size(), 1u);
 
-  auto deleted = this->registry().DeleteEnrollmentGroup("group-1", std::string("stale"),
-                                                        this->actor_);
+  auto deleted =
+      this->registry().DeleteEnrollmentGroup("group-1", std::string("stale"), this->actor_);
   ASSERT_FALSE(deleted.has_value());
   EXPECT_EQ(deleted.error().code(), ErrorCode::kFailedPrecondition);
   EXPECT_TRUE(this->registry().GetEnrollmentGroup("group-1").has_value());
@@ -526,8 +530,8 @@ TYPED_TEST_P(RegistryConformanceTest, Orders_GroupCandidatesLongestPrefixFirstTh
 
   auto found = this->registry().FindGroupCandidates("dev-eu-0042", AttestationType::kSymmetricKey);
   ASSERT_TRUE(found.has_value()) << found.error().message();
-  EXPECT_THAT(GroupIds(*found), ::testing::ElementsAre("exact", "middle", "short", "z-catch-all",
-                                                       "a-catch-all"));
+  EXPECT_THAT(GroupIds(*found),
+              ::testing::ElementsAre("exact", "middle", "short", "z-catch-all", "a-catch-all"));
   // The candidates are whole groups.
   ASSERT_FALSE(found->empty());
   ExpectSameGroup(found->front(), MakeGroup("exact", "dev-eu-0042"));
@@ -608,7 +612,9 @@ TYPED_TEST_P(RegistryConformanceTest, Deletes_Registration) {
 }
 
 TYPED_TEST_P(RegistryConformanceTest, Pages_RegistrationsOfOneGroup) {
-  for (int i = 29; i >= 0; --i) this->SaveOrDie(MakeRegistration("a" + std::to_string(100 + i), "A"));
+  for (int i = 29; i >= 0; --i) {
+    this->SaveOrDie(MakeRegistration("a" + std::to_string(100 + i), "A"));
+  }
   for (int i = 0; i < 5; ++i) this->SaveOrDie(MakeRegistration("b" + std::to_string(i), "B"));
   for (int i = 0; i < 3; ++i) this->SaveOrDie(MakeRegistration("solo" + std::to_string(i)));
 
@@ -828,23 +834,18 @@ TYPED_TEST_P(RegistryConformanceTest, Isolates_FailedWritesAmongConcurrentWrites
   EXPECT_EQ(this->AllAudit().size(), audit_before + kThreads * 10);
 }
 
-REGISTER_TYPED_TEST_SUITE_P(RegistryConformanceTest, RoundTrips_AllEnrollmentFields,
-                            RoundTrips_EmptyFields, Keeps_CreatedOnUpdate, Rejects_EtagMismatch,
-                            Accepts_WildcardIfMatchOnExistingRow,
-                            Rejects_IfMatchOnMissingEnrollment, Rejects_GetOfMissingEnrollment,
-                            Rejects_DeleteOfMissingEnrollment, Deletes_Enrollment,
-                            Rejects_DeleteWithEtagMismatch, Rejects_EmptyIds,
-                            Pages_EnrollmentsInKeyOrder, Clamps_PageSizeToAtLeastOne,
-                            Returns_EmptyLastPage, Rejects_MalformedContinuation,
-                            RoundTrips_AllGroupFields, Keeps_GroupCreatedOnUpdate,
-                            Rejects_GroupEtagMismatch, Deletes_Group, Pages_GroupsInKeyOrder,
-                            Orders_GroupCandidatesLongestPrefixFirstThenCatchAll,
-                            Filters_GroupCandidatesByAttestationType,
-                            RoundTrips_AllRegistrationFields, Keeps_RegistrationCreatedOnResave,
-                            Deletes_Registration, Pages_RegistrationsOfOneGroup,
-                            Returns_NulloptForUnsetSetting, Replaces_Setting,
-                            Appends_AuditRecordPerWriteInOrder, Persists_AcrossReopen,
-                            Saves_ConcurrentRegistrationsFromManyThreads,
-                            Isolates_FailedWritesAmongConcurrentWrites);
+REGISTER_TYPED_TEST_SUITE_P(
+    RegistryConformanceTest, RoundTrips_AllEnrollmentFields, RoundTrips_EmptyFields,
+    Keeps_CreatedOnUpdate, Rejects_EtagMismatch, Accepts_WildcardIfMatchOnExistingRow,
+    Rejects_IfMatchOnMissingEnrollment, Rejects_GetOfMissingEnrollment,
+    Rejects_DeleteOfMissingEnrollment, Deletes_Enrollment, Rejects_DeleteWithEtagMismatch,
+    Rejects_EmptyIds, Pages_EnrollmentsInKeyOrder, Clamps_PageSizeToAtLeastOne,
+    Returns_EmptyLastPage, Rejects_MalformedContinuation, RoundTrips_AllGroupFields,
+    Keeps_GroupCreatedOnUpdate, Rejects_GroupEtagMismatch, Deletes_Group, Pages_GroupsInKeyOrder,
+    Orders_GroupCandidatesLongestPrefixFirstThenCatchAll, Filters_GroupCandidatesByAttestationType,
+    RoundTrips_AllRegistrationFields, Keeps_RegistrationCreatedOnResave, Deletes_Registration,
+    Pages_RegistrationsOfOneGroup, Returns_NulloptForUnsetSetting, Replaces_Setting,
+    Appends_AuditRecordPerWriteInOrder, Persists_AcrossReopen,
+    Saves_ConcurrentRegistrationsFromManyThreads, Isolates_FailedWritesAmongConcurrentWrites);
 
 }  // namespace devid::registry::conformance

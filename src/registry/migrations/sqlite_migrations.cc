@@ -1,0 +1,117 @@
+#include "registry/migrations/sqlite_migrations.h"
+
+namespace devid::registry {
+namespace {
+
+// The schema keeps to types PostgreSQL also has (TEXT, INTEGER, BIGINT) so its dialect can mirror
+// it column for column. Times are microseconds since the Unix epoch; booleans are 0 or 1; JSON
+// values are their text ("" when absent); iot_hubs is the hub names joined by '\n'. The
+// attestation is kept as columns named for the DPS attestation fields.
+constexpr std::string_view kInitialSchema = R"sql(
+CREATE TABLE enrollments (
+  registration_id TEXT NOT NULL PRIMARY KEY,
+  device_id TEXT NOT NULL,
+  optional_device_information_json TEXT NOT NULL,
+  attestation_type TEXT NOT NULL,
+  symmetric_key_primary TEXT NOT NULL,
+  symmetric_key_secondary TEXT NOT NULL,
+  x509_client_primary_pem TEXT NOT NULL,
+  x509_client_secondary_pem TEXT NOT NULL,
+  x509_signing_primary_pem TEXT NOT NULL,
+  x509_signing_secondary_pem TEXT NOT NULL,
+  x509_ca_reference_primary TEXT NOT NULL,
+  x509_ca_reference_secondary TEXT NOT NULL,
+  tpm_endorsement_key TEXT NOT NULL,
+  tpm_storage_root_key TEXT NOT NULL,
+  enabled INTEGER NOT NULL,
+  iot_edge INTEGER NOT NULL,
+  initial_twin_json TEXT NOT NULL,
+  reprovision_update_hub_assignment INTEGER NOT NULL,
+  reprovision_migrate_device_data INTEGER NOT NULL,
+  allocation_policy TEXT NOT NULL,
+  iot_hubs TEXT NOT NULL,
+  iot_hub_host_name TEXT NOT NULL,
+  custom_allocation_json TEXT NOT NULL,
+  etag TEXT NOT NULL,
+  created_us BIGINT NOT NULL,
+  updated_us BIGINT NOT NULL
+);
+
+CREATE TABLE enrollment_groups (
+  enrollment_group_id TEXT NOT NULL PRIMARY KEY,
+  registration_id_prefix TEXT NOT NULL,
+  attestation_type TEXT NOT NULL,
+  symmetric_key_primary TEXT NOT NULL,
+  symmetric_key_secondary TEXT NOT NULL,
+  x509_client_primary_pem TEXT NOT NULL,
+  x509_client_secondary_pem TEXT NOT NULL,
+  x509_signing_primary_pem TEXT NOT NULL,
+  x509_signing_secondary_pem TEXT NOT NULL,
+  x509_ca_reference_primary TEXT NOT NULL,
+  x509_ca_reference_secondary TEXT NOT NULL,
+  tpm_endorsement_key TEXT NOT NULL,
+  tpm_storage_root_key TEXT NOT NULL,
+  enabled INTEGER NOT NULL,
+  iot_edge INTEGER NOT NULL,
+  initial_twin_json TEXT NOT NULL,
+  reprovision_update_hub_assignment INTEGER NOT NULL,
+  reprovision_migrate_device_data INTEGER NOT NULL,
+  allocation_policy TEXT NOT NULL,
+  iot_hubs TEXT NOT NULL,
+  iot_hub_host_name TEXT NOT NULL,
+  custom_allocation_json TEXT NOT NULL,
+  etag TEXT NOT NULL,
+  created_us BIGINT NOT NULL,
+  updated_us BIGINT NOT NULL
+);
+
+-- Group lookup probes this index once per prefix length of a registration ID; the trailing
+-- columns let each probe return its groups already filtered and in creation order.
+CREATE INDEX enrollment_groups_by_prefix
+  ON enrollment_groups (registration_id_prefix, attestation_type, created_us);
+
+CREATE TABLE registrations (
+  registration_id TEXT NOT NULL PRIMARY KEY,
+  device_id TEXT NOT NULL,
+  assigned_hub TEXT NOT NULL,
+  status TEXT NOT NULL,
+  substatus TEXT NOT NULL,
+  operation_id TEXT NOT NULL,
+  enrollment_group_id TEXT NOT NULL,
+  attestation_type TEXT NOT NULL,
+  payload_json TEXT NOT NULL,
+  response_payload_json TEXT NOT NULL,
+  error_code INTEGER NOT NULL,
+  error_message TEXT NOT NULL,
+  etag TEXT NOT NULL,
+  created_us BIGINT NOT NULL,
+  updated_us BIGINT NOT NULL
+);
+
+CREATE INDEX registrations_by_group ON registrations (enrollment_group_id, registration_id);
+
+CREATE TABLE settings (
+  name TEXT NOT NULL PRIMARY KEY,
+  value TEXT NOT NULL,
+  updated_us BIGINT NOT NULL
+);
+
+CREATE TABLE audit_log (
+  sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+  time_us BIGINT NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  object TEXT NOT NULL,
+  outcome TEXT NOT NULL
+);
+)sql";
+
+constexpr Migration kMigrations[] = {
+    {1, "initial schema", kInitialSchema},
+};
+
+}  // namespace
+
+std::span<const Migration> SqliteMigrations() { return kMigrations; }
+
+}  // namespace devid::registry

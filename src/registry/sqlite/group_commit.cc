@@ -1,0 +1,195 @@
+#include "registry/sqlite/group_commit.h"
+
+#include <exception>
+#include <semaphore>
+#include <utility>
+
+namespace devid::registry::sqlite {
+
+// Pending lives on the calling thread's stack for as long as Run blocks. The writer thread fills
+// status and then releases done; after that it never touches the Pending again.
+struct GroupCommitWriter::Pending {
+  const Write* write;
+  Status status;
+  std::binary_semaphore done{0};
+};
+
+GroupCommitWriter::GroupCommitWriter(Connection db, size_t max_batch)
+    : db_(std::move(db)), max_batch_(max_batch == 0 ? 1 : max_batch) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+GroupCommitWriter::~GroupCommitWriter() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+Status GroupCommitWriter::Run(const Write& write) {
+  Pending pending{&write, Ok()};
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || broken_) {
+      return std::unexpected(Unavailable("writing to the registry: the writer has stopped"));
+    }
+    queue_.push_back(&pending);
+  }
+  wake_.notify_one();
+  pending.done.acquire();
+  return std::move(pending.status);
+}
+
+GroupCommitWriter::Stats GroupCommitWriter::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+size_t GroupCommitWriter::queued() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
+void GroupCommitWriter::Loop() {
+  std::deque<Pending*> batch;
+  // This is a thread entry point: nothing may escape it, and no caller may be left waiting.
+  try {
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+        if (queue_.empty()) return;  // stopping, and drained
+        while (!queue_.empty() && batch.size() < max_batch_) {
+          batch.push_back(queue_.front());
+          queue_.pop_front();
+        }
+      }
+      RunBatch(batch);
+      batch.clear();
+    }
+  } catch (const std::exception& e) {
+    Abandon(batch, Internal(std::string("registry writer thread failed: ") + e.what()));
+  } catch (...) {
+    Abandon(batch, Internal("registry writer thread failed: unknown exception"));
+  }
+}
+
+void GroupCommitWriter::Abandon(std::deque<Pending*>& batch, const Error& error) {
+  if (db_.InTransaction()) (void)db_.Exec("ROLLBACK");
+  std::lock_guard lock(mu_);
+  broken_ = true;
+  batch.insert(batch.end(), queue_.begin(), queue_.end());
+  queue_.clear();
+  FailBatch(batch, 0, batch.size(), error);
+}
+
+Status GroupCommitWriter::Begin() {
+  // IMMEDIATE takes the write lock now, so a conflict with another process surfaces here (after
+  // the busy timeout) rather than half way through the batch.
+  DEVID_ASSIGN_OR_RETURN(StatementRef begin, db_.Prepare("BEGIN IMMEDIATE"));
+  return begin->Run();
+}
+
+Status GroupCommitWriter::CloseSavepoint(bool keep) {
+  if (!keep) {
+    // ROLLBACK TO undoes the write but leaves its savepoint open; the RELEASE below closes it.
+    DEVID_ASSIGN_OR_RETURN(StatementRef rollback, db_.Prepare("ROLLBACK TO write"));
+    DEVID_TRY(rollback->Run());
+  }
+  DEVID_ASSIGN_OR_RETURN(StatementRef release, db_.Prepare("RELEASE write"));
+  return release->Run();
+}
+
+void GroupCommitWriter::FailBatch(std::deque<Pending*>& batch, size_t begin, size_t end,
+                                  const Error& error) {
+  for (size_t i = begin; i < end; ++i) {
+    if (batch[i] != nullptr) batch[i]->status = std::unexpected(error);
+  }
+  CompleteBatch(batch, begin, end);
+}
+
+void GroupCommitWriter::CompleteBatch(std::deque<Pending*>& batch, size_t begin, size_t end) {
+  for (size_t i = begin; i < end; ++i) {
+    Pending* p = std::exchange(batch[i], nullptr);
+    if (p != nullptr) p->done.release();
+  }
+}
+
+void GroupCommitWriter::RunBatch(std::deque<Pending*>& batch) {
+  // Writes of the transaction now open start at txn_begin; earlier ones are already settled.
+  size_t txn_begin = 0;
+  if (auto s = Begin(); !s) {
+    FailBatch(batch, 0, batch.size(), s.error().WithContext("starting a write transaction"));
+    return;
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Pending* p = batch[i];
+    Status savepoint = [&]() -> Status {
+      DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db_.Prepare("SAVEPOINT write"));
+      return stmt->Run();
+    }();
+    if (!savepoint) {
+      p->status = std::unexpected(savepoint.error().WithContext("starting a write"));
+    } else {
+      try {
+        p->status = (*p->write)(db_);
+      } catch (const std::exception& e) {
+        p->status = std::unexpected(Internal(std::string("write failed: ") + e.what()));
+      } catch (...) {
+        p->status = std::unexpected(Internal("write failed: unknown exception"));
+      }
+      if (db_.InTransaction()) {
+        if (auto s = CloseSavepoint(p->status.has_value()); !s && p->status) {
+          p->status = std::unexpected(s.error());
+        }
+      }
+    }
+    if (!db_.InTransaction()) {
+      // SQLite rolled the whole transaction back by itself (an I/O error, a full disk), taking
+      // the writes before this one with it: fail them and carry on in a new transaction. Writes
+      // that had already failed keep their own error.
+      Error cause =
+          p->status ? Internal("the write transaction was rolled back") : p->status.error();
+      Error error(cause.code(), "the write transaction was rolled back: " + cause.message());
+      for (size_t j = txn_begin; j <= i; ++j) {
+        if (batch[j] != nullptr && batch[j]->status) batch[j]->status = std::unexpected(error);
+      }
+      p->status = std::unexpected(error);
+      CompleteBatch(batch, txn_begin, i + 1);
+      txn_begin = i + 1;
+      if (txn_begin < batch.size()) {
+        if (auto s = Begin(); !s) {
+          FailBatch(batch, txn_begin, batch.size(),
+                    s.error().WithContext("starting a write transaction"));
+          return;
+        }
+      }
+    }
+  }
+  if (txn_begin >= batch.size()) return;
+
+  Status commit = [&]() -> Status {
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db_.Prepare("COMMIT"));
+    return stmt->Run();
+  }();
+  if (!commit) {
+    if (db_.InTransaction()) (void)db_.Exec("ROLLBACK");
+    FailBatch(batch, txn_begin, batch.size(),
+              commit.error().WithContext("committing a write transaction"));
+    return;
+  }
+  uint64_t committed = 0;
+  for (size_t i = txn_begin; i < batch.size(); ++i) {
+    if (batch[i] != nullptr && batch[i]->status) ++committed;
+  }
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.transactions;
+    stats_.writes += committed;
+  }
+  CompleteBatch(batch, txn_begin, batch.size());
+}
+
+}  // namespace devid::registry::sqlite

@@ -1,0 +1,85 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "base/result.h"
+#include "registry/sqlite/connection.h"
+
+namespace devid::registry::sqlite {
+
+// GroupCommitWriter owns a database's only write connection and the thread that uses it. Callers
+// hand it write closures; the thread runs everything queued so far in one transaction, each
+// closure inside its own savepoint, and commits once, so many concurrent writers share one sync
+// of the WAL. A closure that fails is rolled back alone and reports its own error; the others
+// commit. Thread-safe.
+class GroupCommitWriter {
+ public:
+  // Write is one caller's change. It runs on the writer thread inside an open transaction and
+  // a savepoint, and must not begin, commit or roll back transactions itself. Returning an error
+  // undoes everything it did.
+  using Write = std::function<Status(Connection& db)>;
+
+  // Stats counts the writer's work since it started.
+  struct Stats {
+    uint64_t transactions = 0;  // committed transactions
+    uint64_t writes = 0;        // writes that committed
+  };
+
+  // GroupCommitWriter takes ownership of db and starts the writer thread. max_batch caps how many
+  // writes share one transaction (at least 1).
+  GroupCommitWriter(Connection db, size_t max_batch);
+  GroupCommitWriter(const GroupCommitWriter&) = delete;
+  GroupCommitWriter& operator=(const GroupCommitWriter&) = delete;
+  // ~GroupCommitWriter runs every write already queued, then stops the thread and closes the
+  // connection. No call to Run may be in flight or follow.
+  ~GroupCommitWriter();
+
+  // Run queues write and blocks until the transaction that ran it has committed (returning Ok) or
+  // it failed: with write's own error, or with the transaction's (for example kUnavailable when
+  // the database stays locked, kResourceExhausted when the disk is full). write is only called
+  // on the writer thread, before Run returns.
+  Status Run(const Write& write);
+
+  // stats returns the counters as of now.
+  Stats stats() const;
+
+  // queued returns how many writes wait for the next transaction (for tests and metrics).
+  size_t queued() const;
+
+ private:
+  struct Pending;
+
+  void Loop();
+  void RunBatch(std::deque<Pending*>& batch);
+  Status Begin();
+  // CloseSavepoint releases the current write's savepoint, first rolling it back unless keep.
+  Status CloseSavepoint(bool keep);
+  // FailBatch sets error on batch[begin, end) and completes them.
+  void FailBatch(std::deque<Pending*>& batch, size_t begin, size_t end, const Error& error);
+  // CompleteBatch wakes the callers of batch[begin, end) and clears their slots.
+  void CompleteBatch(std::deque<Pending*>& batch, size_t begin, size_t end);
+  // Abandon rolls back, fails every write in batch and in the queue, and refuses later writes;
+  // the thread is about to end.
+  void Abandon(std::deque<Pending*>& batch, const Error& error);
+
+  Connection db_;
+  const size_t max_batch_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<Pending*> queue_;  // guarded by mu_
+  bool stopping_ = false;       // guarded by mu_
+  bool broken_ = false;         // guarded by mu_: the thread died and accepts no more writes
+  Stats stats_;                 // guarded by mu_
+
+  std::thread thread_;  // last: started after everything it uses
+};
+
+}  // namespace devid::registry::sqlite

@@ -1,0 +1,655 @@
+#include "registry/sqlite/sqlite_registry.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "registry/migrations/sqlite_migrations.h"
+#include "registry/sqlite/connection.h"
+#include "registry/sqlite/group_commit.h"
+#include "registry/sqlite/migrate.h"
+#include "registry/sqlite/queries.h"
+#include "registry/sqlite/read_pool.h"
+
+namespace devid::registry {
+namespace {
+
+using sqlite::Connection;
+using sqlite::Statement;
+using sqlite::StatementRef;
+
+constexpr int kMaxPageItems = 1000;
+constexpr size_t kEtagBytes = 16;
+
+int64_t ToMicros(std::chrono::system_clock::time_point t) {
+  return std::chrono::floor<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+
+std::chrono::system_clock::time_point FromMicros(int64_t us) {
+  return std::chrono::system_clock::time_point(std::chrono::microseconds(us));
+}
+
+// The stored names are DPS's attestation.type values.
+std::string_view AttestationTypeName(AttestationType type) {
+  switch (type) {
+    case AttestationType::kNone:
+      return "none";
+    case AttestationType::kSymmetricKey:
+      return "symmetricKey";
+    case AttestationType::kX509:
+      return "x509";
+    case AttestationType::kTpm:
+      return "tpm";
+  }
+  return "none";
+}
+
+Result<AttestationType> ParseAttestationType(std::string_view name) {
+  if (name == "none") return AttestationType::kNone;
+  if (name == "symmetricKey") return AttestationType::kSymmetricKey;
+  if (name == "x509") return AttestationType::kX509;
+  if (name == "tpm") return AttestationType::kTpm;
+  return std::unexpected(Internal("reading the registry: unknown attestation type \"" +
+                                  std::string(name) + "\" in the database"));
+}
+
+std::string JoinHubs(const std::vector<std::string>& hubs) {
+  std::string out;
+  for (const std::string& hub : hubs) {
+    if (!out.empty()) out += '\n';
+    out += hub;
+  }
+  return out;
+}
+
+std::vector<std::string> SplitHubs(std::string_view joined) {
+  std::vector<std::string> hubs;
+  while (!joined.empty()) {
+    size_t end = joined.find('\n');
+    hubs.emplace_back(joined.substr(0, end));
+    if (end == std::string_view::npos) break;
+    joined.remove_prefix(end + 1);
+  }
+  return hubs;
+}
+
+std::string HexEncode(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
+    out += kDigits[b >> 4];
+    out += kDigits[b & 0xf];
+  }
+  return out;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// DecodeContinuation returns the key a page starts after ("" = from the start).
+Result<std::string> DecodeContinuation(std::string_view token) {
+  std::string key;
+  if (token.size() % 2 != 0) {
+    return std::unexpected(InvalidArgument("reading the continuation token: it is malformed"));
+  }
+  key.reserve(token.size() / 2);
+  for (size_t i = 0; i < token.size(); i += 2) {
+    int hi = HexValue(token[i]);
+    int lo = HexValue(token[i + 1]);
+    if (hi < 0 || lo < 0) {
+      return std::unexpected(InvalidArgument("reading the continuation token: it is malformed"));
+    }
+    key += static_cast<char>(hi << 4 | lo);
+  }
+  return key;
+}
+
+int ClampPageSize(int max_items) { return std::clamp(max_items, 1, kMaxPageItems); }
+
+Status ValidateId(std::string_view what, std::string_view id) {
+  if (id.empty()) return std::unexpected(InvalidArgument(std::string(what) + " is empty"));
+  return Ok();
+}
+
+Status ValidateSettings(const EnrollmentSettings& settings) {
+  for (const std::string& hub : settings.iot_hubs) {
+    if (hub.empty() || hub.find('\n') != std::string::npos) {
+      return std::unexpected(
+          InvalidArgument("iotHubs holds an empty name or one with a line break"));
+    }
+  }
+  return Ok();
+}
+
+// Params binds a statement's parameters in order, starting at ?1.
+class Params {
+ public:
+  explicit Params(Statement& stmt) : stmt_(stmt) {}
+  void Text(std::string_view value) { stmt_.BindText(next_++, value); }
+  void Int(int64_t value) { stmt_.BindInt64(next_++, value); }
+
+ private:
+  Statement& stmt_;
+  int next_ = 1;
+};
+
+// Columns reads the current row's columns in order, starting at the first.
+class Columns {
+ public:
+  explicit Columns(const Statement& stmt) : stmt_(stmt) {}
+  std::string Text() { return stmt_.ColumnText(next_++); }
+  int64_t Int() { return stmt_.ColumnInt64(next_++); }
+  bool Bool() { return Int() != 0; }
+  std::chrono::system_clock::time_point Time() { return FromMicros(Int()); }
+
+ private:
+  const Statement& stmt_;
+  int next_ = 0;
+};
+
+// BindSettings binds the settings columns (queries.h). iot_hubs is passed already joined, as
+// the binding refers to it until the statement runs.
+void BindSettings(Params& p, const EnrollmentSettings& s, std::string_view iot_hubs) {
+  const AttestationMechanism& a = s.attestation;
+  p.Text(AttestationTypeName(a.type));
+  p.Text(a.symmetric_key.primary_key);
+  p.Text(a.symmetric_key.secondary_key);
+  p.Text(a.x509.client_primary_pem);
+  p.Text(a.x509.client_secondary_pem);
+  p.Text(a.x509.signing_primary_pem);
+  p.Text(a.x509.signing_secondary_pem);
+  p.Text(a.x509.ca_reference_primary);
+  p.Text(a.x509.ca_reference_secondary);
+  p.Text(a.tpm.endorsement_key);
+  p.Text(a.tpm.storage_root_key);
+  p.Int(s.enabled);
+  p.Int(s.iot_edge);
+  p.Text(s.initial_twin_json);
+  p.Int(s.reprovision_policy.update_hub_assignment);
+  p.Int(s.reprovision_policy.migrate_device_data);
+  p.Text(s.allocation_policy);
+  p.Text(iot_hubs);
+  p.Text(s.iot_hub_host_name);
+  p.Text(s.custom_allocation_json);
+  p.Text(s.etag);
+  p.Int(ToMicros(s.created));
+  p.Int(ToMicros(s.updated));
+}
+
+Result<EnrollmentSettings> ReadSettings(Columns& c) {
+  EnrollmentSettings s;
+  AttestationMechanism& a = s.attestation;
+  DEVID_ASSIGN_OR_RETURN(a.type, ParseAttestationType(c.Text()));
+  a.symmetric_key.primary_key = c.Text();
+  a.symmetric_key.secondary_key = c.Text();
+  a.x509.client_primary_pem = c.Text();
+  a.x509.client_secondary_pem = c.Text();
+  a.x509.signing_primary_pem = c.Text();
+  a.x509.signing_secondary_pem = c.Text();
+  a.x509.ca_reference_primary = c.Text();
+  a.x509.ca_reference_secondary = c.Text();
+  a.tpm.endorsement_key = c.Text();
+  a.tpm.storage_root_key = c.Text();
+  s.enabled = c.Bool();
+  s.iot_edge = c.Bool();
+  s.initial_twin_json = c.Text();
+  s.reprovision_policy.update_hub_assignment = c.Bool();
+  s.reprovision_policy.migrate_device_data = c.Bool();
+  s.allocation_policy = c.Text();
+  s.iot_hubs = SplitHubs(c.Text());
+  s.iot_hub_host_name = c.Text();
+  s.custom_allocation_json = c.Text();
+  s.etag = c.Text();
+  s.created = c.Time();
+  s.updated = c.Time();
+  return s;
+}
+
+Result<Enrollment> ReadEnrollment(const Statement& stmt) {
+  Columns c(stmt);
+  Enrollment e;
+  e.registration_id = c.Text();
+  e.device_id = c.Text();
+  e.optional_device_information_json = c.Text();
+  DEVID_ASSIGN_OR_RETURN(e.settings, ReadSettings(c));
+  return e;
+}
+
+Result<EnrollmentGroup> ReadGroup(const Statement& stmt) {
+  Columns c(stmt);
+  EnrollmentGroup g;
+  g.enrollment_group_id = c.Text();
+  g.registration_id_prefix = c.Text();
+  DEVID_ASSIGN_OR_RETURN(g.settings, ReadSettings(c));
+  return g;
+}
+
+Result<Registration> ReadRegistration(const Statement& stmt) {
+  Columns c(stmt);
+  Registration r;
+  r.registration_id = c.Text();
+  r.device_id = c.Text();
+  r.assigned_hub = c.Text();
+  r.status = c.Text();
+  r.substatus = c.Text();
+  r.operation_id = c.Text();
+  r.enrollment_group_id = c.Text();
+  DEVID_ASSIGN_OR_RETURN(r.attestation_type, ParseAttestationType(c.Text()));
+  r.payload_json = c.Text();
+  r.response_payload_json = c.Text();
+  r.error_code = static_cast<int>(c.Int());
+  r.error_message = c.Text();
+  r.etag = c.Text();
+  r.created = c.Time();
+  r.updated = c.Time();
+  return r;
+}
+
+std::string NotFoundMessage(std::string_view noun, std::string_view id) {
+  return std::string(noun) + " \"" + std::string(id) + "\" not found";
+}
+
+// ReadOne runs a statement expected to return at most one row and converts it with read_row.
+template <typename T, typename ReadRow>
+Result<T> ReadOne(Connection& db, std::string_view sql, std::string_view id, std::string_view noun,
+                  ReadRow read_row) {
+  DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sql));
+  stmt->BindText(1, id);
+  DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
+  if (!row) return std::unexpected(NotFound(NotFoundMessage(noun, id)));
+  return read_row(*stmt);
+}
+
+// ReadPage reads the rows of a query bound to fetch one more than limit, and turns the extra
+// row into a continuation.
+template <typename T, typename ReadRow, typename KeyOf>
+Result<Page<T>> ReadPage(Statement& stmt, int limit, ReadRow read_row, KeyOf key_of) {
+  Page<T> page;
+  for (;;) {
+    DEVID_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    if (static_cast<int>(page.items.size()) == limit) {
+      page.continuation = HexEncode(key_of(page.items.back()));
+      break;
+    }
+    DEVID_ASSIGN_OR_RETURN(T item, read_row(stmt));
+    page.items.push_back(std::move(item));
+  }
+  return page;
+}
+
+// WithReader runs fn on a pooled read connection.
+template <typename Fn>
+auto WithReader(sqlite::ReadPool& pool, Fn fn) -> decltype(fn(std::declval<Connection&>())) {
+  DEVID_ASSIGN_OR_RETURN(sqlite::ReadPool::Lease lease, pool.Acquire());
+  return fn(*lease);
+}
+
+// RowVersion is what a conditional write needs of the row it replaces.
+struct RowVersion {
+  std::string etag;
+  int64_t created_us = 0;
+};
+
+Result<std::optional<RowVersion>> ReadVersion(Connection& db, std::string_view sql,
+                                              std::string_view id) {
+  DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sql));
+  stmt->BindText(1, id);
+  DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
+  if (!row) return std::optional<RowVersion>();
+  return RowVersion{stmt->ColumnText(0), stmt->ColumnInt64(1)};
+}
+
+// CheckIfMatch applies If-Match to the row a write would change (RFC 9110 §13.1.1: "*" matches
+// any current row).
+Status CheckIfMatch(const std::optional<RowVersion>& current,
+                    const std::optional<std::string>& if_match, std::string_view action,
+                    std::string_view noun, std::string_view id) {
+  if (!if_match) return Ok();
+  if (!current) return std::unexpected(NotFound(NotFoundMessage(noun, id)));
+  if (*if_match != "*" && *if_match != current->etag) {
+    return std::unexpected(FailedPrecondition(std::string(action) + " " + std::string(noun) +
+                                              " \"" + std::string(id) + "\": etag mismatch"));
+  }
+  return Ok();
+}
+
+Status AppendAudit(Connection& db, int64_t time_us, const Actor& actor, std::string_view action,
+                   std::string_view object) {
+  DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kInsertAudit));
+  Params p(*stmt);
+  p.Int(time_us);
+  p.Text(actor.name);
+  p.Text(action);
+  p.Text(object);
+  p.Text("success");
+  return stmt->Run();
+}
+
+// Table names the SQL and words for one kind of row deleted by DeleteRow.
+struct Table {
+  std::string_view noun;          // in messages
+  std::string_view audit_prefix;  // before ".delete" in the audit log
+  std::string_view version_sql;
+  std::string_view delete_sql;
+};
+
+constexpr Table kEnrollments{"enrollment", "enrollment", sqlite::kEnrollmentVersion,
+                             sqlite::kDeleteEnrollment};
+constexpr Table kGroups{"enrollment group", "enrollmentGroup", sqlite::kGroupVersion,
+                        sqlite::kDeleteGroup};
+constexpr Table kRegistrations{"registration", "registration", sqlite::kRegistrationVersion,
+                               sqlite::kDeleteRegistration};
+
+Status DeleteRow(Connection& db, const Table& table, std::string_view id,
+                 const std::optional<std::string>& if_match, const Actor& actor, int64_t now_us) {
+  DEVID_ASSIGN_OR_RETURN(std::optional<RowVersion> current, ReadVersion(db, table.version_sql, id));
+  if (!current) return std::unexpected(NotFound(NotFoundMessage(table.noun, id)));
+  DEVID_TRY(CheckIfMatch(current, if_match, "deleting", table.noun, id));
+  DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(table.delete_sql));
+  stmt->BindText(1, id);
+  DEVID_TRY(stmt->Run());
+  return AppendAudit(db, now_us, actor, std::string(table.audit_prefix) + ".delete", id);
+}
+
+// Stamp gives settings the etag and times of a write at now_us over current.
+void Stamp(EnrollmentSettings& settings, const std::optional<RowVersion>& current, int64_t now_us,
+           std::string etag) {
+  settings.etag = std::move(etag);
+  settings.updated = FromMicros(now_us);
+  settings.created = FromMicros(current ? current->created_us : now_us);
+}
+
+}  // namespace
+
+SqliteRegistry::SqliteRegistry(Clock& clock, Random& random,
+                               std::unique_ptr<sqlite::ReadPool> readers,
+                               std::unique_ptr<sqlite::GroupCommitWriter> writer)
+    : clock_(clock), random_(random), readers_(std::move(readers)), writer_(std::move(writer)) {}
+
+SqliteRegistry::~SqliteRegistry() = default;
+
+Result<std::unique_ptr<SqliteRegistry>> SqliteRegistry::Open(const std::string& path, Clock& clock,
+                                                             Random& random) {
+  return Open(path, clock, random, SqliteRegistryOptions());
+}
+
+Result<std::unique_ptr<SqliteRegistry>> SqliteRegistry::Open(const std::string& path, Clock& clock,
+                                                             Random& random,
+                                                             const SqliteRegistryOptions& options) {
+  sqlite::ConnectionOptions connection_options;
+  connection_options.busy_timeout_ms = options.busy_timeout_ms;
+  DEVID_ASSIGN_OR_RETURN(Connection db, Connection::Open(path, connection_options));
+  if (auto s = sqlite::ApplyMigrations(db, SqliteMigrations(), ToMicros(clock.Now())); !s) {
+    return std::unexpected(s.error().WithContext("opening registry " + path));
+  }
+  auto readers = std::make_unique<sqlite::ReadPool>(path, connection_options, options.max_readers);
+  {
+    // Open one reader now, so a database readers cannot open fails here rather than later.
+    DEVID_ASSIGN_OR_RETURN(sqlite::ReadPool::Lease lease, readers->Acquire());
+  }
+  auto writer = std::make_unique<sqlite::GroupCommitWriter>(std::move(db), options.max_batch);
+  return std::unique_ptr<SqliteRegistry>(
+      new SqliteRegistry(clock, random, std::move(readers), std::move(writer)));
+}
+
+SqliteRegistryStats SqliteRegistry::stats() const {
+  sqlite::GroupCommitWriter::Stats s = writer_->stats();
+  return SqliteRegistryStats{s.transactions, s.writes};
+}
+
+// Individual enrollments.
+
+Result<Enrollment> SqliteRegistry::GetEnrollment(std::string_view registration_id) {
+  return WithReader(*readers_, [&](Connection& db) {
+    return ReadOne<Enrollment>(db, sqlite::kSelectEnrollment, registration_id, "enrollment",
+                               ReadEnrollment);
+  });
+}
+
+Result<Enrollment> SqliteRegistry::PutEnrollment(const Enrollment& enrollment,
+                                                 const std::optional<std::string>& if_match,
+                                                 const Actor& actor) {
+  DEVID_TRY(ValidateId("the registration ID", enrollment.registration_id));
+  DEVID_TRY(ValidateSettings(enrollment.settings));
+  const std::string& id = enrollment.registration_id;
+  Enrollment stored = enrollment;
+  std::string hubs = JoinHubs(stored.settings.iot_hubs);
+  auto write = [&](Connection& db) -> Status {
+    DEVID_ASSIGN_OR_RETURN(std::optional<RowVersion> current,
+                           ReadVersion(db, sqlite::kEnrollmentVersion, id));
+    DEVID_TRY(CheckIfMatch(current, if_match, "updating", "enrollment", id));
+    int64_t now_us = ToMicros(clock_.Now());
+    Stamp(stored.settings, current, now_us, random_.Hex(kEtagBytes));
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kUpsertEnrollment));
+    Params p(*stmt);
+    p.Text(stored.registration_id);
+    p.Text(stored.device_id);
+    p.Text(stored.optional_device_information_json);
+    BindSettings(p, stored.settings, hubs);
+    DEVID_TRY(stmt->Run());
+    return AppendAudit(db, now_us, actor, current ? "enrollment.update" : "enrollment.create", id);
+  };
+  DEVID_TRY(writer_->Run(write));
+  return stored;
+}
+
+Status SqliteRegistry::DeleteEnrollment(std::string_view registration_id,
+                                        const std::optional<std::string>& if_match,
+                                        const Actor& actor) {
+  auto write = [&](Connection& db) -> Status {
+    return DeleteRow(db, kEnrollments, registration_id, if_match, actor, ToMicros(clock_.Now()));
+  };
+  return writer_->Run(write);
+}
+
+Result<Page<Enrollment>> SqliteRegistry::QueryEnrollments(const PageRequest& page) {
+  DEVID_ASSIGN_OR_RETURN(std::string after, DecodeContinuation(page.continuation));
+  int limit = ClampPageSize(page.max_items);
+  return WithReader(*readers_, [&](Connection& db) -> Result<Page<Enrollment>> {
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kPageEnrollments));
+    stmt->BindText(1, after);
+    stmt->BindInt64(2, limit + 1);
+    return ReadPage<Enrollment>(*stmt, limit, ReadEnrollment,
+                                [](const Enrollment& e) { return e.registration_id; });
+  });
+}
+
+// Enrollment groups.
+
+Result<EnrollmentGroup> SqliteRegistry::GetEnrollmentGroup(std::string_view group_id) {
+  return WithReader(*readers_, [&](Connection& db) {
+    return ReadOne<EnrollmentGroup>(db, sqlite::kSelectGroup, group_id, "enrollment group",
+                                    ReadGroup);
+  });
+}
+
+Result<EnrollmentGroup> SqliteRegistry::PutEnrollmentGroup(
+    const EnrollmentGroup& group, const std::optional<std::string>& if_match, const Actor& actor) {
+  DEVID_TRY(ValidateId("the enrollment group ID", group.enrollment_group_id));
+  DEVID_TRY(ValidateSettings(group.settings));
+  const std::string& id = group.enrollment_group_id;
+  EnrollmentGroup stored = group;
+  std::string hubs = JoinHubs(stored.settings.iot_hubs);
+  auto write = [&](Connection& db) -> Status {
+    DEVID_ASSIGN_OR_RETURN(std::optional<RowVersion> current,
+                           ReadVersion(db, sqlite::kGroupVersion, id));
+    DEVID_TRY(CheckIfMatch(current, if_match, "updating", "enrollment group", id));
+    int64_t now_us = ToMicros(clock_.Now());
+    Stamp(stored.settings, current, now_us, random_.Hex(kEtagBytes));
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kUpsertGroup));
+    Params p(*stmt);
+    p.Text(stored.enrollment_group_id);
+    p.Text(stored.registration_id_prefix);
+    BindSettings(p, stored.settings, hubs);
+    DEVID_TRY(stmt->Run());
+    return AppendAudit(db, now_us, actor,
+                       current ? "enrollmentGroup.update" : "enrollmentGroup.create", id);
+  };
+  DEVID_TRY(writer_->Run(write));
+  return stored;
+}
+
+Status SqliteRegistry::DeleteEnrollmentGroup(std::string_view group_id,
+                                             const std::optional<std::string>& if_match,
+                                             const Actor& actor) {
+  auto write = [&](Connection& db) -> Status {
+    return DeleteRow(db, kGroups, group_id, if_match, actor, ToMicros(clock_.Now()));
+  };
+  return writer_->Run(write);
+}
+
+Result<Page<EnrollmentGroup>> SqliteRegistry::QueryEnrollmentGroups(const PageRequest& page) {
+  DEVID_ASSIGN_OR_RETURN(std::string after, DecodeContinuation(page.continuation));
+  int limit = ClampPageSize(page.max_items);
+  return WithReader(*readers_, [&](Connection& db) -> Result<Page<EnrollmentGroup>> {
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kPageGroups));
+    stmt->BindText(1, after);
+    stmt->BindInt64(2, limit + 1);
+    return ReadPage<EnrollmentGroup>(
+        *stmt, limit, ReadGroup, [](const EnrollmentGroup& g) { return g.enrollment_group_id; });
+  });
+}
+
+Result<std::vector<EnrollmentGroup>> SqliteRegistry::FindGroupCandidates(
+    std::string_view registration_id, AttestationType type) {
+  return WithReader(*readers_, [&](Connection& db) -> Result<std::vector<EnrollmentGroup>> {
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kFindGroupCandidates));
+    stmt->BindText(1, registration_id);
+    stmt->BindText(2, AttestationTypeName(type));
+    std::vector<EnrollmentGroup> groups;
+    for (;;) {
+      DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
+      if (!row) break;
+      DEVID_ASSIGN_OR_RETURN(EnrollmentGroup group, ReadGroup(*stmt));
+      groups.push_back(std::move(group));
+    }
+    return groups;
+  });
+}
+
+// Registrations.
+
+Result<Registration> SqliteRegistry::GetRegistration(std::string_view registration_id) {
+  return WithReader(*readers_, [&](Connection& db) {
+    return ReadOne<Registration>(db, sqlite::kSelectRegistration, registration_id, "registration",
+                                 ReadRegistration);
+  });
+}
+
+Result<Registration> SqliteRegistry::SaveRegistration(const Registration& registration,
+                                                      const Actor& actor) {
+  DEVID_TRY(ValidateId("the registration ID", registration.registration_id));
+  Registration stored = registration;
+  auto write = [&](Connection& db) -> Status {
+    int64_t now_us = ToMicros(clock_.Now());
+    stored.etag = random_.Hex(kEtagBytes);
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kUpsertRegistration));
+    Params p(*stmt);
+    p.Text(stored.registration_id);
+    p.Text(stored.device_id);
+    p.Text(stored.assigned_hub);
+    p.Text(stored.status);
+    p.Text(stored.substatus);
+    p.Text(stored.operation_id);
+    p.Text(stored.enrollment_group_id);
+    p.Text(AttestationTypeName(stored.attestation_type));
+    p.Text(stored.payload_json);
+    p.Text(stored.response_payload_json);
+    p.Int(stored.error_code);
+    p.Text(stored.error_message);
+    p.Text(stored.etag);
+    p.Int(now_us);  // created_us, kept by the upsert when the row exists
+    p.Int(now_us);
+    DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (!row) return std::unexpected(Internal("saving registration: no row returned"));
+    stored.created = FromMicros(stmt->ColumnInt64(0));
+    stored.updated = FromMicros(now_us);
+    return AppendAudit(db, now_us, actor, "registration.assign", stored.registration_id);
+  };
+  DEVID_TRY(writer_->Run(write));
+  return stored;
+}
+
+Status SqliteRegistry::DeleteRegistration(std::string_view registration_id,
+                                          const std::optional<std::string>& if_match,
+                                          const Actor& actor) {
+  auto write = [&](Connection& db) -> Status {
+    return DeleteRow(db, kRegistrations, registration_id, if_match, actor, ToMicros(clock_.Now()));
+  };
+  return writer_->Run(write);
+}
+
+Result<Page<Registration>> SqliteRegistry::QueryGroupRegistrations(std::string_view group_id,
+                                                                   const PageRequest& page) {
+  DEVID_ASSIGN_OR_RETURN(std::string after, DecodeContinuation(page.continuation));
+  int limit = ClampPageSize(page.max_items);
+  return WithReader(*readers_, [&](Connection& db) -> Result<Page<Registration>> {
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kPageGroupRegistrations));
+    stmt->BindText(1, group_id);
+    stmt->BindText(2, after);
+    stmt->BindInt64(3, limit + 1);
+    return ReadPage<Registration>(*stmt, limit, ReadRegistration,
+                                  [](const Registration& r) { return r.registration_id; });
+  });
+}
+
+// Settings.
+
+Result<std::optional<std::string>> SqliteRegistry::GetSetting(std::string_view name) {
+  return WithReader(*readers_, [&](Connection& db) -> Result<std::optional<std::string>> {
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kSelectSetting));
+    stmt->BindText(1, name);
+    DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (!row) return std::optional<std::string>();
+    return std::optional<std::string>(stmt->ColumnText(0));
+  });
+}
+
+Status SqliteRegistry::SetSetting(std::string_view name, std::string_view value,
+                                  const Actor& actor) {
+  DEVID_TRY(ValidateId("the setting name", name));
+  auto write = [&](Connection& db) -> Status {
+    int64_t now_us = ToMicros(clock_.Now());
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kUpsertSetting));
+    stmt->BindText(1, name);
+    stmt->BindText(2, value);
+    stmt->BindInt64(3, now_us);
+    DEVID_TRY(stmt->Run());
+    return AppendAudit(db, now_us, actor, "setting.set", name);
+  };
+  return writer_->Run(write);
+}
+
+// Audit.
+
+Result<std::vector<AuditRecord>> SqliteRegistry::ListAudit(int64_t after, int limit) {
+  if (limit <= 0) return std::vector<AuditRecord>();
+  return WithReader(*readers_, [&](Connection& db) -> Result<std::vector<AuditRecord>> {
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kPageAudit));
+    stmt->BindInt64(1, after);
+    stmt->BindInt64(2, std::min(limit, kMaxPageItems));
+    std::vector<AuditRecord> records;
+    for (;;) {
+      DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
+      if (!row) break;
+      Columns c(*stmt);
+      AuditRecord r;
+      r.sequence = c.Int();
+      r.time = c.Time();
+      r.actor = c.Text();
+      r.action = c.Text();
+      r.object = c.Text();
+      r.outcome = c.Text();
+      records.push_back(std::move(r));
+    }
+    return records;
+  });
+}
+
+}  // namespace devid::registry

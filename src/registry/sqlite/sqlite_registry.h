@@ -1,0 +1,116 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/random.h"
+#include "base/result.h"
+#include "registry/registry.h"
+
+namespace devid::registry {
+
+namespace sqlite {
+class GroupCommitWriter;
+class ReadPool;
+}  // namespace sqlite
+
+// SqliteRegistryOptions tunes SqliteRegistry; the defaults suit a server.
+struct SqliteRegistryOptions {
+  // max_readers caps the read connections open at once; more concurrent readers wait.
+  size_t max_readers = 8;
+  // max_batch caps how many writes share one transaction (and one sync).
+  size_t max_batch = 512;
+  // busy_timeout_ms is how long a statement waits while another process holds the database lock.
+  int busy_timeout_ms = 5000;
+};
+
+// SqliteRegistryStats counts a SqliteRegistry's committed work since it opened.
+struct SqliteRegistryStats {
+  uint64_t transactions = 0;  // committed write transactions (each one sync of the WAL)
+  uint64_t writes = 0;        // writes that committed; writes / transactions is the batch size
+};
+
+// SqliteRegistry is the Registry on one SQLite file in WAL mode, for a single devid server.
+//
+// Writes go through one writer thread that commits everything queued in one transaction, each
+// write in its own savepoint (group commit): concurrent writers share a sync of the WAL, a write
+// returns only once it is durable (synchronous=FULL), and a failed write is undone alone. Reads
+// use a small pool of read-only connections and see the last committed state.
+//
+// Etags are 32 lowercase hex digits (16 bytes from Random); times are stored in whole
+// microseconds, so the copies it returns carry truncated times. If-Match "*" matches any existing
+// row (RFC 9110 §13.1.1). IDs must be non-empty and iot_hubs entries non-empty without a newline
+// (kInvalidArgument otherwise). Continuations are the last key returned, hex-encoded.
+//
+// Thread-safe. clock and random are called only from the writer thread, so they need not be
+// thread-safe; they must outlive the registry.
+class SqliteRegistry final : public Registry {
+ public:
+  // Open opens or creates the database at path (a file; its directory must exist), applies the
+  // schema migrations this binary has not yet applied, and starts the writer. It fails with
+  // kUnavailable when the file cannot be opened or put in WAL mode, and with kFailedPrecondition
+  // when a newer devid has migrated it.
+  static Result<std::unique_ptr<SqliteRegistry>> Open(const std::string& path, Clock& clock,
+                                                      Random& random);
+  // Open with options, as above.
+  static Result<std::unique_ptr<SqliteRegistry>> Open(const std::string& path, Clock& clock,
+                                                      Random& random,
+                                                      const SqliteRegistryOptions& options);
+
+  // ~SqliteRegistry completes the writes already queued, then closes the database. No call may
+  // be in flight.
+  ~SqliteRegistry() override;
+
+  Result<Enrollment> GetEnrollment(std::string_view registration_id) override;
+  Result<Enrollment> PutEnrollment(const Enrollment& enrollment,
+                                   const std::optional<std::string>& if_match,
+                                   const Actor& actor) override;
+  Status DeleteEnrollment(std::string_view registration_id,
+                          const std::optional<std::string>& if_match, const Actor& actor) override;
+  Result<Page<Enrollment>> QueryEnrollments(const PageRequest& page) override;
+
+  Result<EnrollmentGroup> GetEnrollmentGroup(std::string_view group_id) override;
+  Result<EnrollmentGroup> PutEnrollmentGroup(const EnrollmentGroup& group,
+                                             const std::optional<std::string>& if_match,
+                                             const Actor& actor) override;
+  Status DeleteEnrollmentGroup(std::string_view group_id,
+                               const std::optional<std::string>& if_match,
+                               const Actor& actor) override;
+  Result<Page<EnrollmentGroup>> QueryEnrollmentGroups(const PageRequest& page) override;
+  Result<std::vector<EnrollmentGroup>> FindGroupCandidates(std::string_view registration_id,
+                                                           AttestationType type) override;
+
+  Result<Registration> GetRegistration(std::string_view registration_id) override;
+  Result<Registration> SaveRegistration(const Registration& registration,
+                                        const Actor& actor) override;
+  Status DeleteRegistration(std::string_view registration_id,
+                            const std::optional<std::string>& if_match,
+                            const Actor& actor) override;
+  Result<Page<Registration>> QueryGroupRegistrations(std::string_view group_id,
+                                                     const PageRequest& page) override;
+
+  Result<std::optional<std::string>> GetSetting(std::string_view name) override;
+  Status SetSetting(std::string_view name, std::string_view value, const Actor& actor) override;
+
+  Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) override;
+
+  // stats returns the write counters as of now.
+  SqliteRegistryStats stats() const;
+
+ private:
+  SqliteRegistry(Clock& clock, Random& random, std::unique_ptr<sqlite::ReadPool> readers,
+                 std::unique_ptr<sqlite::GroupCommitWriter> writer);
+
+  Clock& clock_;
+  Random& random_;
+  std::unique_ptr<sqlite::ReadPool> readers_;
+  std::unique_ptr<sqlite::GroupCommitWriter> writer_;
+};
+
+}  // namespace devid::registry

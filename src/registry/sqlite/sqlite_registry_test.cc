@@ -1,0 +1,197 @@
+#include "registry/sqlite/sqlite_registry.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/random.h"
+#include "registry/migrations/sqlite_migrations.h"
+#include "registry/registry_conformance_test.h"
+#include "registry/sqlite/connection.h"
+#include "registry/sqlite/queries.h"
+
+namespace devid::registry {
+namespace {
+
+using ::testing::HasSubstr;
+
+// TempDir is a fresh directory under the test temporary directory, removed with its contents.
+class TempDir {
+ public:
+  TempDir() {
+    SecureRandom random;
+    path_ = std::filesystem::path(::testing::TempDir()) / ("devid-registry-" + random.Hex(8));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// SqliteRegistryFactory gives each conformance test its own database file.
+class SqliteRegistryFactory {
+ public:
+  Result<std::unique_ptr<Registry>> Open(Clock& clock, Random& random) {
+    DEVID_ASSIGN_OR_RETURN(std::unique_ptr<SqliteRegistry> registry,
+                           SqliteRegistry::Open(path(), clock, random));
+    return std::unique_ptr<Registry>(std::move(registry));
+  }
+  std::string path() const { return (dir_.path() / "devid.db").string(); }
+
+ private:
+  TempDir dir_;
+};
+
+}  // namespace
+
+namespace conformance {
+INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, RegistryConformanceTest,
+                               ::testing::Types<SqliteRegistryFactory>);
+}  // namespace conformance
+
+namespace {
+
+class SqliteRegistryTest : public ::testing::Test {
+ protected:
+  std::string path() const { return (dir_.path() / "devid.db").string(); }
+
+  std::unique_ptr<SqliteRegistry> OpenOrDie() {
+    auto opened = SqliteRegistry::Open(path(), clock_, random_);
+    EXPECT_TRUE(opened.has_value()) << opened.error().message();
+    return opened ? std::move(*opened) : nullptr;
+  }
+
+  // Inspect opens the database file directly, as a second process would.
+  sqlite::Connection Inspect() {
+    auto db = sqlite::Connection::Open(path(), sqlite::ConnectionOptions{});
+    EXPECT_TRUE(db.has_value()) << db.error().message();
+    return std::move(*db);
+  }
+
+  int64_t QueryInt(sqlite::Connection& db, std::string_view sql) {
+    auto stmt = db.Prepare(sql);
+    EXPECT_TRUE(stmt.has_value()) << stmt.error().message();
+    auto row = (*stmt)->Step();
+    EXPECT_TRUE(row.has_value() && *row);
+    return (*stmt)->ColumnInt64(0);
+  }
+
+  TempDir dir_;
+  FakeClock clock_{conformance::StartTime()};
+  SecureRandom random_;
+  Actor actor_{"cli"};
+};
+
+TEST_F(SqliteRegistryTest, Applies_MigrationsOnce) {
+  OpenOrDie().reset();
+  clock_.Advance(std::chrono::hours(1));
+  OpenOrDie().reset();
+  sqlite::Connection db = Inspect();
+  EXPECT_EQ(QueryInt(db, "SELECT COUNT(*) FROM schema_migrations"),
+            static_cast<int64_t>(SqliteMigrations().size()));
+  EXPECT_EQ(QueryInt(db, "SELECT MAX(version) FROM schema_migrations"),
+            SqliteMigrations().back().version);
+  EXPECT_EQ(QueryInt(db, "SELECT MAX(applied_us) FROM schema_migrations"),
+            conformance::Micros(conformance::StartTime()));
+}
+
+TEST_F(SqliteRegistryTest, Refuses_DatabaseOfNewerSchema) {
+  OpenOrDie().reset();
+  {
+    sqlite::Connection db = Inspect();
+    ASSERT_TRUE(db.Exec("INSERT INTO schema_migrations VALUES (999, 'future', 0)"));
+  }
+  auto opened = SqliteRegistry::Open(path(), clock_, random_);
+  ASSERT_FALSE(opened.has_value());
+  EXPECT_EQ(opened.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(opened.error().message(), HasSubstr("newer devid"));
+}
+
+TEST_F(SqliteRegistryTest, Fails_OpenInMissingDirectory) {
+  auto opened =
+      SqliteRegistry::Open((dir_.path() / "no-such-dir" / "devid.db").string(), clock_, random_);
+  ASSERT_FALSE(opened.has_value());
+  EXPECT_EQ(opened.error().code(), ErrorCode::kUnavailable);
+  EXPECT_THAT(opened.error().message(), HasSubstr("no-such-dir"));
+}
+
+TEST_F(SqliteRegistryTest, Uses_WriteAheadLog) {
+  auto registry = OpenOrDie();
+  ASSERT_NE(registry, nullptr);
+  sqlite::Connection db = Inspect();
+  auto stmt = db.Prepare("PRAGMA journal_mode");
+  ASSERT_TRUE(stmt.has_value());
+  ASSERT_TRUE((*stmt)->Step().value_or(false));
+  EXPECT_EQ((*stmt)->ColumnText(0), "wal");
+}
+
+TEST_F(SqliteRegistryTest, Probes_PrefixIndexForGroupCandidates) {
+  auto registry = OpenOrDie();
+  ASSERT_NE(registry, nullptr);
+  // With many groups and fresh statistics the planner must still probe the index per prefix.
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(registry->PutEnrollmentGroup(
+        conformance::MakeGroup("g" + std::to_string(i), "p" + std::to_string(i)), std::nullopt,
+        actor_));
+  }
+  sqlite::Connection db = Inspect();
+  ASSERT_TRUE(db.Exec("ANALYZE"));
+  auto stmt = db.Prepare("EXPLAIN QUERY PLAN " + std::string(sqlite::kFindGroupCandidates));
+  ASSERT_TRUE(stmt.has_value()) << stmt.error().message();
+  std::string plan;
+  for (;;) {
+    auto row = (*stmt)->Step();
+    ASSERT_TRUE(row.has_value()) << row.error().message();
+    if (!*row) break;
+    plan += (*stmt)->ColumnText(3) + "\n";  // the "detail" column
+  }
+  EXPECT_THAT(plan, HasSubstr("SEARCH g USING INDEX enrollment_groups_by_prefix"));
+  EXPECT_THAT(plan, ::testing::Not(HasSubstr("SCAN g")));
+}
+
+TEST_F(SqliteRegistryTest, Commits_ConcurrentWritesInSharedTransactions) {
+  auto registry = OpenOrDie();
+  ASSERT_NE(registry, nullptr);
+  constexpr int kThreads = 32;
+  constexpr int kPerThread = 20;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto saved = registry->SaveRegistration(
+            conformance::MakeRegistration(std::to_string(t) + "-" + std::to_string(i)), actor_);
+        if (!saved) ++failures;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  ASSERT_EQ(failures.load(), 0);
+  SqliteRegistryStats stats = registry->stats();
+  EXPECT_EQ(stats.writes, static_cast<uint64_t>(kThreads * kPerThread));
+  EXPECT_LT(stats.transactions, stats.writes) << "no two writes shared a transaction";
+}
+
+TEST_F(SqliteRegistryTest, Rejects_HubNameWithLineBreak) {
+  auto registry = OpenOrDie();
+  ASSERT_NE(registry, nullptr);
+  Enrollment e = conformance::MakeEnrollment("dev-1");
+  e.settings.iot_hubs = {"hub-a\nhub-b"};
+  auto put = registry->PutEnrollment(e, std::nullopt, actor_);
+  ASSERT_FALSE(put.has_value());
+  EXPECT_EQ(put.error().code(), ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace devid::registry
