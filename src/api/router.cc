@@ -17,8 +17,8 @@ Response Router::Handle(const Request& request) {
   Response response;
   if (s.size() == 1 && s[0] == "healthz") {
     response = JsonResponse(200, {{"status", "ok"}});
-  } else if (!s.empty() && (s[0] == "enrollments" || s[0] == "enrollmentGroups" ||
-                            s[0] == "registrations")) {
+  } else if (target->SegmentIs(0, "enrollments") || target->SegmentIs(0, "enrollmentGroups") ||
+             target->SegmentIs(0, "registrations")) {
     response = service_.Handle(request, *target, tracking_id);
   } else if (s.size() >= 3 && s[1] == "registrations") {
     response = device_.Handle(request, *target, tracking_id);

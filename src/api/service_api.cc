@@ -136,13 +136,13 @@ void ServiceApi::FillGeneratedKeys(registry::AttestationMechanism& attestation) 
 
 Response ServiceApi::Handle(const Request& request, const Target& target,
                             const std::string& tracking_id) {
-  const std::string& collection = target.segments[0];
+  const size_t last = target.segments.size() - 1;
+  const bool registrations = target.SegmentIs(0, "registrations");
   ServiceRight needed;
   bool reads = request.method == "GET" ||
-               (request.method == "POST" && !target.segments.empty() &&
-                (target.segments.back() == "query" ||
-                 target.segments.back() == "attestationmechanism"));
-  if (collection == "registrations") {
+               (request.method == "POST" && last > 0 &&
+                (target.SegmentIs(last, "query") || target.SegmentIs(last, "attestationmechanism")));
+  if (registrations) {
     needed = reads ? ServiceRight::kRegistrationStatusRead : ServiceRight::kRegistrationStatusWrite;
   } else {
     needed = reads ? ServiceRight::kEnrollmentRead : ServiceRight::kEnrollmentWrite;
@@ -158,10 +158,8 @@ Response ServiceApi::Handle(const Request& request, const Target& target,
                          policy.error().message(), tracking_id);
   }
   std::string actor = "service:" + (*policy)->name;
-  if (collection == "registrations") {
-    return HandleRegistrations(request, target, actor, tracking_id);
-  }
-  if (collection == "enrollments") {
+  if (registrations) return HandleRegistrations(request, target, actor, tracking_id);
+  if (target.SegmentIs(0, "enrollments")) {
     return HandleCollection<IndividualTraits>(request, target, actor, tracking_id);
   }
   return HandleCollection<GroupTraits>(request, target, actor, tracking_id);
@@ -180,10 +178,10 @@ Response ServiceApi::HandleCollection(const Request& request, const Target& targ
     return Bulk<Traits>(request, actor, tracking_id);
   }
   const std::string& id = s[1];
-  if (s.size() == 2 && id == "query" && request.method == "POST") {
+  if (s.size() == 2 && target.SegmentIs(1, "query") && request.method == "POST") {
     return Query<Traits>(request, tracking_id);
   }
-  if (s.size() == 3 && s[2] == "attestationmechanism") {
+  if (s.size() == 3 && target.SegmentIs(2, "attestationmechanism")) {
     if (request.method != "POST") {
       return ErrorResponse(error_code::kMethodNotAllowed, "attestationmechanism takes POST",
                            tracking_id);
@@ -326,7 +324,7 @@ Response ServiceApi::HandleRegistrations(const Request& request, const Target& t
                                          const std::string& actor,
                                          const std::string& tracking_id) {
   const auto& s = target.segments;
-  if (s.size() == 3 && s[2] == "query" && request.method == "POST") {
+  if (s.size() == 3 && target.SegmentIs(2, "query") && request.method == "POST") {
     auto page = PageFrom(request);
     if (!page) return ErrorResponse(error_code::kInvalidField, page.error().message(), tracking_id);
     auto result = registry_.QueryGroupRegistrations(s[1], *page);

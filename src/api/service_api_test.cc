@@ -270,3 +270,19 @@ TEST_F(ServiceApiTest, EveryWriteIsAudited) {
 
 }  // namespace
 }  // namespace devid::api
+
+namespace devid::api {
+namespace {
+
+class ServiceRoutesTest : public testing::ApiFixture {};
+
+TEST_F(ServiceRoutesTest, Accepts_LowercaseRouteWordsAsTheServiceSdkSendsThem) {
+  nlohmann::json group = {{"enrollmentGroupId", "grp1"}, {"attestation", {{"type", "symmetricKey"}}}};
+  ASSERT_EQ(Service("PUT", "/enrollmentgroups/grp1", group).status, 200);
+  Response r = Service("POST", "/enrollmentgroups/grp1/attestationmechanism");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Service("POST", "/EnrollmentGroups/Query").status, 200);
+}
+
+}  // namespace
+}  // namespace devid::api

@@ -1,8 +1,15 @@
 #include "api/target.h"
 
+#include <strings.h>
+
 #include "base/url.h"
 
 namespace devid::api {
+
+bool Target::SegmentIs(size_t i, std::string_view word) const {
+  return i < segments.size() && segments[i].size() == word.size() &&
+         strncasecmp(segments[i].data(), word.data(), word.size()) == 0;
+}
 
 std::string_view Target::QueryValue(const std::string& name) const {
   auto it = query.find(name);

@@ -15,6 +15,10 @@ struct Target {
   std::map<std::string, std::string> query;
   std::string path;  // the raw path, without the query
 
+  // SegmentIs tells whether segment i exists and equals word, ignoring ASCII case (the Azure SDKs
+  // send some route words in lowercase, e.g. "enrollmentgroups").
+  bool SegmentIs(size_t i, std::string_view word) const;
+
   // Query returns the parameter's value, or "" when absent.
   std::string_view QueryValue(const std::string& name) const;
 };

@@ -132,7 +132,9 @@ TEST(SasToken, Vectors_NegativeParseAreRejected) {
   for (const auto& v : vectors["negative_parse"]) {
     auto token = ParseSasToken(v["token"].get<std::string>());
     EXPECT_FALSE(token) << v["why"];
-    if (!token) EXPECT_EQ(token.error().code(), ErrorCode::kUnauthenticated);
+    if (!token) {
+      EXPECT_EQ(token.error().code(), ErrorCode::kUnauthenticated);
+    }
   }
 }
 
