@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package needed to build, run and test devid. Idempotent: when all of
 # them are installed it touches nothing and asks apt for nothing. Runs apt as root, or through
-# sudo. Starts no service: tests that need nginx start their own.
+# sudo. Starts no service: tests that need nginx or PostgreSQL start their own.
 set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
   libssl-dev openssl libboost1.81-dev nlohmann-json3-dev libsqlite3-dev sqlite3
+  libpq-dev postgresql
   libcli11-dev libspdlog-dev libtomlplusplus-dev
+  libp11-kit-dev softhsm2 opensc
   libgtest-dev libgmock-dev libbenchmark-dev
   curl ca-certificates nginx-light wrk
+  swtpm swtpm-tools tpm2-tools
 )
 # The interop tests need Node.js (18 or later) and npm. A node that is already installed is
 # used as it is; Debian's nodejs is the fallback.

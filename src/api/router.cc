@@ -20,6 +20,8 @@ Response Router::Handle(const Request& request) {
   } else if (target->SegmentIs(0, "enrollments") || target->SegmentIs(0, "enrollmentGroups") ||
              target->SegmentIs(0, "registrations")) {
     response = service_.Handle(request, *target, tracking_id);
+  } else if (est_ != nullptr && EstApi::IsEstTarget(*target)) {
+    response = est_->Handle(request, *target, tracking_id);
   } else if (s.size() >= 3 && s[1] == "registrations") {
     response = device_.Handle(request, *target, tracking_id);
   } else {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "api/device_api.h"
@@ -16,6 +17,7 @@
 #include "attestation/symmetric_key/symmetric_key_verifier.h"
 #include "net/https_server.h"
 #include "ossl/base64.h"
+#include "server/ca_store.h"
 #include "server/config.h"
 #include "server/data_dir.h"
 
@@ -113,7 +115,18 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
                             **registry, verifier, clock, random);
   api::ServiceAuthenticator service_auth(config->server.host_name, std::move(*policies), clock);
   api::ServiceApi service_api(**registry, service_auth, random);
-  api::Router router(device_api, service_api, random);
+  // EST runs when `devid ca init` or `devid ca import` gave this data dir a CA.
+  auto ca = OpenServerAuthority(
+      dir->path(),
+      [](const std::string& name) -> std::optional<std::string> {
+        const char* value = std::getenv(name.c_str());
+        return value ? std::optional<std::string>(value) : std::nullopt;
+      },
+      clock, random);
+  if (!ca) return Fail(ca.error());
+  std::unique_ptr<api::EstApi> est;
+  if (*ca) est = std::make_unique<api::EstApi>(*(*ca)->authority, verifier, *id_scope);
+  api::Router router(device_api, service_api, random, est.get());
 
   net::ServerOptions server_options;
   server_options.host = listen->host;

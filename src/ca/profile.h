@@ -1,0 +1,43 @@
+#pragma once
+
+#include <chrono>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace devid::ca {
+
+// Profile is a named certificate shape: the extensions and lifetime an Authority applies. The
+// caller chooses a profile; the request cannot add or change extensions (policy stays out of the
+// signer's callers, as in step-ca's sign options).
+struct Profile {
+  std::string_view name;
+  bool ca = false;
+  int path_length = -1;  // basicConstraints pathLenConstraint; -1 = absent
+  // key_usage and extended_key_usage are OpenSSL X509V3 configuration values.
+  std::string_view key_usage;
+  std::string_view extended_key_usage;  // "" = no EKU extension
+  std::chrono::hours validity{0};
+  bool revocation_pointers = false;  // CRL distribution point + AIA (OCSP, caIssuers)
+  bool ocsp_no_check = false;        // id-pkix-ocsp-nocheck, RFC 6960 §4.2.2.2.1
+  bool requires_subject_alt_name = false;
+  bool requires_common_name = false;
+};
+
+// The profiles devid issues under (RFC 5280 §4.2 for each extension):
+// "root-ca"          CA:TRUE, keyCertSign + cRLSign, 20 years, self-signed
+// "intermediate-ca"  CA:TRUE pathlen 0, keyCertSign + cRLSign, 10 years, CRL DP + AIA
+// "device-client"    CA:FALSE, digitalSignature, clientAuth, 1 year, CN = registration ID
+// "server"           CA:FALSE, digitalSignature, serverAuth, 1 year, subjectAltName required
+// "ocsp-signer"      CA:FALSE, digitalSignature, OCSPSigning, ocsp-nocheck, 90 days
+inline constexpr std::string_view kRootCaProfile = "root-ca";
+inline constexpr std::string_view kIntermediateCaProfile = "intermediate-ca";
+inline constexpr std::string_view kDeviceClientProfile = "device-client";
+inline constexpr std::string_view kServerProfile = "server";
+inline constexpr std::string_view kOcspSignerProfile = "ocsp-signer";
+
+// FindProfile returns the built-in profile called name (static storage). Fails with
+// kInvalidArgument naming the known profiles.
+Result<const Profile*> FindProfile(std::string_view name);
+
+}  // namespace devid::ca

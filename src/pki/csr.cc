@@ -1,0 +1,83 @@
+#include "pki/csr.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "ossl/error.h"
+
+namespace devid::pki {
+
+Result<Csr> Csr::FromPem(std::string_view pem) {
+  ossl::UniquePtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  ossl::UniquePtr<X509_REQ> req(bio ? PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr)
+                                    : nullptr);
+  if (!req) {
+    return std::unexpected(
+        ossl::ErrorFromQueue("parsing a PEM certificate request", ErrorCode::kInvalidArgument));
+  }
+  return Csr(std::move(req));
+}
+
+Result<Csr> Csr::FromDer(std::string_view der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  const unsigned char* start = p;
+  ossl::UniquePtr<X509_REQ> req(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
+  if (!req) {
+    return std::unexpected(
+        ossl::ErrorFromQueue("parsing a DER certificate request", ErrorCode::kInvalidArgument));
+  }
+  if (static_cast<size_t>(p - start) != der.size()) {
+    return std::unexpected(InvalidArgument("certificate request has trailing bytes"));
+  }
+  return Csr(std::move(req));
+}
+
+Status Csr::VerifySignature() const {
+  EVP_PKEY* key = public_key();
+  if (key == nullptr || X509_REQ_verify(req_.get(), key) != 1) {
+    return std::unexpected(
+        ossl::ErrorFromQueue("certificate request signature does not verify with its public key",
+                             ErrorCode::kInvalidArgument));
+  }
+  return Ok();
+}
+
+Status Csr::CheckAttributes() const {
+  for (int i = 0; i < X509_REQ_get_attr_count(req_.get()); ++i) {
+    const ASN1_OBJECT* type = X509_ATTRIBUTE_get0_object(X509_REQ_get_attr(req_.get(), i));
+    int nid = OBJ_obj2nid(type);
+    if (nid == NID_ext_req || nid == NID_pkcs9_challengePassword) continue;
+    char name[128] = {};
+    OBJ_obj2txt(name, sizeof(name), type, /*no_name=*/0);
+    return std::unexpected(
+        InvalidArgument("certificate request carries unsupported attribute " + std::string(name)));
+  }
+  return Ok();
+}
+
+std::string Csr::SubjectCommonName() const {
+  const X509_NAME* name = X509_REQ_get_subject_name(req_.get());
+  int index = -1;
+  int last = -1;
+  while ((index = X509_NAME_get_index_by_NID(name, NID_commonName, index)) >= 0) last = index;
+  if (last < 0) return "";
+  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, last));
+  unsigned char* utf8 = nullptr;
+  int len = ASN1_STRING_to_UTF8(&utf8, data);
+  if (len < 0) {
+    ERR_clear_error();
+    return "";
+  }
+  std::string cn(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
+  OPENSSL_free(utf8);
+  return cn;
+}
+
+EVP_PKEY* Csr::public_key() const {
+  // X509_REQ_get0_pubkey decodes on demand; a malformed key yields nullptr and a queued error.
+  EVP_PKEY* key = X509_REQ_get0_pubkey(req_.get());
+  if (key == nullptr) ERR_clear_error();
+  return key;
+}
+
+}  // namespace devid::pki

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <openssl/x509.h>
+
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+#include "ossl/unique_ptr.h"
+
+namespace devid::pki {
+
+// Csr is a parsed PKCS #10 certification request (RFC 2986). Move-only.
+class Csr {
+ public:
+  // FromPem parses a "CERTIFICATE REQUEST" PEM block; FromDer one DER request (no trailing
+  // bytes). Both fail with kInvalidArgument.
+  static Result<Csr> FromPem(std::string_view pem);
+  static Result<Csr> FromDer(std::string_view der);
+
+  // VerifySignature checks the request's self-signature with its own public key: the proof that
+  // the requester holds the private key (RFC 2986 §3, RFC 7030 §3.4 and §4.2.1). Fails with
+  // kInvalidArgument when it does not verify.
+  Status VerifySignature() const;
+
+  // CheckAttributes refuses a request carrying attributes other than extensionRequest (RFC 2986
+  // §4.1, RFC 2985 §5.4.2) and challengePassword (RFC 2985 §5.4.1), naming the first unknown one,
+  // with kInvalidArgument. Requested extensions are not honoured: the issuing profile decides.
+  Status CheckAttributes() const;
+
+  // SubjectCommonName returns the last CN in the subject, or "" when there is none.
+  std::string SubjectCommonName() const;
+
+  // public_key returns the requested subject public key; owned by this object.
+  EVP_PKEY* public_key() const;
+
+  // get returns the OpenSSL request; it stays owned by this object.
+  X509_REQ* get() const { return req_.get(); }
+
+ private:
+  explicit Csr(ossl::UniquePtr<X509_REQ> req) : req_(std::move(req)) {}
+  ossl::UniquePtr<X509_REQ> req_;
+};
+
+}  // namespace devid::pki

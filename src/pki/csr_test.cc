@@ -1,0 +1,93 @@
+#include "pki/csr.h"
+
+#include <gtest/gtest.h>
+#include <openssl/pem.h>
+
+#include "pki/pkcs7.h"
+
+namespace devid::pki {
+namespace {
+
+// MakeCsrDer builds a request for CN=cn signed with a fresh P-256 key.
+std::string MakeCsrDer(const char* cn) {
+  ossl::UniquePtr<EVP_PKEY> key(EVP_EC_gen("P-256"));
+  ossl::UniquePtr<X509_REQ> req(X509_REQ_new());
+  X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req.get()), "CN", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
+  X509_REQ_set_pubkey(req.get(), key.get());
+  EXPECT_GT(X509_REQ_sign(req.get(), key.get(), EVP_sha256()), 0);
+  unsigned char* der = nullptr;
+  int len = i2d_X509_REQ(req.get(), &der);
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(len));
+  OPENSSL_free(der);
+  return out;
+}
+
+TEST(CsrTest, Parses_AndVerifiesProofOfPossession) {
+  auto csr = Csr::FromDer(MakeCsrDer("device-9"));
+  ASSERT_TRUE(csr.has_value()) << csr.error().message();
+  EXPECT_EQ(csr->SubjectCommonName(), "device-9");
+  EXPECT_NE(csr->public_key(), nullptr);
+  EXPECT_TRUE(csr->VerifySignature().has_value());
+}
+
+TEST(CsrTest, Rejects_BadSignature) {
+  std::string der = MakeCsrDer("device-9");
+  der.back() ^= 0x01;
+  auto csr = Csr::FromDer(der);
+  ASSERT_TRUE(csr.has_value());
+  auto verified = csr->VerifySignature();
+  ASSERT_FALSE(verified.has_value());
+  EXPECT_EQ(verified.error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(CsrTest, Rejects_GarbageAndTrailingBytes) {
+  EXPECT_FALSE(Csr::FromDer("not a request").has_value());
+  EXPECT_FALSE(Csr::FromDer(MakeCsrDer("x") + "!").has_value());
+  EXPECT_FALSE(Csr::FromPem("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n").has_value());
+}
+
+TEST(CsrTest, Rejects_UnknownAttributes) {
+  ossl::UniquePtr<EVP_PKEY> key(EVP_EC_gen("P-256"));
+  ossl::UniquePtr<X509_REQ> req(X509_REQ_new());
+  X509_REQ_set_pubkey(req.get(), key.get());
+  // unstructuredName (RFC 2985 §5.4.2): an attribute devid does not interpret.
+  ASSERT_EQ(X509_REQ_add1_attr_by_NID(req.get(), NID_pkcs9_unstructuredName, MBSTRING_ASC,
+                                      reinterpret_cast<const unsigned char*>("x"), -1),
+            1);
+  ASSERT_GT(X509_REQ_sign(req.get(), key.get(), EVP_sha256()), 0);
+  unsigned char* der = nullptr;
+  int len = i2d_X509_REQ(req.get(), &der);
+  auto csr = Csr::FromDer(std::string(reinterpret_cast<char*>(der), static_cast<size_t>(len)));
+  OPENSSL_free(der);
+  ASSERT_TRUE(csr.has_value());
+  auto checked = csr->CheckAttributes();
+  ASSERT_FALSE(checked.has_value());
+  EXPECT_NE(checked.error().message().find("unsupported attribute unstructuredName"),
+            std::string::npos)
+      << checked.error().message();
+  auto plain = Csr::FromDer(MakeCsrDer("ok"));
+  EXPECT_TRUE(plain->CheckAttributes().has_value());
+}
+
+TEST(Pkcs7Test, RoundTrips_CertsOnly) {
+  ossl::UniquePtr<EVP_PKEY> key(EVP_EC_gen("P-256"));
+  ossl::UniquePtr<X509> x509(X509_new());
+  X509_set_version(x509.get(), X509_VERSION_3);
+  ASN1_INTEGER_set(X509_get_serialNumber(x509.get()), 7);
+  X509_gmtime_adj(X509_getm_notBefore(x509.get()), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x509.get()), 3600);
+  X509_set_pubkey(x509.get(), key.get());
+  ASSERT_GT(X509_sign(x509.get(), key.get(), EVP_sha256()), 0);
+  Certificate certificate = Certificate::Adopt(std::move(x509));
+  auto der = CertsOnlyPkcs7Der({&certificate, &certificate});
+  ASSERT_TRUE(der.has_value());
+  auto back = CertificatesFromPkcs7Der(*der);
+  ASSERT_TRUE(back.has_value());
+  ASSERT_EQ(back->size(), 2u);
+  EXPECT_EQ((*back)[0].ToDer(), certificate.ToDer());
+  EXPECT_FALSE(CertificatesFromPkcs7Der("junk").has_value());
+}
+
+}  // namespace
+}  // namespace devid::pki

@@ -1,0 +1,220 @@
+// EST (RFC 7030) against the real `devid serve`, driven by curl and checked with openssl: cacerts
+// as certs-only PKCS #7, simpleenroll authorized by a device SAS token, and its rejections.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+
+#include "base/clock.h"
+#include "keys/testing/softhsm_token.h"  // RunShell
+#include "ossl/base64.h"
+#include "pki/sas_token.h"
+#include "server_process.h"
+
+namespace devid::testing {
+namespace {
+
+using keys::testing::RunShell;
+using ::testing::HasSubstr;
+
+constexpr char kDeviceKey[] = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+std::string Describe(const CommandResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "stderr:\n" + r.err;
+}
+
+class EstTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto started = ServerProcess::Start();
+    ASSERT_TRUE(started.has_value()) << started.error().message();
+    server_ = new ServerProcess(std::move(*started));
+    // A CA for the data dir, then a restart so serve picks it up.
+    ASSERT_TRUE(server_->Stop().has_value());
+    CommandResult init = RunCommand({DEVID_BINARY, "ca", "init", "--data-dir", server_->data_dir(),
+                                     "--base-url", "https://localhost"});
+    ASSERT_EQ(init.exit_code, 0) << Describe(init);
+    auto restarted = server_->Restart();
+    ASSERT_TRUE(restarted.has_value()) << restarted.error().message();
+    CommandResult added =
+        RunCommand({DEVID_BINARY, "enrollment", "add", "--registration-id", "est-device-1",
+                    "--primary-key", kDeviceKey, "--connection", server_->connection_file()});
+    ASSERT_EQ(added.exit_code, 0) << Describe(added);
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr);
+    dir_ =
+        server_->root() + "/est-" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    ASSERT_EQ(RunShell("mkdir -p " + dir_), 0);
+  }
+
+  static std::string Token(const std::string& registration_id) {
+    auto key = ossl::Base64Decode(kDeviceKey);
+    return pki::CreateSasToken(*key, server_->id_scope() + "/registrations/" + registration_id,
+                               SystemClock().UnixSeconds() + 600, "registration");
+  }
+
+  // Curl runs curl on /.well-known/est/<operation> with extra args; returns the HTTP status and
+  // leaves the body in body_file.
+  std::string Curl(const std::string& operation, const std::string& args,
+                   const std::string& body_file) {
+    std::string output;
+    RunShell("curl -s --cacert " + server_->trust_bundle_file() + " -o " + body_file +
+                 " -w '%{http_code}' " + args + " " + server_->device_endpoint() +
+                 "/.well-known/est/" + operation,
+             &output);
+    return output;
+  }
+
+  // Enroll posts the base64 request in csr_file with authorization ("" = none).
+  std::string Enroll(const std::string& csr_file, const std::string& authorization,
+                     const std::string& body_file) {
+    std::string args = "-X POST -H 'Content-Type: application/pkcs10' --data-binary @" + csr_file;
+    if (!authorization.empty()) args += " -H 'Authorization: " + authorization + "'";
+    return Curl("simpleenroll", args, body_file);
+  }
+
+  // Pkcs7ToPem decodes a base64 certs-only PKCS #7 body into PEM certificates with openssl.
+  std::string Pkcs7ToPem(const std::string& body_file) {
+    std::string pem = body_file + ".pem";
+    std::string output;
+    EXPECT_EQ(RunShell("openssl base64 -d -in " + body_file +
+                           " | openssl pkcs7 -inform DER "
+                           "-print_certs -out " +
+                           pem,
+                       &output),
+              0)
+        << output;
+    return pem;
+  }
+
+  // MakeCsrBase64 writes a key (key_spec is openssl req's -newkey argument) and a base64 DER
+  // request for CN=cn; returns the request's path.
+  std::string MakeCsrBase64(const std::string& cn,
+                            const std::string& key_spec = "ec -pkeyopt ec_paramgen_curve:P-256") {
+    std::string path = dir_ + "/" + cn + ".b64";
+    std::string output;
+    EXPECT_EQ(RunShell("openssl req -new -newkey " + key_spec + " -nodes -keyout " + dir_ + "/" +
+                           cn + ".key -subj /CN=" + cn + " -outform DER | openssl base64 > " + path,
+                       &output),
+              0)
+        << output;
+    return path;
+  }
+
+  static ServerProcess* server_;
+  std::string dir_;
+};
+
+ServerProcess* EstTest::server_ = nullptr;
+
+TEST_F(EstTest, CaCerts_IsCertsOnlyPkcs7OfIssuingAndRootCas) {
+  std::string body = dir_ + "/cacerts.b64";
+  ASSERT_EQ(Curl("cacerts", "-D " + dir_ + "/headers", body), "200");
+  std::ifstream headers(dir_ + "/headers");
+  std::stringstream text;
+  text << headers.rdbuf();
+  EXPECT_THAT(text.str(), HasSubstr("application/pkcs7-mime; smime-type=certs-only"));
+  std::string pem = Pkcs7ToPem(body);
+  std::string output;
+  RunShell("grep -c 'BEGIN CERTIFICATE' " + pem, &output);
+  EXPECT_EQ(output, "2\n");
+  RunShell("openssl crl2pkcs7 -nocrl -certfile " + pem + " | openssl pkcs7 -print_certs -noout",
+           &output);
+  EXPECT_THAT(output, HasSubstr("subject=CN = devid issuing CA"));
+  EXPECT_THAT(output, HasSubstr("subject=CN = devid root CA"));
+}
+
+TEST_F(EstTest, CsrAttrs_AsksForNothing_AndUnknownOperationsAre404) {
+  EXPECT_EQ(Curl("csrattrs", "", dir_ + "/body"), "204");
+  EXPECT_EQ(Curl("serverkeygen", "-X POST", dir_ + "/body"), "404");
+}
+
+TEST_F(EstTest, SimpleEnroll_WithDeviceSasToken_IssuesCertificateOpensslVerifies) {
+  std::string cacerts = dir_ + "/cacerts.b64";
+  ASSERT_EQ(Curl("cacerts", "", cacerts), "200");
+  std::string ca_pem = Pkcs7ToPem(cacerts);
+
+  std::string body = dir_ + "/issued.b64";
+  ASSERT_EQ(Enroll(MakeCsrBase64("est-device-1"), Token("est-device-1"), body), "200");
+  std::string leaf = Pkcs7ToPem(body);
+  std::string output;
+  ASSERT_EQ(
+      RunShell("openssl verify -x509_strict -purpose sslclient -CAfile " + ca_pem + " " + leaf,
+               &output),
+      0)
+      << output;
+  RunShell("openssl x509 -in " + leaf + " -noout -subject -ext extendedKeyUsage", &output);
+  EXPECT_THAT(output, HasSubstr("CN = est-device-1"));
+  EXPECT_THAT(output, HasSubstr("TLS Web Client Authentication"));
+}
+
+TEST_F(EstTest, SimpleEnroll_Rejects_MissingCredentials) {
+  std::string body = dir_ + "/body";
+  EXPECT_EQ(Enroll(MakeCsrBase64("est-device-1"), "", body), "401");
+  std::string output;
+  RunShell("cat " + body, &output);
+  EXPECT_THAT(output, HasSubstr("SAS token"));
+}
+
+TEST_F(EstTest, SimpleEnroll_Rejects_SubjectOtherThanTheTokensDevice) {
+  std::string body = dir_ + "/body";
+  EXPECT_EQ(Enroll(MakeCsrBase64("someone-else"), Token("est-device-1"), body), "403");
+  std::string output;
+  RunShell("cat " + body, &output);
+  EXPECT_THAT(output, HasSubstr("is not the registration ID"));
+}
+
+TEST_F(EstTest, SimpleEnroll_Rejects_TokenSignedWithTheWrongKey) {
+  auto key = ossl::Base64Decode("AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+  std::string forged =
+      pki::CreateSasToken(*key, server_->id_scope() + "/registrations/est-device-1",
+                          SystemClock().UnixSeconds() + 600, "registration");
+  EXPECT_EQ(Enroll(MakeCsrBase64("est-device-1"), forged, dir_ + "/body"), "401");
+}
+
+TEST_F(EstTest, SimpleEnroll_Rejects_WeakKeys) {
+  struct Case {
+    const char* key_spec;
+    const char* message;
+  };
+  for (const Case& c : {Case{"rsa:1024", "RSA key of 1024 bits"},
+                        Case{"ec -pkeyopt ec_paramgen_curve:P-192", "only P-256 and P-384"}}) {
+    std::string body = dir_ + "/body";
+    EXPECT_EQ(Enroll(MakeCsrBase64("est-device-1", c.key_spec), Token("est-device-1"), body), "400")
+        << c.key_spec;
+    std::string output;
+    RunShell("cat " + body, &output);
+    EXPECT_THAT(output, HasSubstr(c.message));
+  }
+}
+
+TEST_F(EstTest, SimpleEnroll_Rejects_RequestWithBadSignature) {
+  std::string der = dir_ + "/bad.der";
+  ASSERT_EQ(RunShell("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                     "-keyout /dev/null -subj /CN=est-device-1 -outform DER -out " +
+                     der),
+            0);
+  std::ifstream in(der, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(bytes.empty());
+  bytes.back() ^= 0x01;  // the last byte belongs to the signature
+  std::ofstream(der + ".b64") << ossl::Base64Encode(bytes) << "\n";
+  std::string body = dir_ + "/body";
+  EXPECT_EQ(Enroll(der + ".b64", Token("est-device-1"), body), "400");
+  std::string output;
+  RunShell("cat " + body, &output);
+  EXPECT_THAT(output, HasSubstr("signature does not verify"));
+}
+
+}  // namespace
+}  // namespace devid::testing
