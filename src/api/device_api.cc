@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <strings.h>
 
+#include <optional>
+
 #include "api/error_codes.h"
 #include "api/error_response.h"
 #include "api/json_model.h"
@@ -18,11 +20,29 @@ bool SameId(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
-json OperationJson(const registry::Registration& registration, bool done) {
-  json out = {{"operationId", registration.operation_id},
-              {"status", done ? registration.status : "assigning"}};
-  if (done) out["registrationState"] = RegistrationStateToJson(registration);
-  return out;
+// TpmKeysFromJson reads the register body's `tpm` object (protocol notes §4.1).
+Result<attestation::TpmKeys> TpmKeysFromJson(const json& tpm) {
+  if (!tpm.is_object()) return std::unexpected(InvalidArgument("tpm must be an object"));
+  attestation::TpmKeys keys;
+  auto ek = tpm.find("endorsementKey");
+  if (ek == tpm.end() || !ek->is_string() || ek->get_ref<const std::string&>().empty()) {
+    return std::unexpected(
+        InvalidArgument("tpm.endorsementKey is required, as base64 TPM2B_PUBLIC"));
+  }
+  keys.endorsement_key = ek->get<std::string>();
+  auto srk = tpm.find("storageRootKey");
+  if (srk != tpm.end() && !srk->is_null()) {
+    if (!srk->is_string()) {
+      return std::unexpected(InvalidArgument("tpm.storageRootKey must be a base64 string"));
+    }
+    keys.storage_root_key = srk->get<std::string>();
+  }
+  return keys;
+}
+
+// AssigningJson is the PUT's answer: the registration is stored, the device polls for it.
+json AssigningJson(const registry::Registration& registration) {
+  return {{"operationId", registration.operation_id}, {"status", "assigning"}};
 }
 
 }  // namespace
@@ -72,9 +92,41 @@ Response DeviceApi::Handle(const Request& request, const Target& target,
   return ErrorResponse(error_code::kRouteNotFound, "no device route " + target.path, tracking_id);
 }
 
-Result<attestation::VerifiedDevice> DeviceApi::Authenticate(const Request& request,
-                                                            const std::string& reg_id) {
+Result<attestation::VerifiedDevice> DeviceApi::Authenticate(
+    const Request& request, const std::string& reg_id,
+    const registry::Registration* registration) {
+  if (registration != nullptr &&
+      registration->attestation_type == registry::AttestationType::kTpm) {
+    return tpm_verifier_.VerifyRegistered(options_.id_scope, *registration,
+                                          request.HeaderValue("authorization"));
+  }
   return verifier_.Verify(options_.id_scope, reg_id, request.HeaderValue("authorization"));
+}
+
+Result<json> DeviceApi::Answer(const registry::Registration& registration,
+                               const attestation::VerifiedDevice& device, bool bare_state) {
+  json state = RegistrationStateToJson(registration);
+  if (registration.attestation_type == registry::AttestationType::kTpm && device.enrollment) {
+    // Protocol notes §4.2 step 4: the SDKs activate the key again from the final answer.
+    DEVID_ASSIGN_OR_RETURN(std::string blob,
+                           tpm_verifier_.AuthenticationKey(*device.enrollment, registration));
+    state["tpm"] = {{"authenticationKey", std::move(blob)}};
+  }
+  if (bare_state) return state;
+  return json{{"operationId", registration.operation_id},
+              {"status", registration.status},
+              {"registrationState", std::move(state)}};
+}
+
+Response DeviceApi::TpmChallenge(const attestation::TpmKeys& keys, const std::string& reg_id,
+                                 const std::string& tracking_id) {
+  auto blob = tpm_verifier_.Challenge(reg_id, keys);
+  if (!blob) return Reject(blob.error(), reg_id, tracking_id);
+  spdlog::debug("TPM challenge issued: registrationId={} trackingId={}", reg_id, tracking_id);
+  // Protocol notes §4.2 step 2: Node needs authenticationKey; the C SDK also requires keyName
+  // and signs with it as skn.
+  return JsonResponse(401, json{{"authenticationKey", std::move(*blob)},
+                                {"keyName", "registration"}});
 }
 
 Response DeviceApi::Reject(const Error& error, const std::string& reg_id,
@@ -106,7 +158,20 @@ Response DeviceApi::Register(const Request& request, const Target& target,
     return ErrorResponse(error_code::kRegistrationIdMismatch,
                          "registrationId in the body does not match the path", tracking_id);
   }
-  auto device = Authenticate(request, reg_id);
+  std::optional<attestation::TpmKeys> tpm;
+  auto tpm_json = body->find("tpm");
+  if (tpm_json != body->end() && !tpm_json->is_null()) {
+    auto keys = TpmKeysFromJson(*tpm_json);
+    if (!keys) {
+      return ErrorResponse(error_code::kInvalidField, keys.error().message(), tracking_id);
+    }
+    tpm = std::move(*keys);
+  }
+  std::string_view authorization = request.HeaderValue("authorization");
+  if (tpm && authorization.empty()) return TpmChallenge(*tpm, reg_id, tracking_id);
+  auto device = tpm ? tpm_verifier_.VerifyChallengeResponse(options_.id_scope, reg_id,
+                                                            authorization, *tpm)
+                    : Authenticate(request, reg_id, nullptr);
   if (!device) return Reject(device.error(), reg_id, tracking_id);
 
   auto previous = registry_.GetRegistration(reg_id);
@@ -128,6 +193,8 @@ Response DeviceApi::Register(const Request& request, const Target& target,
   registration.operation_id = "5." + random_.Hex(8) + "." + random_.Uuid();
   registration.enrollment_group_id = device->group ? device->group->enrollment_group_id : "";
   registration.attestation_type = device->attestation_type;
+  registration.device_key = device->device_key;
+  registration.tpm_storage_root_key = device->tpm_storage_root_key;
   auto payload = body->find("payload");
   if (payload != body->end() && !payload->is_null()) {
     registration.payload_json = payload->dump();
@@ -143,7 +210,7 @@ Response DeviceApi::Register(const Request& request, const Target& target,
                 stored->assigned_hub, stored->substatus,
                 target.QueryValue("forceRegistration") == "true");
 
-  Response response = JsonResponse(202, OperationJson(*stored, /*done=*/false));
+  Response response = JsonResponse(202, AssigningJson(*stored));
   response.SetHeader("Retry-After", std::to_string(options_.retry_after_seconds));
   return response;
 }
@@ -151,18 +218,20 @@ Response DeviceApi::Register(const Request& request, const Target& target,
 Response DeviceApi::OperationStatus(const Request& request, const std::string& reg_id,
                                     const std::string& operation_id,
                                     const std::string& tracking_id) {
-  auto device = Authenticate(request, reg_id);
-  if (!device) return Reject(device.error(), reg_id, tracking_id);
   auto registration = registry_.GetRegistration(reg_id);
+  if (!registration && registration.error().code() != ErrorCode::kNotFound) {
+    return Reject(registration.error(), reg_id, tracking_id);
+  }
+  auto device = Authenticate(request, reg_id, registration ? &*registration : nullptr);
+  if (!device) return Reject(device.error(), reg_id, tracking_id);
   if (!registration || registration->operation_id != operation_id) {
-    if (!registration && registration.error().code() != ErrorCode::kNotFound) {
-      return Reject(registration.error(), reg_id, tracking_id);
-    }
     return ErrorResponse(error_code::kOperationNotFound,
                          "no operation " + operation_id + " for registration " + reg_id,
                          tracking_id);
   }
-  return JsonResponse(200, OperationJson(*registration, /*done=*/true));
+  auto answer = Answer(*registration, *device, /*bare_state=*/false);
+  if (!answer) return Reject(answer.error(), reg_id, tracking_id);
+  return JsonResponse(200, *answer);
 }
 
 Response DeviceApi::RegistrationStatus(const Request& request, const std::string& reg_id,
@@ -171,17 +240,19 @@ Response DeviceApi::RegistrationStatus(const Request& request, const std::string
   if (!body || !body->is_object()) {
     return ErrorResponse(error_code::kInvalidJson, "the body must be a JSON object", tracking_id);
   }
-  auto device = Authenticate(request, reg_id);
-  if (!device) return Reject(device.error(), reg_id, tracking_id);
   auto registration = registry_.GetRegistration(reg_id);
+  if (!registration && registration.error().code() != ErrorCode::kNotFound) {
+    return Reject(registration.error(), reg_id, tracking_id);
+  }
+  auto device = Authenticate(request, reg_id, registration ? &*registration : nullptr);
+  if (!device) return Reject(device.error(), reg_id, tracking_id);
   if (!registration) {
-    if (registration.error().code() != ErrorCode::kNotFound) {
-      return Reject(registration.error(), reg_id, tracking_id);
-    }
     return ErrorResponse(error_code::kRegistrationNotFound,
                          "registration " + reg_id + " has not registered", tracking_id);
   }
-  return JsonResponse(200, RegistrationStateToJson(*registration));
+  auto answer = Answer(*registration, *device, /*bare_state=*/true);
+  if (!answer) return Reject(answer.error(), reg_id, tracking_id);
+  return JsonResponse(200, *answer);
 }
 
 }  // namespace devid::api

@@ -3,6 +3,7 @@
 #include "base/clock.h"
 #include "ossl/base64.h"
 #include "pki/certificate.h"
+#include "tpm/public_area.h"
 
 namespace devid::api {
 namespace {
@@ -250,12 +251,20 @@ Result<registry::AttestationMechanism> AttestationFromJson(const json& json) {
                            OptString(*tpm, "endorsementKey", "attestation.tpm.endorsementKey"));
     DEVID_ASSIGN_OR_RETURN(a.tpm.storage_root_key,
                            OptString(*tpm, "storageRootKey", "attestation.tpm.storageRootKey"));
-    if (a.tpm.endorsement_key.empty() || !ossl::Base64Decode(a.tpm.endorsement_key)) {
+    if (a.tpm.endorsement_key.empty()) {
       return std::unexpected(
           FieldError("attestation.tpm.endorsementKey", "is required, as base64 TPM2B_PUBLIC"));
     }
-    if (!a.tpm.storage_root_key.empty() && !ossl::Base64Decode(a.tpm.storage_root_key)) {
-      return std::unexpected(FieldError("attestation.tpm.storageRootKey", "must be base64"));
+    // The device challenge encrypts to these keys (protocol notes §4.4), so an enrollment holds
+    // only RSA public areas devid can use.
+    if (auto ek = tpm::ParseRsaPublicBase64(a.tpm.endorsement_key); !ek) {
+      return std::unexpected(FieldError("attestation.tpm.endorsementKey", ek.error().message()));
+    }
+    if (!a.tpm.storage_root_key.empty()) {
+      if (auto srk = tpm::ParseRsaPublicBase64(a.tpm.storage_root_key); !srk) {
+        return std::unexpected(
+            FieldError("attestation.tpm.storageRootKey", srk.error().message()));
+      }
     }
   } else {
     return std::unexpected(

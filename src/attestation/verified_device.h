@@ -14,6 +14,11 @@ struct VerifiedDevice {
   registry::AttestationType attestation_type = registry::AttestationType::kNone;
   std::optional<registry::Enrollment> enrollment;  // set for an individual enrollment
   std::optional<registry::EnrollmentGroup> group;  // set for a group enrollment
+  // device_key is the base64 key the service generated for the device (TPM: the HMAC key of the
+  // answered challenge), to store with its registration; "" when it uses its enrollment's key.
+  std::string device_key;
+  // tpm_storage_root_key is the SRK (base64 TPM2B_PUBLIC) device_key was wrapped for (TPM only).
+  std::string tpm_storage_root_key;
 
   // settings returns the matched enrollment's or group's settings.
   const registry::EnrollmentSettings& settings() const {

@@ -1,5 +1,6 @@
 #include "cli/operator_commands.h"
 
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -11,7 +12,9 @@
 #include "cli/connection.h"
 #include "cli/output.h"
 #include "cli/service_client.h"
+#include "ossl/base64.h"
 #include "pki/sas_token.h"
+#include "tpm/public_area.h"
 
 namespace devid::cli {
 namespace {
@@ -35,6 +38,8 @@ struct Options {
   std::vector<std::string> hubs;
   std::string allocation;
   std::string initial_twin;
+  std::string tpm_ek_file;   // TPM2B_PUBLIC files, as tpm2_createek -u / tpm2_readpublic -o write
+  std::string tpm_srk_file;
   // keys derive
   std::string group_key;
 
@@ -84,6 +89,38 @@ Result<json> SettingsJson(const Options& options) {
     body["initialTwin"] = std::move(twin);
   }
   return body;
+}
+
+// ReadTpmPublic reads a TPM2B_PUBLIC file and checks it is an RSA public area devid can
+// challenge (protocol notes §4.1).
+Result<std::vector<uint8_t>> ReadTpmPublic(const std::string& path, std::string_view flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::unexpected(InvalidArgument(std::string(flag) + ": cannot read " + path));
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
+  if (auto key = tpm::ParseRsaPublic(bytes); !key) {
+    return std::unexpected(key.error().WithContext(std::string(flag) + " " + path));
+  }
+  return bytes;
+}
+
+// TpmAttestation makes an enrollment TPM-attested from --tpm-ek (and --tpm-srk); the registration
+// ID defaults to Azure's rule for the EK (lowercase unpadded base32 of SHA-256 of its
+// TPM2B_PUBLIC).
+Status TpmAttestation(const Options& options, json& body, std::string& registration_id) {
+  if (!options.primary_key.empty() || !options.secondary_key.empty()) {
+    return std::unexpected(
+        InvalidArgument("--tpm-ek: a TPM enrollment has no --primary-key or --secondary-key"));
+  }
+  DEVID_ASSIGN_OR_RETURN(std::vector<uint8_t> ek, ReadTpmPublic(options.tpm_ek_file, "--tpm-ek"));
+  json tpm = {{"endorsementKey", ossl::Base64Encode(ek)}};
+  if (!options.tpm_srk_file.empty()) {
+    DEVID_ASSIGN_OR_RETURN(std::vector<uint8_t> srk,
+                           ReadTpmPublic(options.tpm_srk_file, "--tpm-srk"));
+    tpm["storageRootKey"] = ossl::Base64Encode(srk);
+  }
+  body["attestation"] = {{"type", "tpm"}, {"tpm", std::move(tpm)}};
+  if (registration_id.empty()) registration_id = tpm::RegistrationIdFromEk(ek);
+  return Ok();
 }
 
 // Create creates an enrollment or group. PUT alone would replace an existing one (and its keys), so
@@ -288,16 +325,27 @@ void Commands::Add() {
   Options& o = *options_;
 
   CLI::App* enrollment =
-      app_.add_subcommand("enrollment", "Individual enrollments (symmetric key)");
+      app_.add_subcommand("enrollment", "Individual enrollments (symmetric key or TPM)");
   enrollment->require_subcommand(1);
   CLI::App* add = Leaf(
       enrollment, "add", "Create an individual enrollment", [](const Options& options) -> Status {
         DEVID_ASSIGN_OR_RETURN(json body, SettingsJson(options));
-        body["registrationId"] = options.registration_id;
+        std::string registration_id = options.registration_id;
+        if (!options.tpm_ek_file.empty()) {
+          DEVID_TRY(TpmAttestation(options, body, registration_id));
+        } else if (registration_id.empty()) {
+          return std::unexpected(InvalidArgument("--registration-id is required"));
+        }
+        body["registrationId"] = registration_id;
         if (!options.device_id.empty()) body["deviceId"] = options.device_id;
-        return Create(kEnrollments, options, options.registration_id, std::move(body));
+        return Create(kEnrollments, options, registration_id, std::move(body));
       });
-  add->add_option("--registration-id", o.registration_id, "Registration ID")->required();
+  add->add_option("--registration-id", o.registration_id,
+                  "Registration ID (required, but for TPM: from the EK by default)");
+  CLI::Option* tpm_ek = add->add_option(
+      "--tpm-ek", o.tpm_ek_file, "TPM attestation: the EK's TPM2B_PUBLIC file (tpm2_createek -u)");
+  add->add_option("--tpm-srk", o.tpm_srk_file, "TPM attestation: the SRK's TPM2B_PUBLIC file")
+      ->needs(tpm_ek);
   add->add_option("--device-id", o.device_id, "Device ID (default: the registration ID)");
   AddSettingsFlags(add);
   AddCollection(enrollment, kEnrollments, "Registration ID");

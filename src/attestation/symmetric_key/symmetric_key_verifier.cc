@@ -1,5 +1,6 @@
 #include "attestation/symmetric_key/symmetric_key_verifier.h"
 
+#include "attestation/device_token.h"
 #include "ossl/base64.h"
 #include "pki/sas_token.h"
 
@@ -45,22 +46,8 @@ Result<VerifiedDevice> Admit(VerifiedDevice device) {
 Result<VerifiedDevice> SymmetricKeyVerifier::Verify(std::string_view id_scope,
                                                     std::string_view registration_id,
                                                     std::string_view authorization) {
-  if (authorization.empty()) {
-    return std::unexpected(Unauthenticated("the request has no Authorization header"));
-  }
-  DEVID_ASSIGN_OR_RETURN(pki::SasToken token, pki::ParseSasToken(authorization));
-  std::string resource = std::string(id_scope) + "/registrations/" + std::string(registration_id);
-  if (!pki::SasResourceMatches(token, resource)) {
-    return std::unexpected(
-        Unauthenticated("SAS token sr does not name " + resource));
-  }
-  if (token.key_name != "registration") {
-    return std::unexpected(Unauthenticated("SAS token skn must be \"registration\""));
-  }
-  if (token.expiry < clock_.UnixSeconds()) {
-    return std::unexpected(Unauthenticated("SAS token expired (se=" +
-                                           std::to_string(token.expiry) + ")"));
-  }
+  DEVID_ASSIGN_OR_RETURN(pki::SasToken token,
+                         ParseDeviceToken(id_scope, registration_id, authorization, clock_));
   const Error no_key = Unauthenticated("SAS token signature does not verify for registration " +
                                        std::string(registration_id));
 
