@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the dependencies, builds the release preset (warnings are errors) and runs every test:
-# unit, integration and interop (the official Azure IoT Node SDKs against the real server).
+# unit, integration and interop (the official Azure IoT Node SDKs against the real server), with a
+# throwaway PostgreSQL cluster for the PostgreSQL tests.
 # Exits non-zero on any failure.
 set -euo pipefail
 
@@ -28,5 +29,12 @@ if ! (cd "$interop" && node -e '
     }' 2>/dev/null); then
   (cd "$interop" && npm install)
 fi
+
+# A throwaway PostgreSQL cluster for the PostgreSQL registry and multi-node tests, removed on exit.
+pg_dir="$(mktemp -d)"
+trap 'scripts/postgres-test-cluster.sh stop "$pg_dir"' EXIT
+DEVID_TEST_POSTGRES_URL="$(scripts/postgres-test-cluster.sh start "$pg_dir")"
+export DEVID_TEST_POSTGRES_URL
+echo "test: PostgreSQL test cluster at $DEVID_TEST_POSTGRES_URL"
 
 ctest --test-dir build/release --output-on-failure --no-tests=error -j2

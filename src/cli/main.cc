@@ -4,7 +4,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/ca_commands.h"
+#include "cli/migrate_command.h"
 #include "cli/operator_commands.h"
+#include "registry/postgres/postgres_registry.h"
 #include "registry/sqlite/sqlite_registry.h"
 #include "server/serve.h"
 
@@ -20,6 +23,17 @@ devid::server::RegistryFactories RegistryFactories() {
     if (!registry) return std::unexpected(registry.error());
     return std::unique_ptr<devid::registry::Registry>(std::move(*registry));
   };
+  // libpq takes the whole URL; both of its schemes name the same back end.
+  for (std::string scheme : {"postgresql", "postgres"}) {
+    factories[scheme] = [scheme](const std::string& location, devid::Clock& clock,
+                                 devid::Random& random)
+        -> devid::Result<std::unique_ptr<devid::registry::Registry>> {
+      auto registry =
+          devid::registry::PostgresRegistry::Open(scheme + "://" + location, clock, random);
+      if (!registry) return std::unexpected(registry.error());
+      return std::unique_ptr<devid::registry::Registry>(std::move(*registry));
+    };
+  }
   return factories;
 }
 
@@ -44,6 +58,8 @@ int main(int argc, char** argv) {
   serve_cmd->callback([&] { exit_code = devid::server::RunServe(serve, RegistryFactories()); });
 
   devid::cli::AddOperatorCommands(app, exit_code);
+  devid::cli::AddCaCommands(app, exit_code);
+  devid::cli::AddMigrateCommand(app, exit_code);
 
   CLI11_PARSE(app, argc, argv);
   return exit_code;

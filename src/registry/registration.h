@@ -22,6 +22,13 @@ struct Registration {
   std::string response_payload_json;
   int error_code = 0;
   std::string error_message;
+  // device_key is the device's symmetric key (base64) when the service generated it: for TPM
+  // attestation, the HMAC key it sent in the activation blob (protocol notes §4.2). "" = the
+  // device authenticates with its enrollment's key.
+  std::string device_key;
+  // tpm_storage_root_key is the SRK (base64 TPM2B_PUBLIC) a TPM device registered with, so later
+  // answers can wrap device_key for it again (protocol notes §4.2 step 4); "" otherwise.
+  std::string tpm_storage_root_key;
   std::string etag;
   std::chrono::system_clock::time_point created;
   std::chrono::system_clock::time_point updated;

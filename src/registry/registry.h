@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,15 @@ template <typename T>
 struct Page {
   std::vector<T> items;
   std::string continuation;
+};
+
+// Challenge is a pending proof-of-possession challenge for one registration ID: the secret the
+// device must prove it recovered (TPM attestation: the base64 HMAC key wrapped in the activation
+// blob, protocol notes §4.2), usable once, until expires.
+struct Challenge {
+  std::string registration_id;
+  std::string secret;  // base64
+  std::chrono::system_clock::time_point expires;
 };
 
 // Registry is the store of identity state: enrollments, groups, registrations, settings and the
@@ -68,7 +78,8 @@ class Registry {
   // Registrations.
   virtual Result<Registration> GetRegistration(std::string_view registration_id) = 0;
   // SaveRegistration durably creates or replaces the registration (the write is committed and
-  // synced before it returns) and returns the stored copy with its new etag.
+  // synced before it returns) and returns the stored copy with its new etag. It deletes the
+  // registration ID's pending Challenge in the same transaction, so a challenge answers once.
   virtual Result<Registration> SaveRegistration(const Registration& registration,
                                                 const Actor& actor) = 0;
   virtual Status DeleteRegistration(std::string_view registration_id,
@@ -77,6 +88,23 @@ class Registry {
   // QueryGroupRegistrations pages through the registrations made through one group.
   virtual Result<Page<Registration>> QueryGroupRegistrations(std::string_view group_id,
                                                              const PageRequest& page) = 0;
+
+  // Challenges: at most one pending per registration ID. They are transient (no audit record)
+  // and every back end overrides both calls; the defaults fail with kFailedPrecondition.
+  // PutChallenge durably stores challenge, replacing any pending one for its registration ID.
+  virtual Status PutChallenge(const Challenge& challenge, const Actor& actor) {
+    (void)actor;
+    return std::unexpected(FailedPrecondition("storing a challenge for " +
+                                              challenge.registration_id +
+                                              ": this store does not support challenges"));
+  }
+  // GetChallenge returns the pending challenge; kNotFound when there is none or it has expired
+  // (expires <= the store's clock).
+  virtual Result<Challenge> GetChallenge(std::string_view registration_id) {
+    return std::unexpected(FailedPrecondition("reading the challenge for " +
+                                              std::string(registration_id) +
+                                              ": this store does not support challenges"));
+  }
 
   // Settings: small named values the service keeps (ID scope, service policies).
   // GetSetting returns nullopt when the name is unset.

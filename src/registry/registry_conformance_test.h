@@ -11,7 +11,12 @@
 //   Result<std::unique_ptr<Registry>> Open(Clock& clock, Random& random);
 //
 // which opens that store; the suite calls it again after destroying the registry to check that
-// state survives a restart.
+// state survives a restart. A Factory whose store needs an outside server may also have
+//
+//   std::string SkipReason() const;
+//
+// and a non-empty answer skips the test with that message (for local runs without the server;
+// a Factory must fail, not skip, in CI).
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -105,6 +110,8 @@ inline Registration MakeRegistration(const std::string& registration_id,
   r.response_payload_json = R"({"ok":true})";
   r.error_code = 401002;
   r.error_message = "none really";
+  r.device_key = "ZGV2aWNlLWtleQ==";
+  r.tpm_storage_root_key = "c3JrLXB1YmxpYw==";
   return r;
 }
 
@@ -165,6 +172,8 @@ inline void ExpectSameRegistration(const Registration& a, const Registration& b)
   EXPECT_EQ(a.response_payload_json, b.response_payload_json);
   EXPECT_EQ(a.error_code, b.error_code);
   EXPECT_EQ(a.error_message, b.error_message);
+  EXPECT_EQ(a.device_key, b.device_key);
+  EXPECT_EQ(a.tpm_storage_root_key, b.tpm_storage_root_key);
 }
 
 template <typename T>
@@ -178,7 +187,12 @@ std::vector<std::string> GroupIds(const std::vector<T>& groups) {
 template <typename Factory>
 class RegistryConformanceTest : public ::testing::Test {
  protected:
-  void SetUp() override { Reopen(); }
+  void SetUp() override {
+    if constexpr (requires(const Factory& f) { f.SkipReason(); }) {
+      if (std::string reason = factory_.SkipReason(); !reason.empty()) GTEST_SKIP() << reason;
+    }
+    Reopen();
+  }
 
   // Reopen closes the registry (if open) and opens the same store again.
   void Reopen() {
@@ -640,6 +654,61 @@ TYPED_TEST_P(RegistryConformanceTest, Pages_RegistrationsOfOneGroup) {
   EXPECT_TRUE(none->items.empty());
 }
 
+// Challenges.
+
+TYPED_TEST_P(RegistryConformanceTest, Stores_AndReplacesPendingChallenge) {
+  auto none = this->registry().GetChallenge("tpm-1");
+  ASSERT_FALSE(none.has_value());
+  EXPECT_EQ(none.error().code(), ErrorCode::kNotFound);
+
+  auto expires = StartTime() + std::chrono::minutes(5);
+  ASSERT_TRUE(this->registry().PutChallenge({"tpm-1", "Zmlyc3Q=", expires}, this->actor_));
+  auto got = this->registry().GetChallenge("tpm-1");
+  ASSERT_TRUE(got.has_value()) << got.error().message();
+  EXPECT_EQ(got->registration_id, "tpm-1");
+  EXPECT_EQ(got->secret, "Zmlyc3Q=");
+  EXPECT_EQ(Micros(got->expires), Micros(expires));
+
+  ASSERT_TRUE(this->registry().PutChallenge({"tpm-1", "c2Vjb25k", expires}, this->actor_));
+  ASSERT_TRUE(this->registry().PutChallenge({"tpm-2", "b3RoZXI=", expires}, this->actor_));
+  EXPECT_EQ(this->registry().GetChallenge("tpm-1")->secret, "c2Vjb25k");
+  EXPECT_EQ(this->registry().GetChallenge("tpm-2")->secret, "b3RoZXI=");
+  EXPECT_TRUE(this->AllAudit().empty());  // challenges are transient, not audited
+
+  this->Reopen();
+  EXPECT_EQ(this->registry().GetChallenge("tpm-1")->secret, "c2Vjb25k");
+  auto empty_id = this->registry().PutChallenge({"", "eA==", expires}, this->actor_);
+  ASSERT_FALSE(empty_id.has_value());
+  EXPECT_EQ(empty_id.error().code(), ErrorCode::kInvalidArgument);
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Expires_Challenge) {
+  auto expires = StartTime() + std::chrono::minutes(5);
+  ASSERT_TRUE(this->registry().PutChallenge({"tpm-1", "Zmlyc3Q=", expires}, this->actor_));
+  this->clock_.Advance(std::chrono::minutes(5) - std::chrono::seconds(1));
+  EXPECT_TRUE(this->registry().GetChallenge("tpm-1").has_value());
+  this->clock_.Advance(std::chrono::seconds(1));
+  auto expired = this->registry().GetChallenge("tpm-1");
+  ASSERT_FALSE(expired.has_value());
+  EXPECT_EQ(expired.error().code(), ErrorCode::kNotFound);
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Consumes_ChallengeOnSaveRegistration) {
+  auto expires = StartTime() + std::chrono::minutes(5);
+  ASSERT_TRUE(this->registry().PutChallenge({"tpm-1", "Zmlyc3Q=", expires}, this->actor_));
+  ASSERT_TRUE(this->registry().PutChallenge({"tpm-2", "b3RoZXI=", expires}, this->actor_));
+  Registration r = MakeRegistration("tpm-1");
+  r.attestation_type = AttestationType::kTpm;
+  r.device_key = "Zmlyc3Q=";
+  Registration saved = this->SaveOrDie(r);
+  EXPECT_EQ(saved.device_key, "Zmlyc3Q=");
+  auto consumed = this->registry().GetChallenge("tpm-1");
+  ASSERT_FALSE(consumed.has_value());
+  EXPECT_EQ(consumed.error().code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(this->registry().GetChallenge("tpm-2").has_value());  // only its own
+  EXPECT_EQ(this->registry().GetRegistration("tpm-1")->device_key, "Zmlyc3Q=");
+}
+
 // Settings.
 
 TYPED_TEST_P(RegistryConformanceTest, Returns_NulloptForUnsetSetting) {
@@ -844,7 +913,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     Keeps_GroupCreatedOnUpdate, Rejects_GroupEtagMismatch, Deletes_Group, Pages_GroupsInKeyOrder,
     Orders_GroupCandidatesLongestPrefixFirstThenCatchAll, Filters_GroupCandidatesByAttestationType,
     RoundTrips_AllRegistrationFields, Keeps_RegistrationCreatedOnResave, Deletes_Registration,
-    Pages_RegistrationsOfOneGroup, Returns_NulloptForUnsetSetting, Replaces_Setting,
+    Pages_RegistrationsOfOneGroup, Stores_AndReplacesPendingChallenge, Expires_Challenge,
+    Consumes_ChallengeOnSaveRegistration, Returns_NulloptForUnsetSetting, Replaces_Setting,
     Appends_AuditRecordPerWriteInOrder, Persists_AcrossReopen,
     Saves_ConcurrentRegistrationsFromManyThreads, Isolates_FailedWritesAmongConcurrentWrites);
 

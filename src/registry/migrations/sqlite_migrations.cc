@@ -106,8 +106,24 @@ CREATE TABLE audit_log (
 );
 )sql";
 
+// Migration 2: TPM attestation. A registration keeps the key the service generated for the
+// device and the SRK it wraps that key for; challenges hold one pending proof-of-possession
+// secret per registration ID (times in microseconds, like every other table).
+constexpr std::string_view kChallenges = R"sql(
+ALTER TABLE registrations ADD COLUMN device_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE registrations ADD COLUMN tpm_storage_root_key TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE challenges (
+  registration_id TEXT NOT NULL PRIMARY KEY,
+  secret TEXT NOT NULL,
+  expires_us BIGINT NOT NULL,
+  created_us BIGINT NOT NULL
+);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
+    {2, "registration device keys and challenges", kChallenges},
 };
 
 }  // namespace

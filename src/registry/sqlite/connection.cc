@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <mutex>
 #include <utility>
 
 namespace devid::registry::sqlite {
@@ -22,6 +23,19 @@ ErrorCode CodeForSqlite(int rc) {
     default:
       return ErrorCode::kInternal;
   }
+}
+
+// TurnOffMemoryStatistics turns off SQLITE_CONFIG_MEMSTATUS. With it on, SQLite takes one global
+// mutex on every malloc and free to keep allocation statistics, and with a reader connection per
+// handler thread plus the writer thread that mutex was contended on every query
+// (bench/RESULTS.md). The statistics only serve sqlite3_memory_used, sqlite3_status64 and the
+// heap limits, which devid does not use
+// (https://www.sqlite.org/c3ref/c_config_covering_index_scan.html#sqliteconfigmemstatus).
+// The setting must precede SQLite's initialization; if something in the process initialized SQLite
+// first, sqlite3_config refuses and nothing changes.
+void TurnOffMemoryStatistics() {
+  static std::once_flag once;
+  std::call_once(once, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
 }
 
 }  // namespace
@@ -126,6 +140,7 @@ void Connection::Close() {
 }
 
 Result<Connection> Connection::Open(const std::string& path, const ConnectionOptions& options) {
+  TurnOffMemoryStatistics();
   sqlite3* raw = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (!options.read_only) flags |= SQLITE_OPEN_CREATE;

@@ -9,7 +9,7 @@
 // kGroupColumns: enrollment_group_id, registration_id_prefix, settings...
 // kRegistrationColumns: registration_id, device_id, assigned_hub, status, substatus,
 //   operation_id, enrollment_group_id, attestation_type, payload_json, response_payload_json,
-//   error_code, error_message, etag, created_us, updated_us
+//   error_code, error_message, etag, created_us, updated_us, device_key, tpm_storage_root_key
 // settings: attestation_type, symmetric_key_primary, symmetric_key_secondary,
 //   x509_client_primary_pem, x509_client_secondary_pem, x509_signing_primary_pem,
 //   x509_signing_secondary_pem, x509_ca_reference_primary, x509_ca_reference_secondary,
@@ -182,7 +182,7 @@ inline constexpr std::string_view kSelectRegistration =
     "SELECT "
     "registration_id, device_id, assigned_hub, status, substatus, operation_id, "
     "enrollment_group_id, attestation_type, payload_json, response_payload_json, error_code, "
-    "error_message, etag, created_us, updated_us "
+    "error_message, etag, created_us, updated_us, device_key, tpm_storage_root_key "
     "FROM registrations WHERE registration_id = ?1";
 
 // kPageGroupRegistrations reads up to ?3 registrations of group ?1 whose ID is after ?2, in order.
@@ -190,7 +190,7 @@ inline constexpr std::string_view kPageGroupRegistrations =
     "SELECT "
     "registration_id, device_id, assigned_hub, status, substatus, operation_id, "
     "enrollment_group_id, attestation_type, payload_json, response_payload_json, error_code, "
-    "error_message, etag, created_us, updated_us "
+    "error_message, etag, created_us, updated_us, device_key, tpm_storage_root_key "
     "FROM registrations WHERE enrollment_group_id = ?1 AND registration_id > ?2 "
     "ORDER BY registration_id LIMIT ?3";
 
@@ -204,9 +204,9 @@ inline constexpr std::string_view kUpsertRegistration =
     "INSERT INTO registrations ("
     "registration_id, device_id, assigned_hub, status, substatus, operation_id, "
     "enrollment_group_id, attestation_type, payload_json, response_payload_json, error_code, "
-    "error_message, etag, created_us, updated_us "
+    "error_message, etag, created_us, updated_us, device_key, tpm_storage_root_key "
     ") VALUES ("
-    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15 "
+    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17 "
     ") ON CONFLICT (registration_id) DO UPDATE SET "
     "device_id = excluded.device_id, assigned_hub = excluded.assigned_hub, "
     "status = excluded.status, substatus = excluded.substatus, "
@@ -214,12 +214,29 @@ inline constexpr std::string_view kUpsertRegistration =
     "attestation_type = excluded.attestation_type, payload_json = excluded.payload_json, "
     "response_payload_json = excluded.response_payload_json, error_code = excluded.error_code, "
     "error_message = excluded.error_message, etag = excluded.etag, "
-    "updated_us = excluded.updated_us "
+    "updated_us = excluded.updated_us, device_key = excluded.device_key, "
+    "tpm_storage_root_key = excluded.tpm_storage_root_key "
     "RETURNING created_us";
 
 // kDeleteRegistration removes a registration (?1: registration ID).
 inline constexpr std::string_view kDeleteRegistration =
     "DELETE FROM registrations WHERE registration_id = ?1";
+
+// kUpsertChallenge stores the pending challenge for ?1 (secret ?2, expires_us ?3, created_us
+// ?4), replacing any.
+inline constexpr std::string_view kUpsertChallenge =
+    "INSERT INTO challenges (registration_id, secret, expires_us, created_us) "
+    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (registration_id) DO UPDATE SET "
+    "secret = excluded.secret, expires_us = excluded.expires_us, "
+    "created_us = excluded.created_us";
+
+// kSelectChallenge reads the challenge for ?1 that expires after ?2: secret, expires_us.
+inline constexpr std::string_view kSelectChallenge =
+    "SELECT secret, expires_us FROM challenges WHERE registration_id = ?1 AND expires_us > ?2";
+
+// kDeleteChallenge removes the challenge for ?1 (a registration consumes it).
+inline constexpr std::string_view kDeleteChallenge =
+    "DELETE FROM challenges WHERE registration_id = ?1";
 
 // kSelectSetting reads a setting's value (?1: name).
 inline constexpr std::string_view kSelectSetting = "SELECT value FROM settings WHERE name = ?1";

@@ -247,6 +247,8 @@ Result<Registration> ReadRegistration(const Statement& stmt) {
   r.etag = c.Text();
   r.created = c.Time();
   r.updated = c.Time();
+  r.device_key = c.Text();
+  r.tpm_storage_root_key = c.Text();
   return r;
 }
 
@@ -566,10 +568,17 @@ Result<Registration> SqliteRegistry::SaveRegistration(const Registration& regist
     p.Text(stored.etag);
     p.Int(now_us);  // created_us, kept by the upsert when the row exists
     p.Int(now_us);
+    p.Text(stored.device_key);
+    p.Text(stored.tpm_storage_root_key);
     DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
     if (!row) return std::unexpected(Internal("saving registration: no row returned"));
     stored.created = FromMicros(stmt->ColumnInt64(0));
     stored.updated = FromMicros(now_us);
+    stmt->Reset();
+    // The registration consumes its pending challenge in the same transaction (registry.h).
+    DEVID_ASSIGN_OR_RETURN(StatementRef consume, db.Prepare(sqlite::kDeleteChallenge));
+    consume->BindText(1, stored.registration_id);
+    DEVID_TRY(consume->Run());
     return AppendAudit(db, now_us, actor, "registration.assign", stored.registration_id);
   };
   DEVID_TRY(writer_->Run(write));
@@ -596,6 +605,42 @@ Result<Page<Registration>> SqliteRegistry::QueryGroupRegistrations(std::string_v
     stmt->BindInt64(3, limit + 1);
     return ReadPage<Registration>(*stmt, limit, ReadRegistration,
                                   [](const Registration& r) { return r.registration_id; });
+  });
+}
+
+// Challenges.
+
+Status SqliteRegistry::PutChallenge(const Challenge& challenge, const Actor& actor) {
+  (void)actor;  // challenges are transient and not audited (registry.h)
+  DEVID_TRY(ValidateId("the registration ID", challenge.registration_id));
+  auto write = [&](Connection& db) -> Status {
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kUpsertChallenge));
+    Params p(*stmt);
+    p.Text(challenge.registration_id);
+    p.Text(challenge.secret);
+    p.Int(ToMicros(challenge.expires));
+    p.Int(ToMicros(clock_.Now()));
+    return stmt->Run();
+  };
+  return writer_->Run(write);
+}
+
+Result<Challenge> SqliteRegistry::GetChallenge(std::string_view registration_id) {
+  int64_t now_us = ToMicros(clock_.Now());
+  return WithReader(*readers_, [&](Connection& db) -> Result<Challenge> {
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kSelectChallenge));
+    stmt->BindText(1, registration_id);
+    stmt->BindInt64(2, now_us);
+    DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (!row) {
+      return std::unexpected(
+          NotFound("no pending challenge for \"" + std::string(registration_id) + "\""));
+    }
+    Challenge c;
+    c.registration_id = std::string(registration_id);
+    c.secret = stmt->ColumnText(0);
+    c.expires = FromMicros(stmt->ColumnInt64(1));
+    return c;
   });
 }
 

@@ -95,6 +95,9 @@ class SqliteRegistry final : public Registry {
   Result<Page<Registration>> QueryGroupRegistrations(std::string_view group_id,
                                                      const PageRequest& page) override;
 
+  Status PutChallenge(const Challenge& challenge, const Actor& actor) override;
+  Result<Challenge> GetChallenge(std::string_view registration_id) override;
+
   Result<std::optional<std::string>> GetSetting(std::string_view name) override;
   Status SetSetting(std::string_view name, std::string_view value, const Actor& actor) override;
 

@@ -1,0 +1,693 @@
+#include "registry/postgres/postgres_registry.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "registry/migrations/postgres_migrations.h"
+#include "registry/postgres/connection.h"
+#include "registry/postgres/migrate.h"
+#include "registry/postgres/queries.h"
+
+namespace devid::registry {
+namespace {
+
+using postgres::Connection;
+using postgres::Rows;
+
+constexpr int kMaxPageItems = 1000;
+constexpr size_t kEtagBytes = 16;
+constexpr int kMaxAttempts = 3;
+
+int64_t ToMicros(std::chrono::system_clock::time_point t) {
+  return std::chrono::floor<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+
+std::chrono::system_clock::time_point FromMicros(int64_t us) {
+  return std::chrono::system_clock::time_point(std::chrono::microseconds(us));
+}
+
+// The stored names are DPS's attestation.type values, as in the SQLite store.
+std::string_view AttestationTypeName(AttestationType type) {
+  switch (type) {
+    case AttestationType::kNone:
+      return "none";
+    case AttestationType::kSymmetricKey:
+      return "symmetricKey";
+    case AttestationType::kX509:
+      return "x509";
+    case AttestationType::kTpm:
+      return "tpm";
+  }
+  return "none";
+}
+
+Result<AttestationType> ParseAttestationType(std::string_view name) {
+  if (name == "none") return AttestationType::kNone;
+  if (name == "symmetricKey") return AttestationType::kSymmetricKey;
+  if (name == "x509") return AttestationType::kX509;
+  if (name == "tpm") return AttestationType::kTpm;
+  return std::unexpected(Internal("reading the registry: unknown attestation type \"" +
+                                  std::string(name) + "\" in the database"));
+}
+
+std::string JoinHubs(const std::vector<std::string>& hubs) {
+  std::string out;
+  for (const std::string& hub : hubs) {
+    if (!out.empty()) out += '\n';
+    out += hub;
+  }
+  return out;
+}
+
+std::vector<std::string> SplitHubs(std::string_view joined) {
+  std::vector<std::string> hubs;
+  while (!joined.empty()) {
+    size_t end = joined.find('\n');
+    hubs.emplace_back(joined.substr(0, end));
+    if (end == std::string_view::npos) break;
+    joined.remove_prefix(end + 1);
+  }
+  return hubs;
+}
+
+std::string HexEncode(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
+    out += kDigits[b >> 4];
+    out += kDigits[b & 0xf];
+  }
+  return out;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// DecodeContinuation returns the key a page starts after ("" = from the start).
+Result<std::string> DecodeContinuation(std::string_view token) {
+  std::string key;
+  if (token.size() % 2 != 0) {
+    return std::unexpected(InvalidArgument("reading the continuation token: it is malformed"));
+  }
+  key.reserve(token.size() / 2);
+  for (size_t i = 0; i < token.size(); i += 2) {
+    int hi = HexValue(token[i]);
+    int lo = HexValue(token[i + 1]);
+    // A NUL cannot be in a PostgreSQL text value, so no key holds one.
+    if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+      return std::unexpected(InvalidArgument("reading the continuation token: it is malformed"));
+    }
+    key += static_cast<char>(hi << 4 | lo);
+  }
+  return key;
+}
+
+int ClampPageSize(int max_items) { return std::clamp(max_items, 1, kMaxPageItems); }
+
+Status ValidateId(std::string_view what, std::string_view id) {
+  if (id.empty()) return std::unexpected(InvalidArgument(std::string(what) + " is empty"));
+  return Ok();
+}
+
+Status ValidateSettings(const EnrollmentSettings& settings) {
+  for (const std::string& hub : settings.iot_hubs) {
+    if (hub.empty() || hub.find('\n') != std::string::npos) {
+      return std::unexpected(
+          InvalidArgument("iotHubs holds an empty name or one with a line break"));
+    }
+  }
+  return Ok();
+}
+
+std::string NotFoundMessage(std::string_view noun, std::string_view id) {
+  return std::string(noun) + " \"" + std::string(id) + "\" not found";
+}
+
+// Params collects a statement's text parameters in order ($1, $2, ...). Numbers are formatted
+// into owned strings; text values are referred to and must outlive the statement's run.
+class Params {
+ public:
+  void Text(std::string_view value) { values_.push_back(value); }
+  void Int(int64_t value) {
+    owned_.push_back(std::make_unique<std::string>(std::to_string(value)));
+    values_.push_back(*owned_.back());
+  }
+  const std::vector<std::string_view>& values() const { return values_; }
+
+ private:
+  std::vector<std::unique_ptr<std::string>> owned_;  // stable addresses for values_
+  std::vector<std::string_view> values_;
+};
+
+// Columns reads one row's columns in order, starting at the first.
+class Columns {
+ public:
+  Columns(const Rows& rows, int row) : rows_(rows), row_(row) {}
+  std::string Text() { return rows_.Text(row_, next_++); }
+  int64_t Int() { return rows_.Int(row_, next_++); }
+  bool Bool() { return Int() != 0; }
+  std::chrono::system_clock::time_point Time() { return FromMicros(Int()); }
+
+ private:
+  const Rows& rows_;
+  int row_;
+  int next_ = 0;
+};
+
+// BindSettings adds the settings columns (queries.h); iot_hubs is passed already joined.
+void BindSettings(Params& p, const EnrollmentSettings& s, std::string_view iot_hubs) {
+  const AttestationMechanism& a = s.attestation;
+  p.Text(AttestationTypeName(a.type));
+  p.Text(a.symmetric_key.primary_key);
+  p.Text(a.symmetric_key.secondary_key);
+  p.Text(a.x509.client_primary_pem);
+  p.Text(a.x509.client_secondary_pem);
+  p.Text(a.x509.signing_primary_pem);
+  p.Text(a.x509.signing_secondary_pem);
+  p.Text(a.x509.ca_reference_primary);
+  p.Text(a.x509.ca_reference_secondary);
+  p.Text(a.tpm.endorsement_key);
+  p.Text(a.tpm.storage_root_key);
+  p.Int(s.enabled);
+  p.Int(s.iot_edge);
+  p.Text(s.initial_twin_json);
+  p.Int(s.reprovision_policy.update_hub_assignment);
+  p.Int(s.reprovision_policy.migrate_device_data);
+  p.Text(s.allocation_policy);
+  p.Text(iot_hubs);
+  p.Text(s.iot_hub_host_name);
+  p.Text(s.custom_allocation_json);
+  p.Text(s.etag);
+  p.Int(ToMicros(s.created));
+  p.Int(ToMicros(s.updated));
+}
+
+Result<EnrollmentSettings> ReadSettings(Columns& c) {
+  EnrollmentSettings s;
+  AttestationMechanism& a = s.attestation;
+  DEVID_ASSIGN_OR_RETURN(a.type, ParseAttestationType(c.Text()));
+  a.symmetric_key.primary_key = c.Text();
+  a.symmetric_key.secondary_key = c.Text();
+  a.x509.client_primary_pem = c.Text();
+  a.x509.client_secondary_pem = c.Text();
+  a.x509.signing_primary_pem = c.Text();
+  a.x509.signing_secondary_pem = c.Text();
+  a.x509.ca_reference_primary = c.Text();
+  a.x509.ca_reference_secondary = c.Text();
+  a.tpm.endorsement_key = c.Text();
+  a.tpm.storage_root_key = c.Text();
+  s.enabled = c.Bool();
+  s.iot_edge = c.Bool();
+  s.initial_twin_json = c.Text();
+  s.reprovision_policy.update_hub_assignment = c.Bool();
+  s.reprovision_policy.migrate_device_data = c.Bool();
+  s.allocation_policy = c.Text();
+  s.iot_hubs = SplitHubs(c.Text());
+  s.iot_hub_host_name = c.Text();
+  s.custom_allocation_json = c.Text();
+  s.etag = c.Text();
+  s.created = c.Time();
+  s.updated = c.Time();
+  return s;
+}
+
+Result<Enrollment> ReadEnrollment(const Rows& rows, int row) {
+  Columns c(rows, row);
+  Enrollment e;
+  e.registration_id = c.Text();
+  e.device_id = c.Text();
+  e.optional_device_information_json = c.Text();
+  DEVID_ASSIGN_OR_RETURN(e.settings, ReadSettings(c));
+  return e;
+}
+
+Result<EnrollmentGroup> ReadGroup(const Rows& rows, int row) {
+  Columns c(rows, row);
+  EnrollmentGroup g;
+  g.enrollment_group_id = c.Text();
+  g.registration_id_prefix = c.Text();
+  DEVID_ASSIGN_OR_RETURN(g.settings, ReadSettings(c));
+  return g;
+}
+
+Result<Registration> ReadRegistration(const Rows& rows, int row) {
+  Columns c(rows, row);
+  Registration r;
+  r.registration_id = c.Text();
+  r.device_id = c.Text();
+  r.assigned_hub = c.Text();
+  r.status = c.Text();
+  r.substatus = c.Text();
+  r.operation_id = c.Text();
+  r.enrollment_group_id = c.Text();
+  DEVID_ASSIGN_OR_RETURN(r.attestation_type, ParseAttestationType(c.Text()));
+  r.payload_json = c.Text();
+  r.response_payload_json = c.Text();
+  r.error_code = static_cast<int>(c.Int());
+  r.error_message = c.Text();
+  r.etag = c.Text();
+  r.created = c.Time();
+  r.updated = c.Time();
+  r.device_key = c.Text();
+  r.tpm_storage_root_key = c.Text();
+  return r;
+}
+
+// ReadOne runs a query by ID expected to return at most one row and converts it with read_row.
+template <typename T, typename ReadRow>
+Result<T> ReadOne(Connection& db, std::string_view sql, std::string_view id, std::string_view noun,
+                  ReadRow read_row) {
+  DEVID_ASSIGN_OR_RETURN(Rows rows, db.Run(sql, {id}));
+  if (rows.empty()) return std::unexpected(NotFound(NotFoundMessage(noun, id)));
+  return read_row(rows, 0);
+}
+
+// ReadPage converts the rows of a query bound to fetch one more than limit, turning the extra
+// row into a continuation.
+template <typename T, typename ReadRow, typename KeyOf>
+Result<Page<T>> ReadPage(const Rows& rows, int limit, ReadRow read_row, KeyOf key_of) {
+  Page<T> page;
+  for (int i = 0; i < rows.size(); ++i) {
+    if (i == limit) {
+      page.continuation = HexEncode(key_of(page.items.back()));
+      break;
+    }
+    DEVID_ASSIGN_OR_RETURN(T item, read_row(rows, i));
+    page.items.push_back(std::move(item));
+  }
+  return page;
+}
+
+// CheckIfMatch applies If-Match to the row a write would change, whose etag the caller read
+// under a row lock (RFC 9110 §13.1.1: "*" matches any current row).
+Status CheckIfMatch(const Rows& locked, const std::string& if_match, std::string_view action,
+                    std::string_view noun, std::string_view id) {
+  if (locked.empty()) return std::unexpected(NotFound(NotFoundMessage(noun, id)));
+  if (if_match != "*" && if_match != locked.Text(0, 0)) {
+    return std::unexpected(FailedPrecondition(std::string(action) + " " + std::string(noun) +
+                                              " \"" + std::string(id) + "\": etag mismatch"));
+  }
+  return Ok();
+}
+
+Status AppendAudit(Connection& db, int64_t time_us, const Actor& actor, std::string_view action,
+                   std::string_view object) {
+  Params p;
+  p.Int(time_us);
+  p.Text(actor.name);
+  p.Text(action);
+  p.Text(object);
+  p.Text("success");
+  p.Int(PostgresRegistry::kAuditLockKey);
+  DEVID_TRY(db.Run(postgres::kInsertAudit, p.values()));
+  return Ok();
+}
+
+// Table names the SQL and words for one kind of row deleted by DeleteRow.
+struct Table {
+  std::string_view noun;          // in messages
+  std::string_view audit_prefix;  // before ".delete" in the audit log
+  std::string_view lock_sql;
+  std::string_view delete_sql;
+};
+
+constexpr Table kEnrollments{"enrollment", "enrollment", postgres::kLockEnrollment,
+                             postgres::kDeleteEnrollment};
+constexpr Table kGroups{"enrollment group", "enrollmentGroup", postgres::kLockGroup,
+                        postgres::kDeleteGroup};
+constexpr Table kRegistrations{"registration", "registration", postgres::kLockRegistration,
+                               postgres::kDeleteRegistration};
+
+Status DeleteRow(Connection& db, const Table& table, std::string_view id,
+                 const std::optional<std::string>& if_match, const Actor& actor, int64_t now_us) {
+  DEVID_ASSIGN_OR_RETURN(Rows locked, db.Run(table.lock_sql, {id}));
+  if (locked.empty()) return std::unexpected(NotFound(NotFoundMessage(table.noun, id)));
+  if (if_match) DEVID_TRY(CheckIfMatch(locked, *if_match, "deleting", table.noun, id));
+  DEVID_TRY(db.Run(table.delete_sql, {id}));
+  return AppendAudit(db, now_us, actor, std::string(table.audit_prefix) + ".delete", id);
+}
+
+}  // namespace
+
+PostgresRegistry::PostgresRegistry(Clock& clock, Random& random,
+                                   std::unique_ptr<postgres::Pool> pool)
+    : clock_(clock), random_(random), pool_(std::move(pool)) {}
+
+PostgresRegistry::~PostgresRegistry() = default;
+
+Result<std::unique_ptr<PostgresRegistry>> PostgresRegistry::Open(const std::string& conninfo,
+                                                                 Clock& clock, Random& random) {
+  return Open(conninfo, clock, random, PostgresRegistryOptions());
+}
+
+Result<std::unique_ptr<PostgresRegistry>> PostgresRegistry::Open(
+    const std::string& conninfo, Clock& clock, Random& random,
+    const PostgresRegistryOptions& options) {
+  {
+    // Migrations run on their own connection, closed afterwards, so the session advisory lock
+    // cannot leak into the pool.
+    DEVID_ASSIGN_OR_RETURN(Connection db, Connection::Open(conninfo));
+    if (auto s = postgres::ApplyMigrations(db, PostgresMigrations(), ToMicros(clock.Now())); !s) {
+      return std::unexpected(s.error().WithContext("opening the PostgreSQL registry"));
+    }
+  }
+  auto pool =
+      std::make_unique<postgres::Pool>(conninfo, options.max_connections, options.connection_wait);
+  return std::unique_ptr<PostgresRegistry>(new PostgresRegistry(clock, random, std::move(pool)));
+}
+
+int64_t PostgresRegistry::NowMicros() {
+  std::lock_guard lock(stamp_mu_);
+  return ToMicros(clock_.Now());
+}
+
+std::pair<int64_t, std::string> PostgresRegistry::Stamp() {
+  std::lock_guard lock(stamp_mu_);
+  return {ToMicros(clock_.Now()), random_.Hex(kEtagBytes)};
+}
+
+template <typename T, typename Fn>
+Result<T> PostgresRegistry::Read(Fn fn) {
+  for (int attempt = 1;; ++attempt) {
+    DEVID_ASSIGN_OR_RETURN(postgres::Pool::Lease lease, pool_->Acquire());
+    Result<T> result = fn(*lease);
+    // A pooled connection may have broken while idle (the server restarted, a proxy timed it
+    // out); a read is safe to repeat on a fresh one.
+    if (result || lease->healthy() || attempt == 2) return result;
+    pool_->DropIdle();
+  }
+}
+
+Status PostgresRegistry::Write(const std::function<Status(Connection&)>& fn) {
+  for (int attempt = 1;; ++attempt) {
+    DEVID_ASSIGN_OR_RETURN(postgres::Pool::Lease lease, pool_->Acquire());
+    Connection& db = *lease;
+    Status begun = db.Exec("BEGIN");
+    if (!begun) {
+      if (!db.healthy() && attempt < kMaxAttempts) {
+        pool_->DropIdle();
+        continue;  // nothing was sent: try afresh
+      }
+      return begun;
+    }
+    Status done = fn(db);
+    if (done) {
+      done = db.Exec("COMMIT");
+      if (!done && !db.healthy()) {
+        return std::unexpected(Unavailable(
+            "committing to PostgreSQL: the connection broke, so whether the write took effect "
+            "is unknown: " +
+            done.error().message()));
+      }
+      if (done) return Ok();
+    }
+    if (db.healthy() && db.in_transaction()) (void)db.Exec("ROLLBACK");
+    // Serialization failures and deadlocks undo the whole transaction, which may then be run
+    // again (PostgreSQL §13.4); anything else is the caller's answer.
+    if (done.error().code() != ErrorCode::kAborted || attempt == kMaxAttempts) return done;
+  }
+}
+
+// Individual enrollments.
+
+Result<Enrollment> PostgresRegistry::GetEnrollment(std::string_view registration_id) {
+  return Read<Enrollment>([&](Connection& db) {
+    return ReadOne<Enrollment>(db, postgres::kSelectEnrollment, registration_id, "enrollment",
+                               ReadEnrollment);
+  });
+}
+
+Result<Enrollment> PostgresRegistry::PutEnrollment(const Enrollment& enrollment,
+                                                   const std::optional<std::string>& if_match,
+                                                   const Actor& actor) {
+  DEVID_TRY(ValidateId("the registration ID", enrollment.registration_id));
+  DEVID_TRY(ValidateSettings(enrollment.settings));
+  const std::string& id = enrollment.registration_id;
+  Enrollment stored = enrollment;
+  std::string hubs = JoinHubs(stored.settings.iot_hubs);
+  DEVID_TRY(Write([&](Connection& db) -> Status {
+    if (if_match) {
+      DEVID_ASSIGN_OR_RETURN(Rows locked, db.Run(postgres::kLockEnrollment, {id}));
+      DEVID_TRY(CheckIfMatch(locked, *if_match, "updating", "enrollment", id));
+    }
+    auto [now_us, etag] = Stamp();
+    stored.settings.etag = std::move(etag);
+    stored.settings.created = stored.settings.updated = FromMicros(now_us);
+    Params p;
+    p.Text(stored.registration_id);
+    p.Text(stored.device_id);
+    p.Text(stored.optional_device_information_json);
+    BindSettings(p, stored.settings, hubs);
+    DEVID_ASSIGN_OR_RETURN(Rows upserted, db.Run(postgres::kUpsertEnrollment, p.values()));
+    stored.settings.created = FromMicros(upserted.Int(0, 0));
+    bool created = upserted.Bool(0, 1);
+    return AppendAudit(db, now_us, actor, created ? "enrollment.create" : "enrollment.update", id);
+  }));
+  return stored;
+}
+
+Status PostgresRegistry::DeleteEnrollment(std::string_view registration_id,
+                                          const std::optional<std::string>& if_match,
+                                          const Actor& actor) {
+  return Write([&](Connection& db) -> Status {
+    return DeleteRow(db, kEnrollments, registration_id, if_match, actor, NowMicros());
+  });
+}
+
+Result<Page<Enrollment>> PostgresRegistry::QueryEnrollments(const PageRequest& page) {
+  DEVID_ASSIGN_OR_RETURN(std::string after, DecodeContinuation(page.continuation));
+  int limit = ClampPageSize(page.max_items);
+  std::string fetch = std::to_string(limit + 1);
+  return Read<Page<Enrollment>>([&](Connection& db) -> Result<Page<Enrollment>> {
+    DEVID_ASSIGN_OR_RETURN(Rows rows, db.Run(postgres::kPageEnrollments, {after, fetch}));
+    return ReadPage<Enrollment>(rows, limit, ReadEnrollment,
+                                [](const Enrollment& e) { return e.registration_id; });
+  });
+}
+
+// Enrollment groups.
+
+Result<EnrollmentGroup> PostgresRegistry::GetEnrollmentGroup(std::string_view group_id) {
+  return Read<EnrollmentGroup>([&](Connection& db) {
+    return ReadOne<EnrollmentGroup>(db, postgres::kSelectGroup, group_id, "enrollment group",
+                                    ReadGroup);
+  });
+}
+
+Result<EnrollmentGroup> PostgresRegistry::PutEnrollmentGroup(
+    const EnrollmentGroup& group, const std::optional<std::string>& if_match, const Actor& actor) {
+  DEVID_TRY(ValidateId("the enrollment group ID", group.enrollment_group_id));
+  DEVID_TRY(ValidateSettings(group.settings));
+  const std::string& id = group.enrollment_group_id;
+  EnrollmentGroup stored = group;
+  std::string hubs = JoinHubs(stored.settings.iot_hubs);
+  DEVID_TRY(Write([&](Connection& db) -> Status {
+    if (if_match) {
+      DEVID_ASSIGN_OR_RETURN(Rows locked, db.Run(postgres::kLockGroup, {id}));
+      DEVID_TRY(CheckIfMatch(locked, *if_match, "updating", "enrollment group", id));
+    }
+    auto [now_us, etag] = Stamp();
+    stored.settings.etag = std::move(etag);
+    stored.settings.created = stored.settings.updated = FromMicros(now_us);
+    Params p;
+    p.Text(stored.enrollment_group_id);
+    p.Text(stored.registration_id_prefix);
+    BindSettings(p, stored.settings, hubs);
+    DEVID_ASSIGN_OR_RETURN(Rows upserted, db.Run(postgres::kUpsertGroup, p.values()));
+    stored.settings.created = FromMicros(upserted.Int(0, 0));
+    bool created = upserted.Bool(0, 1);
+    return AppendAudit(db, now_us, actor,
+                       created ? "enrollmentGroup.create" : "enrollmentGroup.update", id);
+  }));
+  return stored;
+}
+
+Status PostgresRegistry::DeleteEnrollmentGroup(std::string_view group_id,
+                                               const std::optional<std::string>& if_match,
+                                               const Actor& actor) {
+  return Write([&](Connection& db) -> Status {
+    return DeleteRow(db, kGroups, group_id, if_match, actor, NowMicros());
+  });
+}
+
+Result<Page<EnrollmentGroup>> PostgresRegistry::QueryEnrollmentGroups(const PageRequest& page) {
+  DEVID_ASSIGN_OR_RETURN(std::string after, DecodeContinuation(page.continuation));
+  int limit = ClampPageSize(page.max_items);
+  std::string fetch = std::to_string(limit + 1);
+  return Read<Page<EnrollmentGroup>>([&](Connection& db) -> Result<Page<EnrollmentGroup>> {
+    DEVID_ASSIGN_OR_RETURN(Rows rows, db.Run(postgres::kPageGroups, {after, fetch}));
+    return ReadPage<EnrollmentGroup>(
+        rows, limit, ReadGroup, [](const EnrollmentGroup& g) { return g.enrollment_group_id; });
+  });
+}
+
+Result<std::vector<EnrollmentGroup>> PostgresRegistry::FindGroupCandidates(
+    std::string_view registration_id, AttestationType type) {
+  return Read<std::vector<EnrollmentGroup>>(
+      [&](Connection& db) -> Result<std::vector<EnrollmentGroup>> {
+        DEVID_ASSIGN_OR_RETURN(Rows rows, db.Run(postgres::kFindGroupCandidates,
+                                                 {registration_id, AttestationTypeName(type)}));
+        std::vector<EnrollmentGroup> groups;
+        for (int i = 0; i < rows.size(); ++i) {
+          DEVID_ASSIGN_OR_RETURN(EnrollmentGroup group, ReadGroup(rows, i));
+          groups.push_back(std::move(group));
+        }
+        return groups;
+      });
+}
+
+// Registrations.
+
+Result<Registration> PostgresRegistry::GetRegistration(std::string_view registration_id) {
+  return Read<Registration>([&](Connection& db) {
+    return ReadOne<Registration>(db, postgres::kSelectRegistration, registration_id, "registration",
+                                 ReadRegistration);
+  });
+}
+
+Result<Registration> PostgresRegistry::SaveRegistration(const Registration& registration,
+                                                        const Actor& actor) {
+  DEVID_TRY(ValidateId("the registration ID", registration.registration_id));
+  Registration stored = registration;
+  DEVID_TRY(Write([&](Connection& db) -> Status {
+    auto [now_us, etag] = Stamp();
+    stored.etag = std::move(etag);
+    Params p;
+    p.Text(stored.registration_id);
+    p.Text(stored.device_id);
+    p.Text(stored.assigned_hub);
+    p.Text(stored.status);
+    p.Text(stored.substatus);
+    p.Text(stored.operation_id);
+    p.Text(stored.enrollment_group_id);
+    p.Text(AttestationTypeName(stored.attestation_type));
+    p.Text(stored.payload_json);
+    p.Text(stored.response_payload_json);
+    p.Int(stored.error_code);
+    p.Text(stored.error_message);
+    p.Text(stored.etag);
+    p.Int(now_us);  // created_us, kept by the upsert when the row exists
+    p.Int(now_us);
+    p.Text(stored.device_key);
+    p.Text(stored.tpm_storage_root_key);
+    DEVID_ASSIGN_OR_RETURN(Rows upserted, db.Run(postgres::kUpsertRegistration, p.values()));
+    stored.created = FromMicros(upserted.Int(0, 0));
+    stored.updated = FromMicros(now_us);
+    // The registration consumes its pending challenge in the same transaction (registry.h), so
+    // of two nodes answering the same challenge at once, the second finds it gone.
+    DEVID_TRY(db.Run(postgres::kDeleteChallenge, {stored.registration_id}));
+    return AppendAudit(db, now_us, actor, "registration.assign", stored.registration_id);
+  }));
+  return stored;
+}
+
+Status PostgresRegistry::DeleteRegistration(std::string_view registration_id,
+                                            const std::optional<std::string>& if_match,
+                                            const Actor& actor) {
+  return Write([&](Connection& db) -> Status {
+    return DeleteRow(db, kRegistrations, registration_id, if_match, actor, NowMicros());
+  });
+}
+
+Result<Page<Registration>> PostgresRegistry::QueryGroupRegistrations(std::string_view group_id,
+                                                                     const PageRequest& page) {
+  DEVID_ASSIGN_OR_RETURN(std::string after, DecodeContinuation(page.continuation));
+  int limit = ClampPageSize(page.max_items);
+  std::string fetch = std::to_string(limit + 1);
+  return Read<Page<Registration>>([&](Connection& db) -> Result<Page<Registration>> {
+    DEVID_ASSIGN_OR_RETURN(Rows rows,
+                           db.Run(postgres::kPageGroupRegistrations, {group_id, after, fetch}));
+    return ReadPage<Registration>(rows, limit, ReadRegistration,
+                                  [](const Registration& r) { return r.registration_id; });
+  });
+}
+
+// Challenges.
+
+Status PostgresRegistry::PutChallenge(const Challenge& challenge, const Actor& actor) {
+  (void)actor;  // challenges are transient and not audited (registry.h)
+  DEVID_TRY(ValidateId("the registration ID", challenge.registration_id));
+  return Write([&](Connection& db) -> Status {
+    Params p;
+    p.Text(challenge.registration_id);
+    p.Text(challenge.secret);
+    p.Int(ToMicros(challenge.expires));
+    p.Int(NowMicros());
+    DEVID_TRY(db.Run(postgres::kUpsertChallenge, p.values()));
+    return Ok();
+  });
+}
+
+Result<Challenge> PostgresRegistry::GetChallenge(std::string_view registration_id) {
+  std::string now = std::to_string(NowMicros());
+  return Read<Challenge>([&](Connection& db) -> Result<Challenge> {
+    DEVID_ASSIGN_OR_RETURN(Rows rows, db.Run(postgres::kSelectChallenge, {registration_id, now}));
+    if (rows.empty()) {
+      return std::unexpected(
+          NotFound("no pending challenge for \"" + std::string(registration_id) + "\""));
+    }
+    Challenge c;
+    c.registration_id = std::string(registration_id);
+    c.secret = rows.Text(0, 0);
+    c.expires = FromMicros(rows.Int(0, 1));
+    return c;
+  });
+}
+
+// Settings.
+
+Result<std::optional<std::string>> PostgresRegistry::GetSetting(std::string_view name) {
+  return Read<std::optional<std::string>>(
+      [&](Connection& db) -> Result<std::optional<std::string>> {
+        DEVID_ASSIGN_OR_RETURN(Rows rows, db.Run(postgres::kSelectSetting, {name}));
+        if (rows.empty()) return std::optional<std::string>();
+        return std::optional<std::string>(rows.Text(0, 0));
+      });
+}
+
+Status PostgresRegistry::SetSetting(std::string_view name, std::string_view value,
+                                    const Actor& actor) {
+  DEVID_TRY(ValidateId("the setting name", name));
+  return Write([&](Connection& db) -> Status {
+    int64_t now_us = NowMicros();
+    Params p;
+    p.Text(name);
+    p.Text(value);
+    p.Int(now_us);
+    DEVID_TRY(db.Run(postgres::kUpsertSetting, p.values()));
+    return AppendAudit(db, now_us, actor, "setting.set", name);
+  });
+}
+
+// Audit.
+
+Result<std::vector<AuditRecord>> PostgresRegistry::ListAudit(int64_t after, int limit) {
+  if (limit <= 0) return std::vector<AuditRecord>();
+  std::string from = std::to_string(after);
+  std::string count = std::to_string(std::min(limit, kMaxPageItems));
+  return Read<std::vector<AuditRecord>>([&](Connection& db) -> Result<std::vector<AuditRecord>> {
+    DEVID_ASSIGN_OR_RETURN(Rows rows, db.Run(postgres::kPageAudit, {from, count}));
+    std::vector<AuditRecord> records;
+    records.reserve(static_cast<size_t>(rows.size()));
+    for (int i = 0; i < rows.size(); ++i) {
+      Columns c(rows, i);
+      AuditRecord r;
+      r.sequence = c.Int();
+      r.time = c.Time();
+      r.actor = c.Text();
+      r.action = c.Text();
+      r.object = c.Text();
+      r.outcome = c.Text();
+      records.push_back(std::move(r));
+    }
+    return records;
+  });
+}
+
+}  // namespace devid::registry

@@ -1,0 +1,256 @@
+#pragma once
+
+#include <string_view>
+
+// The SQL PostgresRegistry runs, in one place so the column orders can be checked against the
+// code that binds and reads them (postgres_registry.cc). Column orders are those of
+// sqlite/queries.h: enrollments, groups and registrations as their tables declare them. Integer
+// parameters carry casts, as libpq sends every parameter as text. Internal to the PostgreSQL back
+// end.
+
+namespace devid::registry::postgres {
+
+// kSelectEnrollment reads one enrollment ($1: registration ID).
+inline constexpr std::string_view kSelectEnrollment =
+    "SELECT "
+    "registration_id, device_id, optional_device_information_json, attestation_type, "
+    "symmetric_key_primary, symmetric_key_secondary, x509_client_primary_pem, "
+    "x509_client_secondary_pem, x509_signing_primary_pem, x509_signing_secondary_pem, "
+    "x509_ca_reference_primary, x509_ca_reference_secondary, tpm_endorsement_key, "
+    "tpm_storage_root_key, enabled, iot_edge, initial_twin_json, "
+    "reprovision_update_hub_assignment, reprovision_migrate_device_data, allocation_policy, "
+    "iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us "
+    "FROM enrollments WHERE registration_id = $1";
+
+// kPageEnrollments reads up to $2 enrollments whose registration ID is after $1, in order.
+inline constexpr std::string_view kPageEnrollments =
+    "SELECT "
+    "registration_id, device_id, optional_device_information_json, attestation_type, "
+    "symmetric_key_primary, symmetric_key_secondary, x509_client_primary_pem, "
+    "x509_client_secondary_pem, x509_signing_primary_pem, x509_signing_secondary_pem, "
+    "x509_ca_reference_primary, x509_ca_reference_secondary, tpm_endorsement_key, "
+    "tpm_storage_root_key, enabled, iot_edge, initial_twin_json, "
+    "reprovision_update_hub_assignment, reprovision_migrate_device_data, allocation_policy, "
+    "iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us "
+    "FROM enrollments WHERE registration_id > $1 ORDER BY registration_id LIMIT $2";
+
+// kLockEnrollment reads and row-locks an enrollment's etag ($1: registration ID).
+inline constexpr std::string_view kLockEnrollment =
+    "SELECT etag FROM enrollments WHERE registration_id = $1 FOR UPDATE";
+
+// kUpsertEnrollment writes an enrollment, parameters in column order, keeping created_us on
+// update; it returns the stored created_us and whether the row is new.
+inline constexpr std::string_view kUpsertEnrollment =
+    "INSERT INTO enrollments ("
+    "registration_id, device_id, optional_device_information_json, attestation_type, "
+    "symmetric_key_primary, symmetric_key_secondary, x509_client_primary_pem, "
+    "x509_client_secondary_pem, x509_signing_primary_pem, x509_signing_secondary_pem, "
+    "x509_ca_reference_primary, x509_ca_reference_secondary, tpm_endorsement_key, "
+    "tpm_storage_root_key, enabled, iot_edge, initial_twin_json, "
+    "reprovision_update_hub_assignment, reprovision_migrate_device_data, allocation_policy, "
+    "iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us "
+    ") VALUES ("
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::integer, "
+    "$16::integer, $17, $18::integer, $19::integer, $20, $21, $22, $23, $24, $25::bigint, "
+    "$26::bigint "
+    ") ON CONFLICT (registration_id) DO UPDATE SET "
+    "device_id = excluded.device_id, "
+    "optional_device_information_json = excluded.optional_device_information_json, "
+    "attestation_type = excluded.attestation_type, "
+    "symmetric_key_primary = excluded.symmetric_key_primary, "
+    "symmetric_key_secondary = excluded.symmetric_key_secondary, "
+    "x509_client_primary_pem = excluded.x509_client_primary_pem, "
+    "x509_client_secondary_pem = excluded.x509_client_secondary_pem, "
+    "x509_signing_primary_pem = excluded.x509_signing_primary_pem, "
+    "x509_signing_secondary_pem = excluded.x509_signing_secondary_pem, "
+    "x509_ca_reference_primary = excluded.x509_ca_reference_primary, "
+    "x509_ca_reference_secondary = excluded.x509_ca_reference_secondary, "
+    "tpm_endorsement_key = excluded.tpm_endorsement_key, "
+    "tpm_storage_root_key = excluded.tpm_storage_root_key, enabled = excluded.enabled, "
+    "iot_edge = excluded.iot_edge, initial_twin_json = excluded.initial_twin_json, "
+    "reprovision_update_hub_assignment = excluded.reprovision_update_hub_assignment, "
+    "reprovision_migrate_device_data = excluded.reprovision_migrate_device_data, "
+    "allocation_policy = excluded.allocation_policy, iot_hubs = excluded.iot_hubs, "
+    "iot_hub_host_name = excluded.iot_hub_host_name, "
+    "custom_allocation_json = excluded.custom_allocation_json, etag = excluded.etag, "
+    "updated_us = excluded.updated_us "
+    "RETURNING created_us, (xmax = 0) AS inserted";
+
+// kDeleteEnrollment removes an enrollment ($1: registration ID).
+inline constexpr std::string_view kDeleteEnrollment =
+    "DELETE FROM enrollments WHERE registration_id = $1";
+
+// kSelectGroup reads one group ($1: group ID).
+inline constexpr std::string_view kSelectGroup =
+    "SELECT "
+    "enrollment_group_id, registration_id_prefix, attestation_type, symmetric_key_primary, "
+    "symmetric_key_secondary, x509_client_primary_pem, x509_client_secondary_pem, "
+    "x509_signing_primary_pem, x509_signing_secondary_pem, x509_ca_reference_primary, "
+    "x509_ca_reference_secondary, tpm_endorsement_key, tpm_storage_root_key, enabled, "
+    "iot_edge, initial_twin_json, reprovision_update_hub_assignment, "
+    "reprovision_migrate_device_data, allocation_policy, iot_hubs, iot_hub_host_name, "
+    "custom_allocation_json, etag, created_us, updated_us "
+    "FROM enrollment_groups WHERE enrollment_group_id = $1";
+
+// kPageGroups reads up to $2 groups whose ID is after $1, in order.
+inline constexpr std::string_view kPageGroups =
+    "SELECT "
+    "enrollment_group_id, registration_id_prefix, attestation_type, symmetric_key_primary, "
+    "symmetric_key_secondary, x509_client_primary_pem, x509_client_secondary_pem, "
+    "x509_signing_primary_pem, x509_signing_secondary_pem, x509_ca_reference_primary, "
+    "x509_ca_reference_secondary, tpm_endorsement_key, tpm_storage_root_key, enabled, "
+    "iot_edge, initial_twin_json, reprovision_update_hub_assignment, "
+    "reprovision_migrate_device_data, allocation_policy, iot_hubs, iot_hub_host_name, "
+    "custom_allocation_json, etag, created_us, updated_us "
+    "FROM enrollment_groups WHERE enrollment_group_id > $1 "
+    "ORDER BY enrollment_group_id LIMIT $2";
+
+// kLockGroup reads and row-locks a group's etag ($1: group ID).
+inline constexpr std::string_view kLockGroup =
+    "SELECT etag FROM enrollment_groups WHERE enrollment_group_id = $1 FOR UPDATE";
+
+// kUpsertGroup writes a group, parameters in column order, keeping created_us on update; it
+// returns the stored created_us and whether the row is new.
+inline constexpr std::string_view kUpsertGroup =
+    "INSERT INTO enrollment_groups ("
+    "enrollment_group_id, registration_id_prefix, attestation_type, symmetric_key_primary, "
+    "symmetric_key_secondary, x509_client_primary_pem, x509_client_secondary_pem, "
+    "x509_signing_primary_pem, x509_signing_secondary_pem, x509_ca_reference_primary, "
+    "x509_ca_reference_secondary, tpm_endorsement_key, tpm_storage_root_key, enabled, "
+    "iot_edge, initial_twin_json, reprovision_update_hub_assignment, "
+    "reprovision_migrate_device_data, allocation_policy, iot_hubs, iot_hub_host_name, "
+    "custom_allocation_json, etag, created_us, updated_us "
+    ") VALUES ("
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::integer, $15::integer, "
+    "$16, $17::integer, $18::integer, $19, $20, $21, $22, $23, $24::bigint, $25::bigint "
+    ") ON CONFLICT (enrollment_group_id) DO UPDATE SET "
+    "registration_id_prefix = excluded.registration_id_prefix, "
+    "attestation_type = excluded.attestation_type, "
+    "symmetric_key_primary = excluded.symmetric_key_primary, "
+    "symmetric_key_secondary = excluded.symmetric_key_secondary, "
+    "x509_client_primary_pem = excluded.x509_client_primary_pem, "
+    "x509_client_secondary_pem = excluded.x509_client_secondary_pem, "
+    "x509_signing_primary_pem = excluded.x509_signing_primary_pem, "
+    "x509_signing_secondary_pem = excluded.x509_signing_secondary_pem, "
+    "x509_ca_reference_primary = excluded.x509_ca_reference_primary, "
+    "x509_ca_reference_secondary = excluded.x509_ca_reference_secondary, "
+    "tpm_endorsement_key = excluded.tpm_endorsement_key, "
+    "tpm_storage_root_key = excluded.tpm_storage_root_key, enabled = excluded.enabled, "
+    "iot_edge = excluded.iot_edge, initial_twin_json = excluded.initial_twin_json, "
+    "reprovision_update_hub_assignment = excluded.reprovision_update_hub_assignment, "
+    "reprovision_migrate_device_data = excluded.reprovision_migrate_device_data, "
+    "allocation_policy = excluded.allocation_policy, iot_hubs = excluded.iot_hubs, "
+    "iot_hub_host_name = excluded.iot_hub_host_name, "
+    "custom_allocation_json = excluded.custom_allocation_json, etag = excluded.etag, "
+    "updated_us = excluded.updated_us "
+    "RETURNING created_us, (xmax = 0) AS inserted";
+
+// kDeleteGroup removes a group ($1: group ID).
+inline constexpr std::string_view kDeleteGroup =
+    "DELETE FROM enrollment_groups WHERE enrollment_group_id = $1";
+
+// kFindGroupCandidates reads the groups of attestation type $2 that may hold registration ID $1:
+// it generates every prefix length of $1 (0 for the catch-all groups) and probes the prefix index
+// once per length, so the cost grows with the ID's length, not with the number of groups. Longest
+// prefix first, then creation order.
+inline constexpr std::string_view kFindGroupCandidates =
+    "SELECT "
+    "g.enrollment_group_id, g.registration_id_prefix, g.attestation_type, "
+    "g.symmetric_key_primary, g.symmetric_key_secondary, g.x509_client_primary_pem, "
+    "g.x509_client_secondary_pem, g.x509_signing_primary_pem, g.x509_signing_secondary_pem, "
+    "g.x509_ca_reference_primary, g.x509_ca_reference_secondary, g.tpm_endorsement_key, "
+    "g.tpm_storage_root_key, g.enabled, g.iot_edge, g.initial_twin_json, "
+    "g.reprovision_update_hub_assignment, g.reprovision_migrate_device_data, "
+    "g.allocation_policy, g.iot_hubs, g.iot_hub_host_name, g.custom_allocation_json, g.etag, "
+    "g.created_us, g.updated_us "
+    "FROM generate_series(0, char_length($1::text)) AS lengths(n) "
+    "JOIN enrollment_groups AS g ON g.registration_id_prefix = substr($1::text, 1, lengths.n) "
+    "WHERE g.attestation_type = $2 "
+    "ORDER BY lengths.n DESC, g.created_us, g.enrollment_group_id";
+
+// kSelectRegistration reads one registration ($1: registration ID).
+inline constexpr std::string_view kSelectRegistration =
+    "SELECT "
+    "registration_id, device_id, assigned_hub, status, substatus, operation_id, "
+    "enrollment_group_id, attestation_type, payload_json, response_payload_json, error_code, "
+    "error_message, etag, created_us, updated_us, device_key, tpm_storage_root_key "
+    "FROM registrations WHERE registration_id = $1";
+
+// kPageGroupRegistrations reads up to $3 registrations of group $1 whose ID is after $2, in
+// order.
+inline constexpr std::string_view kPageGroupRegistrations =
+    "SELECT "
+    "registration_id, device_id, assigned_hub, status, substatus, operation_id, "
+    "enrollment_group_id, attestation_type, payload_json, response_payload_json, error_code, "
+    "error_message, etag, created_us, updated_us, device_key, tpm_storage_root_key "
+    "FROM registrations WHERE enrollment_group_id = $1 AND registration_id > $2 "
+    "ORDER BY registration_id LIMIT $3";
+
+// kLockRegistration reads and row-locks a registration's etag ($1: registration ID).
+inline constexpr std::string_view kLockRegistration =
+    "SELECT etag FROM registrations WHERE registration_id = $1 FOR UPDATE";
+
+// kUpsertRegistration writes a registration, parameters in column order, keeping created_us on
+// update; it returns the stored created_us and whether the row is new.
+inline constexpr std::string_view kUpsertRegistration =
+    "INSERT INTO registrations ("
+    "registration_id, device_id, assigned_hub, status, substatus, operation_id, "
+    "enrollment_group_id, attestation_type, payload_json, response_payload_json, error_code, "
+    "error_message, etag, created_us, updated_us, device_key, tpm_storage_root_key "
+    ") VALUES ("
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::integer, $12, $13, $14::bigint, "
+    "$15::bigint, $16, $17 "
+    ") ON CONFLICT (registration_id) DO UPDATE SET "
+    "device_id = excluded.device_id, assigned_hub = excluded.assigned_hub, "
+    "status = excluded.status, substatus = excluded.substatus, "
+    "operation_id = excluded.operation_id, "
+    "enrollment_group_id = excluded.enrollment_group_id, "
+    "attestation_type = excluded.attestation_type, payload_json = excluded.payload_json, "
+    "response_payload_json = excluded.response_payload_json, "
+    "error_code = excluded.error_code, error_message = excluded.error_message, "
+    "etag = excluded.etag, updated_us = excluded.updated_us, device_key = excluded.device_key, "
+    "tpm_storage_root_key = excluded.tpm_storage_root_key "
+    "RETURNING created_us, (xmax = 0) AS inserted";
+
+// kDeleteRegistration removes a registration ($1: registration ID).
+inline constexpr std::string_view kDeleteRegistration =
+    "DELETE FROM registrations WHERE registration_id = $1";
+
+// kUpsertChallenge stores the pending challenge for $1 (secret $2, expires_us $3, created_us $4),
+// replacing any.
+inline constexpr std::string_view kUpsertChallenge =
+    "INSERT INTO challenges (registration_id, secret, expires_us, created_us) "
+    "VALUES ($1, $2, $3::bigint, $4::bigint) ON CONFLICT (registration_id) DO UPDATE SET "
+    "secret = excluded.secret, expires_us = excluded.expires_us, "
+    "created_us = excluded.created_us";
+
+// kSelectChallenge reads the challenge for $1 that expires after $2: secret, expires_us.
+inline constexpr std::string_view kSelectChallenge =
+    "SELECT secret, expires_us FROM challenges WHERE registration_id = $1 AND expires_us > $2";
+
+// kDeleteChallenge removes the challenge for $1 (a registration consumes it).
+inline constexpr std::string_view kDeleteChallenge =
+    "DELETE FROM challenges WHERE registration_id = $1";
+
+// kSelectSetting reads a setting's value ($1: name).
+inline constexpr std::string_view kSelectSetting = "SELECT value FROM settings WHERE name = $1";
+
+// kUpsertSetting writes setting $1 = $2 at time $3.
+inline constexpr std::string_view kUpsertSetting =
+    "INSERT INTO settings (name, value, updated_us) VALUES ($1, $2, $3::bigint) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_us = excluded.updated_us";
+
+// kInsertAudit takes the transaction-scoped advisory lock $6 (held until commit, so sequences
+// become visible in order) and then appends an audit record ($1 time_us, $2 actor, $3 action,
+// $4 object, $5 outcome).
+inline constexpr std::string_view kInsertAudit =
+    "INSERT INTO audit_log (time_us, actor, action, object, outcome) "
+    "SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text "
+    "FROM (SELECT pg_advisory_xact_lock($6::bigint)) AS ordered";
+
+// kPageAudit reads up to $2 audit records with sequence after $1, oldest first.
+inline constexpr std::string_view kPageAudit =
+    "SELECT sequence, time_us, actor, action, object, outcome FROM audit_log "
+    "WHERE sequence > $1::bigint ORDER BY sequence LIMIT $2::bigint";
+
+}  // namespace devid::registry::postgres

@@ -1,0 +1,94 @@
+#pragma once
+
+// DpsClient: a device or operator talking HTTPS to one `devid serve` process, for the
+// integration tests that run several servers or stores.
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "net/https_client.h"
+#include "ossl/base64.h"
+#include "pki/sas_token.h"
+#include "server_process.h"
+
+namespace devid::testing {
+
+// ConnectionStringValue returns the value of name in a "K=V;K=V" connection string, or "".
+inline std::string ConnectionStringValue(const std::string& connection_string,
+                                         const std::string& name) {
+  std::string key = name + "=";
+  size_t at = connection_string.find(key);
+  if (at == std::string::npos) return "";
+  size_t end = connection_string.find(';', at);
+  return connection_string.substr(
+      at + key.size(), end == std::string::npos ? std::string::npos : end - at - key.size());
+}
+
+// DpsClient holds one keep-alive connection to server, trusting only that server's bundle, and
+// signs service requests with the server's service connection string and device requests with
+// the device key given. Not thread-safe: one per thread. It must not outlive server.
+class DpsClient {
+ public:
+  explicit DpsClient(const ServerProcess& server) : server_(server) {
+    net::ClientTlsOptions tls;
+    tls.trust_bundle_pem = server.trust_bundle_pem();
+    tls.server_name = "localhost";
+    tls.timeout = std::chrono::seconds(10);
+    auto client = net::HttpsClient::Connect("127.0.0.1", server.port(), tls);
+    if (client) client_.emplace(std::move(*client));
+  }
+
+  // connected tells whether the first connection succeeded; the calls below need it.
+  bool connected() const { return client_.has_value(); }
+
+  // Service calls the service API with a fresh SAS token.
+  Result<api::Response> Service(const std::string& method, const std::string& path,
+                                const nlohmann::json& body = nullptr,
+                                std::vector<api::Header> headers = {}) {
+    std::string cs = server_.service_connection_string();
+    auto key = ossl::Base64Decode(ConnectionStringValue(cs, "SharedAccessKey"));
+    headers.emplace_back("authorization",
+                         pki::CreateSasToken(*key, ConnectionStringValue(cs, "HostName"),
+                                             SystemClock().UnixSeconds() + 600,
+                                             ConnectionStringValue(cs, "SharedAccessKeyName")));
+    headers.emplace_back("content-type", "application/json; charset=utf-8");
+    return client_->Send(method, path + "?api-version=2021-10-01", headers,
+                         body.is_null() ? "" : body.dump());
+  }
+
+  // DeviceToken signs a device SAS token for reg_id with device_key (base64).
+  std::string DeviceToken(const std::string& device_key, const std::string& reg_id) const {
+    auto key = ossl::Base64Decode(device_key);
+    return pki::CreateSasToken(*key, server_.id_scope() + "/registrations/" + reg_id,
+                               SystemClock().UnixSeconds() + 600, "registration");
+  }
+
+  // Register registers reg_id, authenticating with device_key (base64).
+  Result<api::Response> Register(const std::string& reg_id, const std::string& device_key) {
+    return client_->Send(
+        "PUT",
+        "/" + server_.id_scope() + "/registrations/" + reg_id + "/register?api-version=2019-03-31",
+        {{"content-type", "application/json; charset=utf-8"},
+         {"authorization", DeviceToken(device_key, reg_id)}},
+        R"({"registrationId":")" + reg_id + "\"}");
+  }
+
+  // Poll reads the status of a registration operation.
+  Result<api::Response> Poll(const std::string& reg_id, const std::string& device_key,
+                             const std::string& operation_id) {
+    return client_->Send("GET",
+                         "/" + server_.id_scope() + "/registrations/" + reg_id + "/operations/" +
+                             operation_id + "?api-version=2019-03-31",
+                         {{"authorization", DeviceToken(device_key, reg_id)}});
+  }
+
+ private:
+  const ServerProcess& server_;
+  std::optional<net::HttpsClient> client_;
+};
+
+}  // namespace devid::testing

@@ -1,0 +1,313 @@
+// Two `devid serve` nodes on one PostgreSQL database, as a scale-out deployment runs them behind
+// a load balancer: concurrent registrations of the same devices through both, changes made on one
+// node seen on the other at once (there is no cache in a node), and one node killed mid-load.
+//
+// Each node has its own data dir and so its own development CA and TLS certificate: clients use
+// each node's trust bundle. The ID scope comes from the config and the service policies from the
+// shared store, where the first node to start put them.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/clock.h"
+#include "dps_client.h"
+#include "ossl/base64.h"
+#include "pki/sas_token.h"
+#include "registry/postgres/connection.h"
+#include "registry/postgres/testing/test_database.h"
+
+namespace devid::testing {
+namespace {
+
+using nlohmann::json;
+using registry::postgres::testing::MissingServerIsFailure;
+using registry::postgres::testing::MissingServerMessage;
+using registry::postgres::testing::TestDatabase;
+using registry::postgres::testing::TestServerUrl;
+using ::testing::HasSubstr;
+
+constexpr char kGroupKey[] =
+    "pOjbJ3pm0pO3HwH7sVGpvx3o5QXsbpZkRNOD7cU2+6vK9QlPQ1m3a7e3Y1w8dpGzqgJQk4YlWqJe0iA9m5bK0w==";
+constexpr char kIdScope[] = "0ne000C0FFE";
+constexpr int kDevices = 1000;
+
+std::string DeviceKey(const std::string& reg_id) {
+  return *pki::DeriveSymmetricKey(kGroupKey, reg_id);
+}
+
+// StoredRegistration is one row of the shared registrations table.
+struct StoredRegistration {
+  std::string hub;
+  std::string status;
+  int64_t created_us = 0;
+};
+
+class MultiNodeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (TestServerUrl().empty()) {
+      if (MissingServerIsFailure()) FAIL() << MissingServerMessage();
+      GTEST_SKIP() << MissingServerMessage();
+    }
+    auto db = TestDatabase::Create();
+    ASSERT_TRUE(db.has_value()) << db.error().message();
+    db_.emplace(std::move(*db));
+    ServerProcessOptions options;
+    options.config_toml = "[store]\nurl = \"" + db_->url() + "\"\n[device]\nid_scope = \"" +
+                          kIdScope + "\"\nhubs = [\"hub-1.example\", \"hub-2.example\"]\n";
+    // A starts first and puts the service policies in the store; B reads them from there.
+    auto a = ServerProcess::Start(options);
+    ASSERT_TRUE(a.has_value()) << a.error().message();
+    node_a_.emplace(std::move(*a));
+    auto b = ServerProcess::Start(options);
+    ASSERT_TRUE(b.has_value()) << b.error().message();
+    node_b_.emplace(std::move(*b));
+    ASSERT_EQ(node_a_->service_connection_string(), node_b_->service_connection_string());
+
+    DpsClient client(*node_a_);
+    ASSERT_TRUE(client.connected());
+    auto group = client.Service(
+        "PUT", "/enrollmentGroups/fleet",
+        {{"enrollmentGroupId", "fleet"},
+         {"attestation",
+          {{"type", "symmetricKey"}, {"symmetricKey", {{"primaryKey", kGroupKey}}}}}});
+    ASSERT_TRUE(group) << group.error().message();
+    ASSERT_EQ(group->status, 200) << group->body;
+  }
+
+  // Stored reads the registrations table directly.
+  std::map<std::string, StoredRegistration> Stored() {
+    std::map<std::string, StoredRegistration> out;
+    auto db = registry::postgres::Connection::Open(db_->url());
+    EXPECT_TRUE(db.has_value()) << db.error().message();
+    if (!db) return out;
+    auto rows =
+        db->Run("SELECT registration_id, assigned_hub, status, created_us FROM registrations", {});
+    EXPECT_TRUE(rows.has_value()) << rows.error().message();
+    if (!rows) return out;
+    for (int i = 0; i < rows->size(); ++i) {
+      out[rows->Text(i, 0)] = {rows->Text(i, 1), rows->Text(i, 2), rows->Int(i, 3)};
+    }
+    return out;
+  }
+
+  int64_t CountAudit(const std::string& action) {
+    auto db = registry::postgres::Connection::Open(db_->url());
+    if (!db) return -1;
+    auto rows = db->Run("SELECT COUNT(*) FROM audit_log WHERE action = $1", {action});
+    return rows && !rows->empty() ? rows->Int(0, 0) : -1;
+  }
+
+  std::optional<TestDatabase> db_;
+  // Declared after db_, so the nodes stop before the database is dropped.
+  std::optional<ServerProcess> node_a_;
+  std::optional<ServerProcess> node_b_;
+};
+
+TEST_F(MultiNodeTest, Registers_SameDevicesThroughBothNodesOnceEach) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < kDevices; ++i) ids.push_back("dev-" + std::to_string(i));
+
+  // Every device registers through both nodes at once: node A's threads walk the list forwards,
+  // node B's backwards.
+  constexpr int kThreadsPerNode = 8;
+  std::atomic<int> accepted{0}, refused{0};
+  std::mutex mu;
+  std::vector<std::string> failures;
+  std::vector<std::thread> threads;
+  for (int node = 0; node < 2; ++node) {
+    for (int t = 0; t < kThreadsPerNode; ++t) {
+      threads.emplace_back([&, node, t] {
+        DpsClient client(node == 0 ? *node_a_ : *node_b_);
+        if (!client.connected()) {
+          ++refused;
+          return;
+        }
+        for (int k = t; k < kDevices; k += kThreadsPerNode) {
+          const std::string& id = ids[node == 0 ? k : kDevices - 1 - k];
+          auto r = client.Register(id, DeviceKey(id));
+          if (r && r->status == 202) {
+            ++accepted;
+          } else {
+            ++refused;
+            std::lock_guard lock(mu);
+            failures.push_back(
+                id + ": " + (r ? std::to_string(r->status) + " " + r->body : r.error().message()));
+          }
+        }
+      });
+    }
+  }
+  for (auto& thread : threads) thread.join();
+  ASSERT_EQ(refused.load(), 0) << (failures.empty() ? "" : failures.front());
+  EXPECT_EQ(accepted.load(), 2 * kDevices);
+
+  std::map<std::string, StoredRegistration> first = Stored();
+  ASSERT_EQ(first.size(), static_cast<size_t>(kDevices)) << "exactly one registration each";
+  for (const std::string& id : ids) {
+    ASSERT_EQ(first.count(id), 1u) << id;
+    EXPECT_EQ(first[id].status, "assigned") << id;
+    EXPECT_THAT(first[id].hub, ::testing::AnyOf("hub-1.example", "hub-2.example")) << id;
+  }
+  EXPECT_EQ(CountAudit("registration.assign"), 2 * kDevices);
+
+  // A second registration through either node is idempotent: same hub, same created time; and
+  // the operation can be polled through the other node.
+  std::atomic<int> mismatches{0};
+  threads.clear();
+  for (int t = 0; t < kThreadsPerNode; ++t) {
+    threads.emplace_back([&, t] {
+      DpsClient a(*node_a_);
+      DpsClient b(*node_b_);
+      for (int k = t; k < kDevices; k += kThreadsPerNode) {
+        const std::string& id = ids[k];
+        DpsClient& registrar = k % 2 == 0 ? a : b;
+        DpsClient& poller = k % 2 == 0 ? b : a;
+        std::string key = DeviceKey(id);
+        auto r = registrar.Register(id, key);
+        if (!r || r->status != 202) {
+          ++mismatches;
+          continue;
+        }
+        std::string op = json::parse(r->body).value("operationId", "");
+        auto polled = poller.Poll(id, key, op);
+        if (!polled || polled->status != 200) {
+          ++mismatches;
+          continue;
+        }
+        json state = json::parse(polled->body)["registrationState"];
+        const StoredRegistration& before = first.at(id);
+        if (state.value("assignedHub", "") != before.hub ||
+            state.value("createdDateTimeUtc", "") !=
+                FormatUtc(std::chrono::system_clock::time_point(
+                    std::chrono::microseconds(before.created_us)))) {
+          ++mismatches;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(mismatches.load(), 0);
+
+  std::map<std::string, StoredRegistration> second = Stored();
+  ASSERT_EQ(second.size(), static_cast<size_t>(kDevices));
+  for (const std::string& id : ids) {
+    EXPECT_EQ(second[id].hub, first[id].hub) << id;
+    EXPECT_EQ(second[id].created_us, first[id].created_us) << id;
+  }
+}
+
+TEST_F(MultiNodeTest, Refuses_OnNodeBAnEnrollmentJustDisabledOnNodeA) {
+  DpsClient a(*node_a_);
+  DpsClient b(*node_b_);
+  const std::string key = ossl::Base64Encode(std::string_view("solo-1 device key, 32 bytes long"));
+  json enrollment = {
+      {"registrationId", "solo-1"},
+      {"attestation", {{"type", "symmetricKey"}, {"symmetricKey", {{"primaryKey", key}}}}},
+      {"provisioningStatus", "enabled"}};
+  auto created = a.Service("PUT", "/enrollments/solo-1", enrollment);
+  ASSERT_TRUE(created) << created.error().message();
+  ASSERT_EQ(created->status, 200) << created->body;
+  auto first = b.Register("solo-1", key);
+  ASSERT_TRUE(first) << first.error().message();
+  ASSERT_EQ(first->status, 202) << first->body;
+
+  // The bound is 0 s: a node keeps no cache, so B's next request reads what A committed.
+  enrollment["provisioningStatus"] = "disabled";
+  std::string etag = json::parse(created->body).value("etag", "");
+  auto disabled = a.Service("PUT", "/enrollments/solo-1", enrollment, {{"if-match", etag}});
+  ASSERT_TRUE(disabled) << disabled.error().message();
+  ASSERT_EQ(disabled->status, 200) << disabled->body;
+  auto refused = b.Register("solo-1", key);
+  ASSERT_TRUE(refused) << refused.error().message();
+  EXPECT_EQ(refused->status, 401) << refused->body;
+  EXPECT_THAT(refused->body, HasSubstr("401004"));
+  EXPECT_THAT(refused->body, HasSubstr("disabled"));
+}
+
+TEST_F(MultiNodeTest, CarriesOn_WhenOneNodeIsKilledMidLoad) {
+  constexpr int kThreadsPerNode = 6;
+  constexpr int kPerThread = 80;
+  std::atomic<int> acknowledged_by_b{0};
+  std::mutex mu;
+  std::set<std::string> acknowledged;  // every device some node answered 202
+  std::vector<std::string> problems;
+  std::vector<std::thread> threads;
+  for (int node = 0; node < 2; ++node) {
+    for (int t = 0; t < kThreadsPerNode; ++t) {
+      threads.emplace_back([&, node, t] {
+        std::optional<DpsClient> client(std::in_place, node == 0 ? *node_a_ : *node_b_);
+        std::optional<DpsClient> fallback;  // B's devices move to A once B is gone
+        for (int i = 0; i < kPerThread; ++i) {
+          std::string id =
+              "load-" + std::to_string(node) + "-" + std::to_string(t) + "-" + std::to_string(i);
+          std::string key = DeviceKey(id);
+          Result<api::Response> r = std::unexpected(Unavailable("not sent"));
+          if (!fallback && client->connected()) r = client->Register(id, key);
+          if (!r && node == 1) {
+            // The node died under us: like a load balancer, retry on the survivor.
+            if (!fallback) fallback.emplace(*node_a_);
+            r = fallback->Register(id, key);
+          }
+          std::lock_guard lock(mu);
+          if (r && r->status == 202) {
+            acknowledged.insert(id);
+            if (node == 1 && !fallback) ++acknowledged_by_b;
+          } else {
+            problems.push_back(
+                id + ": " + (r ? std::to_string(r->status) + " " + r->body : r.error().message()));
+          }
+        }
+      });
+    }
+  }
+  // Kill B once it has acknowledged a good share of its load.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (acknowledged_by_b.load() < kThreadsPerNode * kPerThread / 4 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_GT(acknowledged_by_b.load(), 0) << "B served nothing before it was killed";
+  ASSERT_EQ(::kill(node_b_->pid(), SIGKILL), 0);
+  for (auto& thread : threads) thread.join();
+  auto code = node_b_->Stop();
+  ASSERT_TRUE(code.has_value()) << code.error().message();
+  EXPECT_EQ(*code, 128 + SIGKILL);
+
+  EXPECT_TRUE(problems.empty()) << problems.size() << " failed, first: " << problems.front();
+  EXPECT_EQ(acknowledged.size(), static_cast<size_t>(2 * kThreadsPerNode * kPerThread));
+  EXPECT_LT(acknowledged_by_b.load(), kThreadsPerNode * kPerThread) << "B died after its load";
+
+  // No acknowledged registration was lost and none is partial: every row is whole.
+  std::map<std::string, StoredRegistration> stored = Stored();
+  for (const std::string& id : acknowledged) {
+    auto it = stored.find(id);
+    ASSERT_NE(it, stored.end()) << id << " was acknowledged but is not stored";
+    EXPECT_EQ(it->second.status, "assigned") << id;
+    EXPECT_FALSE(it->second.hub.empty()) << id;
+  }
+  for (const auto& [id, row] : stored) {
+    EXPECT_EQ(row.status, "assigned") << id;
+    EXPECT_FALSE(row.hub.empty()) << id;
+  }
+
+  // The survivor still serves devices and operators.
+  DpsClient a(*node_a_);
+  auto state = a.Service("GET", "/registrations/load-1-0-0");
+  ASSERT_TRUE(state) << state.error().message();
+  EXPECT_EQ(state->status, 200) << state->body;
+}
+
+}  // namespace
+}  // namespace devid::testing
