@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# bench/run.sh measures devid's durable device registrations per second over HTTPS keep-alive,
+# then nginx answering a static 200 over the same TLS identity, with the same load generator and
+# the same requests. Everything runs on 127.0.0.1, bounded in count and time; results go to
+# $OUT (default: a new temp dir) as JSON, and a summary is printed.
+#
+# Environment (defaults): DEVICES=50000 CONCURRENCY=64 WARMUP=5000 THREADS=1 TIMEOUT=300
+#   BUILD_DIR=build/release (configured with the release preset unless it has the tools already)
+#   HANDLER_THREADS="" sets [server] handler_threads in a generated devid config (default: devid's)
+#   DEVID_ARGS="" extra `devid serve` arguments
+#   SKIP_NGINX=1 to leave out the baseline.
+set -euo pipefail
+
+DEVICES=${DEVICES:-50000}
+CONCURRENCY=${CONCURRENCY:-64}
+WARMUP=${WARMUP:-5000}
+THREADS=${THREADS:-1}
+TIMEOUT=${TIMEOUT:-300}
+SKIP_NGINX=${SKIP_NGINX:-0}
+HANDLER_THREADS=${HANDLER_THREADS:-}
+DEVID_ARGS=${DEVID_ARGS:-}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+BUILD_DIR=${BUILD_DIR:-build/release}
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
+
+for tool in curl openssl nginx jq; do
+  command -v "$tool" >/dev/null || die "$tool is required"
+done
+
+if [[ ! -x $BUILD_DIR/devid || ! -x $BUILD_DIR/bench/devid_register_load ]]; then
+  if [[ $BUILD_DIR == build/release ]]; then
+    log "building the release preset"
+    cmake --preset release -DDEVID_BENCH=ON >/dev/null
+  else
+    cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDEVID_BENCH=ON \
+      >/dev/null
+  fi
+  cmake --build "$BUILD_DIR" --target devid devid_register_load
+fi
+devid=$BUILD_DIR/devid
+load=$BUILD_DIR/bench/devid_register_load
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/devid-bench.XXXXXX")
+OUT=${OUT:-$tmp/results}
+mkdir -p "$OUT"
+devid_pid=""
+nginx_pid=""
+
+# stop PID: SIGTERM, then SIGKILL after 15 s.
+stop() {
+  local pid=$1
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+# shellcheck disable=SC2317  # called by the EXIT trap
+cleanup() {
+  stop "$nginx_pid"
+  stop "$devid_pid"
+  if [[ ${KEEP_TMP:-0} != 1 ]]; then
+    # Keep the results when they were written under tmp.
+    find "$tmp" -mindepth 1 -maxdepth 1 ! -path "$OUT" -exec rm -rf {} + 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+
+# free_port prints a TCP port that nothing on 127.0.0.1 listens on now.
+free_port() {
+  local port
+  for _ in $(seq 100); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)
+if [[ $commit != none ]] && ! git diff --quiet HEAD 2>/dev/null; then commit+="+changes"; fi
+log "machine: $(nproc) cores, $cpu_model, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit"
+
+# --- devid -------------------------------------------------------------------------------------
+data=$tmp/data
+if [[ -n $HANDLER_THREADS ]]; then
+  printf '[server]\nhandler_threads = %d\n' "$HANDLER_THREADS" >"$tmp/devid.toml"
+  DEVID_ARGS="--config $tmp/devid.toml $DEVID_ARGS"
+fi
+log "starting devid serve (data dir $data) $DEVID_ARGS"
+# shellcheck disable=SC2086
+"$devid" serve --data-dir "$data" --listen 127.0.0.1:0 $DEVID_ARGS >"$tmp/devid.log" 2>&1 &
+devid_pid=$!
+port=""
+for _ in $(seq 300); do
+  port=$(sed -n 's/^devid serve: listening on https:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' \
+    "$tmp/devid.log" 2>/dev/null || true)
+  [[ -n $port ]] && break
+  kill -0 "$devid_pid" 2>/dev/null || { cat "$tmp/devid.log" >&2; die "devid serve exited"; }
+  sleep 0.1
+done
+[[ -n $port ]] || die "devid serve did not start within 30 s"
+connection=$data/connection.json
+id_scope=$(jq -r .idScope "$connection")
+trust=$(jq -r .trustBundle "$connection")
+connection_string=$(jq -r .serviceConnectionString "$connection")
+host_name=$(sed -n 's/.*HostName=\([^;]*\).*/\1/p' <<<"$connection_string")
+
+group_key=$(openssl rand -base64 32)
+service_token=$("$load" --make-service-token --connection-string "$connection_string")
+log "creating enrollment group bench on port $port"
+curl -sS --fail-with-body --max-time 30 --cacert "$trust" \
+  --resolve "$host_name:$port:127.0.0.1" \
+  -X PUT "https://$host_name:$port/enrollmentGroups/bench?api-version=2021-10-01" \
+  -H "Authorization: $service_token" -H 'Content-Type: application/json' \
+  --data-binary "{\"enrollmentGroupId\":\"bench\",\"attestation\":{\"type\":\"symmetricKey\",\
+\"symmetricKey\":{\"primaryKey\":\"$group_key\"}}}" -o "$tmp/group.json"
+echo >&2
+
+common=(--host 127.0.0.1 --port "$port" --trust-bundle "$trust" --id-scope "$id_scope"
+        --group-key "$group_key" --concurrency "$CONCURRENCY" --threads "$THREADS"
+        --timeout "$TIMEOUT")
+log "warmup: $WARMUP devices"
+"$load" "${common[@]}" --devices "$WARMUP" --id-prefix warm- --label warmup \
+  --json-out "$OUT/devid-warmup.json" >/dev/null
+log "measured: $DEVICES distinct devices, concurrency $CONCURRENCY"
+"$load" "${common[@]}" --devices "$DEVICES" --id-prefix dev- --label devid \
+  --cpu-pid "$devid_pid" --json-out "$OUT/devid.json" >"$OUT/devid.txt" || true
+head -1 "$OUT/devid.txt"
+stop "$devid_pid"
+devid_pid=""
+rows=$(sqlite3 "$data/devid.db" 'select count(*) from registrations' 2>/dev/null || echo "?")
+log "devid stopped; registrations stored: $rows"
+
+# --- nginx baseline ----------------------------------------------------------------------------
+if [[ $SKIP_NGINX != 1 ]]; then
+  nginx_dir=$tmp/nginx
+  mkdir -p "$nginx_dir/logs" "$nginx_dir/body"
+  nginx_port=$(free_port)
+  cat >"$nginx_dir/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $nginx_dir/nginx.pid;
+error_log $nginx_dir/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $nginx_dir/body;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  server {
+    listen 127.0.0.1:$nginx_port ssl;
+    ssl_certificate $data/tls/server.pem;
+    ssl_certificate_key $data/tls/server.key;
+    ssl_protocols TLSv1.3;
+    location / {
+      default_type application/json;
+      return 200 '{}';
+    }
+  }
+}
+EOF
+  log "starting nginx on port $nginx_port"
+  nginx -e "$nginx_dir/logs/error.log" -p "$nginx_dir" -c "$nginx_dir/nginx.conf" &
+  nginx_pid=$!
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && break
+    kill -0 "$nginx_pid" 2>/dev/null || { cat "$nginx_dir/logs/error.log" >&2; die "nginx exited"; }
+    sleep 0.1
+  done
+  nginx_pids=(--cpu-pid "$nginx_pid")
+  for pid in $(pgrep -P "$nginx_pid"); do nginx_pids+=(--cpu-pid "$pid"); done
+  base=(--host 127.0.0.1 --port "$nginx_port" --trust-bundle "$trust" --id-scope "$id_scope"
+        --group-key "$group_key" --concurrency "$CONCURRENCY" --threads "$THREADS"
+        --timeout "$TIMEOUT" --path-only-baseline)
+  "$load" "${base[@]}" --devices "$WARMUP" --id-prefix warm- --label warmup >/dev/null
+  "$load" "${base[@]}" --devices "$DEVICES" --id-prefix dev- --label nginx "${nginx_pids[@]}" \
+    --json-out "$OUT/nginx.json" >"$OUT/nginx.txt" || true
+  head -1 "$OUT/nginx.txt"
+  stop "$nginx_pid"
+  nginx_pid=""
+fi
+
+# --- summary -----------------------------------------------------------------------------------
+summary() {
+  jq -r '"\(.label): \(.ok)/\(.requests) ok, errors \(.errors|tostring), \(.elapsed_s) s, " +
+    "\(.ok_per_s) req/s, p50 \(.latency_ms.p50) ms, p90 \(.latency_ms.p90) ms, " +
+    "p99 \(.latency_ms.p99) ms, max \(.latency_ms.max) ms; cpu s: server \(.server_cpu_s), " +
+    "client \(.client_cpu_s.user + .client_cpu_s.sys | . * 100 | round / 100), " +
+    "other processes \(.machine_cpu_s.other_processes) of \(.machine_cpu_s.total) " +
+    "(\(.tls.version) \(.tls.cipher))"' "$1"
+}
+echo
+log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "results in $OUT"
+summary "$OUT/devid.json"
+[[ -f $OUT/nginx.json ]] && summary "$OUT/nginx.json"
+exit 0
