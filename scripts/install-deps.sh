@@ -11,8 +11,9 @@ packages=(
   libcli11-dev libspdlog-dev libtomlplusplus-dev
   libp11-kit-dev softhsm2 opensc
   libgtest-dev libgmock-dev libbenchmark-dev
-  curl ca-certificates nginx-light wrk
+  curl ca-certificates nginx-light wrk jq
   swtpm swtpm-tools tpm2-tools
+  mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients
 )
 # The interop tests need Node.js (18 or later) and npm. A node that is already installed is
 # used as it is; Debian's nodejs is the fallback.

@@ -386,6 +386,15 @@ Result<std::unique_ptr<SqliteRegistry>> SqliteRegistry::Open(const std::string& 
                                                              const SqliteRegistryOptions& options) {
   sqlite::ConnectionOptions connection_options;
   connection_options.busy_timeout_ms = options.busy_timeout_ms;
+  if (options.read_only) {
+    auto readers =
+        std::make_unique<sqlite::ReadPool>(path, connection_options, options.max_readers);
+    {
+      DEVID_ASSIGN_OR_RETURN(sqlite::ReadPool::Lease lease, readers->Acquire());
+    }
+    return std::unique_ptr<SqliteRegistry>(
+        new SqliteRegistry(clock, random, std::move(readers), nullptr));
+  }
   DEVID_ASSIGN_OR_RETURN(Connection db, Connection::Open(path, connection_options));
   if (auto s = sqlite::ApplyMigrations(db, SqliteMigrations(), ToMicros(clock.Now())); !s) {
     return std::unexpected(s.error().WithContext("opening registry " + path));
@@ -400,7 +409,15 @@ Result<std::unique_ptr<SqliteRegistry>> SqliteRegistry::Open(const std::string& 
       new SqliteRegistry(clock, random, std::move(readers), std::move(writer)));
 }
 
+Status SqliteRegistry::RunWrite(const std::function<Status(Connection&)>& write) {
+  if (writer_ == nullptr) {
+    return std::unexpected(FailedPrecondition("writing to the registry: it is open read-only"));
+  }
+  return writer_->Run(write);
+}
+
 SqliteRegistryStats SqliteRegistry::stats() const {
+  if (writer_ == nullptr) return SqliteRegistryStats();
   sqlite::GroupCommitWriter::Stats s = writer_->stats();
   return SqliteRegistryStats{s.transactions, s.writes};
 }
@@ -437,7 +454,7 @@ Result<Enrollment> SqliteRegistry::PutEnrollment(const Enrollment& enrollment,
     DEVID_TRY(stmt->Run());
     return AppendAudit(db, now_us, actor, current ? "enrollment.update" : "enrollment.create", id);
   };
-  DEVID_TRY(writer_->Run(write));
+  DEVID_TRY(RunWrite(write));
   return stored;
 }
 
@@ -447,7 +464,7 @@ Status SqliteRegistry::DeleteEnrollment(std::string_view registration_id,
   auto write = [&](Connection& db) -> Status {
     return DeleteRow(db, kEnrollments, registration_id, if_match, actor, ToMicros(clock_.Now()));
   };
-  return writer_->Run(write);
+  return RunWrite(write);
 }
 
 Result<Page<Enrollment>> SqliteRegistry::QueryEnrollments(const PageRequest& page) {
@@ -493,7 +510,7 @@ Result<EnrollmentGroup> SqliteRegistry::PutEnrollmentGroup(
     return AppendAudit(db, now_us, actor,
                        current ? "enrollmentGroup.update" : "enrollmentGroup.create", id);
   };
-  DEVID_TRY(writer_->Run(write));
+  DEVID_TRY(RunWrite(write));
   return stored;
 }
 
@@ -503,7 +520,7 @@ Status SqliteRegistry::DeleteEnrollmentGroup(std::string_view group_id,
   auto write = [&](Connection& db) -> Status {
     return DeleteRow(db, kGroups, group_id, if_match, actor, ToMicros(clock_.Now()));
   };
-  return writer_->Run(write);
+  return RunWrite(write);
 }
 
 Result<Page<EnrollmentGroup>> SqliteRegistry::QueryEnrollmentGroups(const PageRequest& page) {
@@ -581,7 +598,7 @@ Result<Registration> SqliteRegistry::SaveRegistration(const Registration& regist
     DEVID_TRY(consume->Run());
     return AppendAudit(db, now_us, actor, "registration.assign", stored.registration_id);
   };
-  DEVID_TRY(writer_->Run(write));
+  DEVID_TRY(RunWrite(write));
   return stored;
 }
 
@@ -591,7 +608,7 @@ Status SqliteRegistry::DeleteRegistration(std::string_view registration_id,
   auto write = [&](Connection& db) -> Status {
     return DeleteRow(db, kRegistrations, registration_id, if_match, actor, ToMicros(clock_.Now()));
   };
-  return writer_->Run(write);
+  return RunWrite(write);
 }
 
 Result<Page<Registration>> SqliteRegistry::QueryGroupRegistrations(std::string_view group_id,
@@ -622,7 +639,7 @@ Status SqliteRegistry::PutChallenge(const Challenge& challenge, const Actor& act
     p.Int(ToMicros(clock_.Now()));
     return stmt->Run();
   };
-  return writer_->Run(write);
+  return RunWrite(write);
 }
 
 Result<Challenge> SqliteRegistry::GetChallenge(std::string_view registration_id) {
@@ -668,7 +685,7 @@ Status SqliteRegistry::SetSetting(std::string_view name, std::string_view value,
     DEVID_TRY(stmt->Run());
     return AppendAudit(db, now_us, actor, "setting.set", name);
   };
-  return writer_->Run(write);
+  return RunWrite(write);
 }
 
 // Audit.

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 namespace devid::registry {
 
 namespace sqlite {
+class Connection;
 class GroupCommitWriter;
 class ReadPool;
 }  // namespace sqlite
@@ -28,6 +30,10 @@ struct SqliteRegistryOptions {
   size_t max_batch = 512;
   // busy_timeout_ms is how long a statement waits while another process holds the database lock.
   int busy_timeout_ms = 5000;
+  // read_only opens read connections only: no writer, no migrations, no file created. Every
+  // write fails with kFailedPrecondition. For processes that read a store a server owns (the
+  // gateway plugin); the file must exist and be migrated by that server.
+  bool read_only = false;
 };
 
 // SqliteRegistryStats counts a SqliteRegistry's committed work since it opened.
@@ -103,12 +109,15 @@ class SqliteRegistry final : public Registry {
 
   Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) override;
 
-  // stats returns the write counters as of now.
+  // stats returns the write counters as of now (zero when read-only).
   SqliteRegistryStats stats() const;
 
  private:
   SqliteRegistry(Clock& clock, Random& random, std::unique_ptr<sqlite::ReadPool> readers,
                  std::unique_ptr<sqlite::GroupCommitWriter> writer);
+
+  // RunWrite runs write on the writer; kFailedPrecondition when opened read-only.
+  Status RunWrite(const std::function<Status(sqlite::Connection&)>& write);
 
   Clock& clock_;
   Random& random_;

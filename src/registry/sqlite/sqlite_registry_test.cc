@@ -193,5 +193,39 @@ TEST_F(SqliteRegistryTest, Rejects_HubNameWithLineBreak) {
   EXPECT_EQ(put.error().code(), ErrorCode::kInvalidArgument);
 }
 
+TEST_F(SqliteRegistryTest, ReadOnly_ReadsWhatTheWriterCommittedAndRefusesWrites) {
+  auto writer = OpenOrDie();
+  ASSERT_NE(writer, nullptr);
+  ASSERT_TRUE(writer->PutEnrollment(conformance::MakeEnrollment("dev-1"), std::nullopt, actor_));
+
+  SqliteRegistryOptions options;
+  options.read_only = true;
+  auto opened = SqliteRegistry::Open(path(), clock_, random_, options);
+  ASSERT_TRUE(opened.has_value()) << opened.error().message();
+  SqliteRegistry& reader = **opened;
+  EXPECT_TRUE(reader.GetEnrollment("dev-1").has_value());
+  // A write committed after the reader opened is visible to it.
+  ASSERT_TRUE(writer->PutEnrollment(conformance::MakeEnrollment("dev-2"), std::nullopt, actor_));
+  EXPECT_TRUE(reader.GetEnrollment("dev-2").has_value());
+
+  auto put = reader.PutEnrollment(conformance::MakeEnrollment("dev-3"), std::nullopt, actor_);
+  ASSERT_FALSE(put.has_value());
+  EXPECT_EQ(put.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(put.error().message(), HasSubstr("read-only"));
+  auto set = reader.SetSetting("x", "y", actor_);
+  ASSERT_FALSE(set.has_value());
+  EXPECT_EQ(set.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(reader.stats().writes, 0u);
+}
+
+TEST_F(SqliteRegistryTest, ReadOnly_DoesNotCreateMissingFile) {
+  SqliteRegistryOptions options;
+  options.read_only = true;
+  auto opened = SqliteRegistry::Open(path(), clock_, random_, options);
+  ASSERT_FALSE(opened.has_value());
+  EXPECT_EQ(opened.error().code(), ErrorCode::kUnavailable);
+  EXPECT_FALSE(std::filesystem::exists(path()));
+}
+
 }  // namespace
 }  // namespace devid::registry
