@@ -1,0 +1,49 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "registry/enrollment.h"
+
+// How the SQL back ends store domain values, shared so both dialects read and write the same
+// representation (and `devid migrate` can copy rows verbatim).
+namespace devid::registry::store_codec {
+
+// kMaxPageItems caps a page; kEtagBytes is how many random bytes make an etag (hex-encoded).
+inline constexpr int kMaxPageItems = 1000;
+inline constexpr size_t kEtagBytes = 16;
+
+// ToMicros / FromMicros convert times to and from whole microseconds since the Unix epoch.
+int64_t ToMicros(std::chrono::system_clock::time_point t);
+std::chrono::system_clock::time_point FromMicros(int64_t us);
+
+// AttestationTypeName returns DPS's attestation.type value; ParseAttestationType reverses it and
+// fails with kInternal on a name no devid writes.
+std::string_view AttestationTypeName(AttestationType type);
+Result<AttestationType> ParseAttestationType(std::string_view name);
+
+// JoinHubs stores hub names one per line; SplitHubs reverses it.
+std::string JoinHubs(const std::vector<std::string>& hubs);
+std::vector<std::string> SplitHubs(std::string_view joined);
+
+// EncodeContinuation makes the opaque token for "after this key" (hex); DecodeContinuation
+// reverses it and fails with kInvalidArgument on a malformed token or one holding a NUL (no key
+// does: PostgreSQL text cannot hold one).
+std::string EncodeContinuation(std::string_view key);
+Result<std::string> DecodeContinuation(std::string_view token);
+
+// ClampPageSize bounds a requested page size to [1, kMaxPageItems].
+int ClampPageSize(int max_items);
+
+// ValidateId fails with kInvalidArgument when id is empty ("<what> is empty").
+Status ValidateId(std::string_view what, std::string_view id);
+
+// ValidateSettings fails with kInvalidArgument when a hub name is empty or holds a line break
+// (JoinHubs could not store it).
+Status ValidateSettings(const EnrollmentSettings& settings);
+
+}  // namespace devid::registry::store_codec
