@@ -111,6 +111,11 @@ class Registry {
   virtual Result<std::optional<std::string>> GetSetting(std::string_view name) = 0;
   virtual Status SetSetting(std::string_view name, std::string_view value,
                             const Actor& actor) = 0;
+  // SetSettingIfAbsent stores value under name unless the name is already set, and returns the
+  // stored value either way, atomically: of several nodes first-starting on one store at once,
+  // one writes (and audits) and all see its value.
+  virtual Result<std::string> SetSettingIfAbsent(std::string_view name, std::string_view value,
+                                                 const Actor& actor) = 0;
 
   // ListAudit returns up to limit records with sequence > after, oldest first.
   virtual Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) = 0;

@@ -733,6 +733,32 @@ TYPED_TEST_P(RegistryConformanceTest, Replaces_Setting) {
   EXPECT_EQ(audit[0].object, "idScope");
 }
 
+TYPED_TEST_P(RegistryConformanceTest, Keeps_FirstValueOfSetSettingIfAbsent) {
+  auto first = this->registry().SetSettingIfAbsent("idScope", "0ne00000001", this->actor_);
+  ASSERT_TRUE(first.has_value()) << first.error().message();
+  EXPECT_EQ(*first, "0ne00000001");
+  auto second = this->registry().SetSettingIfAbsent("idScope", "0ne00000002", this->actor_);
+  ASSERT_TRUE(second.has_value()) << second.error().message();
+  EXPECT_EQ(*second, "0ne00000001");
+  EXPECT_EQ(*this->registry().GetSetting("idScope"), std::optional<std::string>("0ne00000001"));
+  EXPECT_EQ(this->AllAudit().size(), 1u);  // only the write that stored something is audited
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Agrees_OnOneValueWhenSetSettingIfAbsentRaces) {
+  std::vector<std::string> seen(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < seen.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto stored = this->registry().SetSettingIfAbsent("scope", "v" + std::to_string(i),
+                                                         this->actor_);
+      seen[i] = stored ? *stored : "error: " + stored.error().message();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const std::string& value : seen) EXPECT_EQ(value, seen[0]);
+  EXPECT_EQ(this->AllAudit().size(), 1u);
+}
+
 // Audit.
 
 TYPED_TEST_P(RegistryConformanceTest, Appends_AuditRecordPerWriteInOrder) {
@@ -904,7 +930,8 @@ TYPED_TEST_P(RegistryConformanceTest, Isolates_FailedWritesAmongConcurrentWrites
 }
 
 REGISTER_TYPED_TEST_SUITE_P(
-    RegistryConformanceTest, RoundTrips_AllEnrollmentFields, RoundTrips_EmptyFields,
+    RegistryConformanceTest, Keeps_FirstValueOfSetSettingIfAbsent,
+    Agrees_OnOneValueWhenSetSettingIfAbsentRaces, RoundTrips_AllEnrollmentFields, RoundTrips_EmptyFields,
     Keeps_CreatedOnUpdate, Rejects_EtagMismatch, Accepts_WildcardIfMatchOnExistingRow,
     Rejects_IfMatchOnMissingEnrollment, Rejects_GetOfMissingEnrollment,
     Rejects_DeleteOfMissingEnrollment, Deletes_Enrollment, Rejects_DeleteWithEtagMismatch,

@@ -55,8 +55,8 @@ Result<std::string> IdScope(const Config& config, registry::Registry& registry, 
                  [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
   scope[1] = 'n';
   scope[2] = 'e';
-  DEVID_TRY(registry.SetSetting(kIdScopeSetting, scope, kBootstrap));
-  return scope;
+  // If-absent: nodes first-starting together on one store all end up with the first scope.
+  return registry.SetSettingIfAbsent(kIdScopeSetting, scope, kBootstrap);
 }
 
 Result<std::vector<api::AccessPolicy>> Policies(registry::Registry& registry, Random& random) {
@@ -66,8 +66,10 @@ Result<std::vector<api::AccessPolicy>> Policies(registry::Registry& registry, Ra
                                               ossl::Base64Encode(random.Bytes(32)),
                                               ossl::Base64Encode(random.Bytes(32)),
                                               api::AllServiceRights()}};
-  DEVID_TRY(registry.SetSetting(kPoliciesSetting, api::PoliciesToJson(policies), kBootstrap));
-  return policies;
+  DEVID_ASSIGN_OR_RETURN(
+      std::string stored_policies,
+      registry.SetSettingIfAbsent(kPoliciesSetting, api::PoliciesToJson(policies), kBootstrap));
+  return api::PoliciesFromJson(stored_policies);
 }
 
 int Fail(const Error& error) {

@@ -572,6 +572,28 @@ Status PostgresRegistry::SetSetting(std::string_view name, std::string_view valu
   });
 }
 
+Result<std::string> PostgresRegistry::SetSettingIfAbsent(std::string_view name,
+                                                         std::string_view value,
+                                                         const Actor& actor) {
+  DEVID_TRY(ValidateId("the setting name", name));
+  std::string stored;
+  DEVID_TRY(Write([&](Connection& db) -> Status {
+    int64_t now_us = NowMicros();
+    Params p;
+    p.Text(name);
+    p.Text(value);
+    p.Int(now_us);
+    DEVID_ASSIGN_OR_RETURN(Rows inserted, db.Run(postgres::kInsertSettingIfAbsent, p.values()));
+    DEVID_ASSIGN_OR_RETURN(Rows rows, db.Run(postgres::kSelectSetting, {name}));
+    if (rows.size() != 1) {
+      return std::unexpected(Internal("setting " + std::string(name) + " vanished"));
+    }
+    stored = rows.Text(0, 0);
+    return inserted.size() > 0 ? AppendAudit(db, now_us, actor, "setting.set", name) : Ok();
+  }));
+  return stored;
+}
+
 // Audit.
 
 Result<std::vector<AuditRecord>> PostgresRegistry::ListAudit(int64_t after, int limit) {

@@ -101,6 +101,8 @@ class PostgresRegistry final : public Registry {
 
   Result<std::optional<std::string>> GetSetting(std::string_view name) override;
   Status SetSetting(std::string_view name, std::string_view value, const Actor& actor) override;
+  Result<std::string> SetSettingIfAbsent(std::string_view name, std::string_view value,
+                                         const Actor& actor) override;
 
   Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) override;
 

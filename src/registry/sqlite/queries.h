@@ -246,6 +246,12 @@ inline constexpr std::string_view kUpsertSetting =
     "INSERT INTO settings (name, value, updated_us) VALUES (?1, ?2, ?3) "
     "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_us = excluded.updated_us";
 
+// kInsertSettingIfAbsent writes setting ?1 = ?2 at time ?3 unless it is set, returning the name
+// only when it wrote.
+inline constexpr std::string_view kInsertSettingIfAbsent =
+    "INSERT INTO settings (name, value, updated_us) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (name) DO NOTHING RETURNING name";
+
 // kInsertAudit appends an audit record (?1 time_us, ?2 actor, ?3 action, ?4 object, ?5 outcome).
 inline constexpr std::string_view kInsertAudit =
     "INSERT INTO audit_log (time_us, actor, action, object, outcome) VALUES (?1, ?2, ?3, ?4, ?5)";

@@ -595,6 +595,32 @@ Status SqliteRegistry::SetSetting(std::string_view name, std::string_view value,
   return RunWrite(write);
 }
 
+Result<std::string> SqliteRegistry::SetSettingIfAbsent(std::string_view name,
+                                                       std::string_view value,
+                                                       const Actor& actor) {
+  DEVID_TRY(ValidateId("the setting name", name));
+  std::string stored;
+  auto write = [&](Connection& db) -> Status {
+    int64_t now_us = ToMicros(clock_.Now());
+    bool inserted = false;
+    {
+      DEVID_ASSIGN_OR_RETURN(StatementRef insert, db.Prepare(sqlite::kInsertSettingIfAbsent));
+      insert->BindText(1, name);
+      insert->BindText(2, value);
+      insert->BindInt64(3, now_us);
+      DEVID_ASSIGN_OR_RETURN(inserted, insert->Step());
+    }
+    DEVID_ASSIGN_OR_RETURN(StatementRef select, db.Prepare(sqlite::kSelectSetting));
+    select->BindText(1, name);
+    DEVID_ASSIGN_OR_RETURN(bool row, select->Step());
+    if (!row) return std::unexpected(Internal("setting " + std::string(name) + " vanished"));
+    stored = select->ColumnText(0);
+    return inserted ? AppendAudit(db, now_us, actor, "setting.set", name) : Ok();
+  };
+  DEVID_TRY(RunWrite(write));
+  return stored;
+}
+
 // Audit.
 
 Result<std::vector<AuditRecord>> SqliteRegistry::ListAudit(int64_t after, int limit) {
