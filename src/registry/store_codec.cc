@@ -90,6 +90,10 @@ Result<std::string> DecodeContinuation(std::string_view token) {
   return key;
 }
 
+std::string NotFoundMessage(std::string_view noun, std::string_view id) {
+  return std::string(noun) + " \"" + std::string(id) + "\" not found";
+}
+
 int ClampPageSize(int max_items) { return std::clamp(max_items, 1, kMaxPageItems); }
 
 Status ValidateId(std::string_view what, std::string_view id) {

@@ -36,6 +36,9 @@ std::vector<std::string> SplitHubs(std::string_view joined);
 std::string EncodeContinuation(std::string_view key);
 Result<std::string> DecodeContinuation(std::string_view token);
 
+// NotFoundMessage is the kNotFound message for a missing row: `<noun> "<id>" not found`.
+std::string NotFoundMessage(std::string_view noun, std::string_view id);
+
 // ClampPageSize bounds a requested page size to [1, kMaxPageItems].
 int ClampPageSize(int max_items);
 

@@ -1,3 +1,4 @@
+#include "registry/row_codec.h"
 #include "registry/store_codec.h"
 #include "registry/postgres/postgres_registry.h"
 
@@ -16,9 +17,7 @@ namespace {
 using store_codec::ToMicros;
 using store_codec::FromMicros;
 using store_codec::AttestationTypeName;
-using store_codec::ParseAttestationType;
 using store_codec::JoinHubs;
-using store_codec::SplitHubs;
 using store_codec::EncodeContinuation;
 using store_codec::DecodeContinuation;
 using store_codec::ClampPageSize;
@@ -26,15 +25,12 @@ using store_codec::ValidateId;
 using store_codec::ValidateSettings;
 using store_codec::kEtagBytes;
 using store_codec::kMaxPageItems;
+using store_codec::NotFoundMessage;
 
 using postgres::Connection;
 using postgres::Rows;
 
 constexpr int kMaxAttempts = 3;
-
-std::string NotFoundMessage(std::string_view noun, std::string_view id) {
-  return std::string(noun) + " \"" + std::string(id) + "\" not found";
-}
 
 // Params collects a statement's text parameters in order ($1, $2, ...). Numbers are formatted
 // into owned strings; text values are referred to and must outlive the statement's run.
@@ -67,103 +63,21 @@ class Columns {
   int next_ = 0;
 };
 
-// BindSettings adds the settings columns (queries.h); iot_hubs is passed already joined.
-void BindSettings(Params& p, const EnrollmentSettings& s, std::string_view iot_hubs) {
-  const AttestationMechanism& a = s.attestation;
-  p.Text(AttestationTypeName(a.type));
-  p.Text(a.symmetric_key.primary_key);
-  p.Text(a.symmetric_key.secondary_key);
-  p.Text(a.x509.client_primary_pem);
-  p.Text(a.x509.client_secondary_pem);
-  p.Text(a.x509.signing_primary_pem);
-  p.Text(a.x509.signing_secondary_pem);
-  p.Text(a.x509.ca_reference_primary);
-  p.Text(a.x509.ca_reference_secondary);
-  p.Text(a.tpm.endorsement_key);
-  p.Text(a.tpm.storage_root_key);
-  p.Int(s.enabled);
-  p.Int(s.iot_edge);
-  p.Text(s.initial_twin_json);
-  p.Int(s.reprovision_policy.update_hub_assignment);
-  p.Int(s.reprovision_policy.migrate_device_data);
-  p.Text(s.allocation_policy);
-  p.Text(iot_hubs);
-  p.Text(s.iot_hub_host_name);
-  p.Text(s.custom_allocation_json);
-  p.Text(s.etag);
-  p.Int(ToMicros(s.created));
-  p.Int(ToMicros(s.updated));
-}
-
-Result<EnrollmentSettings> ReadSettings(Columns& c) {
-  EnrollmentSettings s;
-  AttestationMechanism& a = s.attestation;
-  DEVID_ASSIGN_OR_RETURN(a.type, ParseAttestationType(c.Text()));
-  a.symmetric_key.primary_key = c.Text();
-  a.symmetric_key.secondary_key = c.Text();
-  a.x509.client_primary_pem = c.Text();
-  a.x509.client_secondary_pem = c.Text();
-  a.x509.signing_primary_pem = c.Text();
-  a.x509.signing_secondary_pem = c.Text();
-  a.x509.ca_reference_primary = c.Text();
-  a.x509.ca_reference_secondary = c.Text();
-  a.tpm.endorsement_key = c.Text();
-  a.tpm.storage_root_key = c.Text();
-  s.enabled = c.Bool();
-  s.iot_edge = c.Bool();
-  s.initial_twin_json = c.Text();
-  s.reprovision_policy.update_hub_assignment = c.Bool();
-  s.reprovision_policy.migrate_device_data = c.Bool();
-  s.allocation_policy = c.Text();
-  s.iot_hubs = SplitHubs(c.Text());
-  s.iot_hub_host_name = c.Text();
-  s.custom_allocation_json = c.Text();
-  s.etag = c.Text();
-  s.created = c.Time();
-  s.updated = c.Time();
-  return s;
-}
+using row_codec::BindSettings;
 
 Result<Enrollment> ReadEnrollment(const Rows& rows, int row) {
   Columns c(rows, row);
-  Enrollment e;
-  e.registration_id = c.Text();
-  e.device_id = c.Text();
-  e.optional_device_information_json = c.Text();
-  DEVID_ASSIGN_OR_RETURN(e.settings, ReadSettings(c));
-  return e;
+  return row_codec::ReadEnrollment(c);
 }
 
 Result<EnrollmentGroup> ReadGroup(const Rows& rows, int row) {
   Columns c(rows, row);
-  EnrollmentGroup g;
-  g.enrollment_group_id = c.Text();
-  g.registration_id_prefix = c.Text();
-  DEVID_ASSIGN_OR_RETURN(g.settings, ReadSettings(c));
-  return g;
+  return row_codec::ReadGroup(c);
 }
 
 Result<Registration> ReadRegistration(const Rows& rows, int row) {
   Columns c(rows, row);
-  Registration r;
-  r.registration_id = c.Text();
-  r.device_id = c.Text();
-  r.assigned_hub = c.Text();
-  r.status = c.Text();
-  r.substatus = c.Text();
-  r.operation_id = c.Text();
-  r.enrollment_group_id = c.Text();
-  DEVID_ASSIGN_OR_RETURN(r.attestation_type, ParseAttestationType(c.Text()));
-  r.payload_json = c.Text();
-  r.response_payload_json = c.Text();
-  r.error_code = static_cast<int>(c.Int());
-  r.error_message = c.Text();
-  r.etag = c.Text();
-  r.created = c.Time();
-  r.updated = c.Time();
-  r.device_key = c.Text();
-  r.tpm_storage_root_key = c.Text();
-  return r;
+  return row_codec::ReadRegistration(c);
 }
 
 // ReadOne runs a query by ID expected to return at most one row and converts it with read_row.
