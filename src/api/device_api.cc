@@ -100,7 +100,8 @@ Result<attestation::VerifiedDevice> DeviceApi::Authenticate(
     return tpm_verifier_.VerifyRegistered(options_.id_scope, *registration,
                                           request.HeaderValue("authorization"));
   }
-  return verifier_.Verify(options_.id_scope, reg_id, request.HeaderValue("authorization"));
+  return verifier_.Verify(options_.id_scope, reg_id, request.HeaderValue("authorization"),
+                          registration);
 }
 
 Result<json> DeviceApi::Answer(const registry::Registration& registration,
@@ -169,16 +170,17 @@ Response DeviceApi::Register(const Request& request, const Target& target,
   }
   std::string_view authorization = request.HeaderValue("authorization");
   if (tpm && authorization.empty()) return TpmChallenge(*tpm, reg_id, tracking_id);
-  auto device = tpm ? tpm_verifier_.VerifyChallengeResponse(options_.id_scope, reg_id,
-                                                            authorization, *tpm)
-                    : Authenticate(request, reg_id, nullptr);
-  if (!device) return Reject(device.error(), reg_id, tracking_id);
-
+  // Read once: the verifier follows a returning device to its group, allocation keeps its hub.
   auto previous = registry_.GetRegistration(reg_id);
   if (!previous && previous.error().code() != ErrorCode::kNotFound) {
     return Reject(previous.error(), reg_id, tracking_id);
   }
   const registry::Registration* prior = previous ? &*previous : nullptr;
+  auto device = tpm ? tpm_verifier_.VerifyChallengeResponse(options_.id_scope, reg_id,
+                                                            authorization, *tpm)
+                    : verifier_.Verify(options_.id_scope, reg_id, authorization, prior);
+  if (!device) return Reject(device.error(), reg_id, tracking_id);
+
   auto assignment = registry::AssignHub(device->settings(), reg_id, options_.hubs, prior);
   if (!assignment) return Reject(assignment.error(), reg_id, tracking_id);
 

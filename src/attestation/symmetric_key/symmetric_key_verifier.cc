@@ -46,6 +46,18 @@ Result<VerifiedDevice> Admit(VerifiedDevice device) {
 Result<VerifiedDevice> SymmetricKeyVerifier::Verify(std::string_view id_scope,
                                                     std::string_view registration_id,
                                                     std::string_view authorization) {
+  auto registration = registry_.GetRegistration(registration_id);
+  if (!registration && registration.error().code() != ErrorCode::kNotFound) {
+    return std::unexpected(registration.error());
+  }
+  return Verify(id_scope, registration_id, authorization,
+                registration ? &*registration : nullptr);
+}
+
+Result<VerifiedDevice> SymmetricKeyVerifier::Verify(std::string_view id_scope,
+                                                    std::string_view registration_id,
+                                                    std::string_view authorization,
+                                                    const registry::Registration* registration) {
   DEVID_ASSIGN_OR_RETURN(pki::SasToken token,
                          ParseDeviceToken(id_scope, registration_id, authorization, clock_));
   const Error no_key = Unauthenticated("SAS token signature does not verify for registration " +
@@ -68,9 +80,8 @@ Result<VerifiedDevice> SymmetricKeyVerifier::Verify(std::string_view id_scope,
   if (enrollment.error().code() != ErrorCode::kNotFound) return std::unexpected(enrollment.error());
 
   // A device that registered through a group before goes straight back to it.
-  auto previous = registry_.GetRegistration(registration_id);
-  if (previous && !previous->enrollment_group_id.empty()) {
-    auto group = registry_.GetEnrollmentGroup(previous->enrollment_group_id);
+  if (registration != nullptr && !registration->enrollment_group_id.empty()) {
+    auto group = registry_.GetEnrollmentGroup(registration->enrollment_group_id);
     if (group && group->settings.attestation.type == AttestationType::kSymmetricKey &&
         GroupVerifies(token, *group, registration_id)) {
       device.group = std::move(*group);

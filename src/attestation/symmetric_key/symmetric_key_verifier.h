@@ -29,6 +29,11 @@ class SymmetricKeyVerifier {
   // enrollment or group is disabled) or a store error.
   Result<VerifiedDevice> Verify(std::string_view id_scope, std::string_view registration_id,
                                 std::string_view authorization);
+  // Verify, for a caller that has already read the device's registration (registration: the
+  // stored one, or null when the device has none), so the registry is not asked twice.
+  Result<VerifiedDevice> Verify(std::string_view id_scope, std::string_view registration_id,
+                                std::string_view authorization,
+                                const registry::Registration* registration);
 
  private:
   registry::Registry& registry_;
