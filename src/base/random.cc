@@ -1,5 +1,7 @@
 #include "base/random.h"
 
+#include "base/hex.h"
+
 #include <openssl/rand.h>
 
 #include <cstdio>
@@ -13,17 +15,7 @@ std::vector<uint8_t> Random::Bytes(size_t n) {
   return out;
 }
 
-std::string Random::Hex(size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::vector<uint8_t> bytes = Bytes(n);
-  std::string out;
-  out.reserve(2 * n);
-  for (uint8_t b : bytes) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 0xf];
-  }
-  return out;
-}
+std::string Random::Hex(size_t n) { return HexEncode(Bytes(n)); }
 
 std::string Random::Uuid() {
   std::vector<uint8_t> b = Bytes(16);

@@ -1,16 +1,8 @@
 #include "base/url.h"
 
+#include "base/hex.h"
+
 namespace devid {
-namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
 
 Result<std::string> PercentDecode(std::string_view in, bool plus_is_space) {
   std::string out;
@@ -21,8 +13,8 @@ Result<std::string> PercentDecode(std::string_view in, bool plus_is_space) {
       if (i + 2 >= in.size()) {
         return std::unexpected(InvalidArgument("truncated percent escape"));
       }
-      int hi = HexValue(in[i + 1]);
-      int lo = HexValue(in[i + 2]);
+      int hi = HexDigitValue(in[i + 1]);
+      int lo = HexDigitValue(in[i + 2]);
       if (hi < 0 || lo < 0) return std::unexpected(InvalidArgument("invalid percent escape"));
       out += static_cast<char>(hi * 16 + lo);
       i += 2;

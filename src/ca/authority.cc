@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "base/hex.h"
 #include "ca/certificate_signer.h"
 #include "ossl/error.h"
 
@@ -74,14 +75,8 @@ std::string KeyIdHex(const pki::Certificate& certificate) {
   const ASN1_OCTET_STRING* id = X509_get0_subject_key_id(certificate.get());
   ERR_clear_error();  // computing the cached extensions may leave benign entries
   if (id == nullptr) return "";
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  const unsigned char* data = ASN1_STRING_get0_data(id);
-  for (int i = 0; i < ASN1_STRING_length(id); ++i) {
-    out += kDigits[data[i] >> 4];
-    out += kDigits[data[i] & 0xf];
-  }
-  return out;
+  return HexEncode(std::span<const uint8_t>(ASN1_STRING_get0_data(id),
+                                            static_cast<size_t>(ASN1_STRING_length(id))));
 }
 
 Result<pki::Certificate> IssueCertificate(const Profile& profile, const CertificateRequest& request,

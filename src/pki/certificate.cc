@@ -5,22 +5,12 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include "base/hex.h"
 #include "ossl/error.h"
 #include "ossl/mac.h"
 
 namespace devid::pki {
 namespace {
-
-std::string UpperHex(const unsigned char* data, size_t n) {
-  static constexpr char kDigits[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(2 * n);
-  for (size_t i = 0; i < n; ++i) {
-    out += kDigits[data[i] >> 4];
-    out += kDigits[data[i] & 0xf];
-  }
-  return out;
-}
 
 std::string NameToString(const X509_NAME* name) {
   ossl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
@@ -136,14 +126,14 @@ std::string Certificate::Sha256Thumbprint() const {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   X509_digest(x509_.get(), EVP_sha256(), md, &len);
-  return UpperHex(md, len);
+  return HexEncode(std::span<const uint8_t>(md, len), /*uppercase=*/true);
 }
 
 std::string Certificate::Sha1Thumbprint() const {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   X509_digest(x509_.get(), EVP_sha1(), md, &len);
-  return UpperHex(md, len);
+  return HexEncode(std::span<const uint8_t>(md, len), /*uppercase=*/true);
 }
 
 std::chrono::system_clock::time_point Certificate::NotBefore() const {

@@ -2,18 +2,9 @@
 
 #include <algorithm>
 
+#include "base/hex.h"
+
 namespace devid::registry::store_codec {
-namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
-
 int64_t ToMicros(std::chrono::system_clock::time_point t) {
   return std::chrono::floor<std::chrono::microseconds>(t.time_since_epoch()).count();
 }
@@ -65,16 +56,7 @@ std::vector<std::string> SplitHubs(std::string_view joined) {
   return hubs;
 }
 
-std::string EncodeContinuation(std::string_view key) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(key.size() * 2);
-  for (unsigned char b : key) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 0xf];
-  }
-  return out;
-}
+std::string EncodeContinuation(std::string_view key) { return HexEncode(key); }
 
 Result<std::string> DecodeContinuation(std::string_view token) {
   const Error malformed = InvalidArgument("reading the continuation token: it is malformed");
@@ -82,8 +64,8 @@ Result<std::string> DecodeContinuation(std::string_view token) {
   std::string key;
   key.reserve(token.size() / 2);
   for (size_t i = 0; i < token.size(); i += 2) {
-    int hi = HexValue(token[i]);
-    int lo = HexValue(token[i + 1]);
+    int hi = HexDigitValue(token[i]);
+    int lo = HexDigitValue(token[i + 1]);
     if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return std::unexpected(malformed);
     key += static_cast<char>(hi << 4 | lo);
   }

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "base/hex.h"
 #include "ossl/base64.h"
 #include "tpm/credential.h"
 #include "tpm/crypto.h"
@@ -28,15 +29,7 @@ Bytes Hex(std::string_view hex) {
   return out;
 }
 
-std::string ToHex(std::span<const uint8_t> bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : bytes) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 0xf];
-  }
-  return out;
-}
+std::string ToHex(std::span<const uint8_t> bytes) { return HexEncode(bytes); }
 
 nlohmann::json Vectors(std::string_view file) {
   std::ifstream in(std::filesystem::path(__FILE__).parent_path() / "testdata" / file);
