@@ -102,10 +102,10 @@ Status Init(const CaOptions& options) {
 }
 
 Status Import(const CaOptions& options) {
-  DEVID_ASSIGN_OR_RETURN(std::string chain, server::ReadFile(options.certificate_file));
+  DEVID_ASSIGN_OR_RETURN(std::string chain, ReadFile(options.certificate_file));
   std::string roots;
   if (!options.root_file.empty()) {
-    DEVID_ASSIGN_OR_RETURN(roots, server::ReadFile(options.root_file));
+    DEVID_ASSIGN_OR_RETURN(roots, ReadFile(options.root_file));
   }
   DEVID_TRY(server::DataDir::Prepare(options.data_dir));
   CommandKeyStores stores(options);
@@ -142,7 +142,7 @@ Status List(const CaOptions& options) {
 }
 
 Status Issue(const CaOptions& options) {
-  DEVID_ASSIGN_OR_RETURN(std::string csr_pem, server::ReadFile(options.csr_file));
+  DEVID_ASSIGN_OR_RETURN(std::string csr_pem, ReadFile(options.csr_file));
   DEVID_ASSIGN_OR_RETURN(pki::Csr csr, pki::Csr::FromPem(csr_pem));
   DEVID_TRY(csr.VerifySignature());
   std::string common_name = csr.SubjectCommonName();
@@ -169,7 +169,7 @@ Status Issue(const CaOptions& options) {
   if (options.out_file.empty()) {
     std::cout << chain;
   } else {
-    DEVID_TRY(server::WriteFileAtomically(options.out_file, chain, 0644));
+    DEVID_TRY(WriteFileAtomically(options.out_file, chain, 0644));
   }
   return Ok();
 }

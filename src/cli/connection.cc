@@ -1,23 +1,11 @@
 #include "cli/connection.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
+
+#include "base/file.h"
 
 namespace devid::cli {
 namespace {
-
-Result<std::string> ReadTextFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return std::unexpected(NotFound("reading " + path + ": " + std::strerror(errno)));
-  }
-  std::stringstream data;
-  data << in.rdbuf();
-  return data.str();
-}
 
 // StringField returns the file's string member name, or "" when absent.
 Result<std::string> StringField(const nlohmann::json& json, const char* name,
@@ -37,7 +25,7 @@ Result<Connection> ResolveConnection(const ConnectionOptions& options) {
   std::string endpoint = options.endpoint;
   std::string trust_bundle_file = options.trust_bundle_file;
   if (connection_string.empty() || endpoint.empty() || trust_bundle_file.empty()) {
-    auto text = ReadTextFile(options.file);
+    auto text = ReadFile(options.file);
     if (!text) {
       return std::unexpected(
           Error(text.error().code(),
@@ -70,7 +58,7 @@ Result<Connection> ResolveConnection(const ConnectionOptions& options) {
   Connection out;
   DEVID_ASSIGN_OR_RETURN(out.credentials, ParseServiceConnectionString(connection_string));
   DEVID_ASSIGN_OR_RETURN(out.endpoint, ParseEndpoint(endpoint));
-  DEVID_ASSIGN_OR_RETURN(out.trust_bundle_pem, ReadTextFile(trust_bundle_file));
+  DEVID_ASSIGN_OR_RETURN(out.trust_bundle_pem, ReadFile(trust_bundle_file));
   return out;
 }
 

@@ -1,10 +1,11 @@
 #include "server/config.h"
 
 #include <charconv>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
+
+#include "base/file.h"
 
 namespace devid::server {
 namespace {
@@ -136,11 +137,9 @@ Result<Config> ParseConfig(std::string_view toml_text) {
 }
 
 Result<Config> LoadConfigFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::unexpected(InvalidArgument("reading config " + path + ": cannot open"));
-  std::stringstream text;
-  text << in.rdbuf();
-  auto config = ParseConfig(text.str());
+  auto text = ReadFile(path);
+  if (!text) return std::unexpected(InvalidArgument("config: " + text.error().message()));
+  auto config = ParseConfig(*text);
   if (!config) return std::unexpected(config.error().WithContext(path));
   return config;
 }

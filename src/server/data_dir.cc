@@ -7,8 +7,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 namespace devid::server {
 namespace {
@@ -27,38 +25,6 @@ Status MakeDir(const std::string& path) {
 bool Exists(const std::string& path) { return std::filesystem::exists(path); }
 
 }  // namespace
-
-Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::unexpected(NotFound(Errno("reading", path)));
-  std::stringstream data;
-  data << in.rdbuf();
-  return data.str();
-}
-
-Status WriteFileAtomically(const std::string& path, std::string_view data, unsigned mode) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return std::unexpected(Unavailable(Errno("creating", tmp)));
-  ::fchmod(fd, mode);  // the umask must not widen or narrow what we asked for
-  size_t written = 0;
-  while (written < data.size()) {
-    ssize_t n = ::write(fd, data.data() + written, data.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      return std::unexpected(Unavailable(Errno("writing", tmp)));
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    return std::unexpected(Unavailable(Errno("syncing", tmp)));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return std::unexpected(Unavailable(Errno("renaming to", path)));
-  }
-  return Ok();
-}
 
 Result<DataDir> DataDir::Prepare(const std::string& dir) {
   std::error_code ec;

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "base/clock.h"
+#include "base/file.h"
 #include "base/random.h"
 #include "base/result.h"
 #include "ca/development_pki.h"
@@ -35,10 +36,5 @@ class DataDir {
   explicit DataDir(std::string path) : path_(std::move(path)) {}
   std::string path_;
 };
-
-// ReadFile returns a whole file. WriteFileAtomically replaces path with data via a temporary file
-// created with mode, so readers never see a partial file.
-Result<std::string> ReadFile(const std::string& path);
-Status WriteFileAtomically(const std::string& path, std::string_view data, unsigned mode);
 
 }  // namespace devid::server

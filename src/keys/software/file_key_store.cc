@@ -8,8 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
+#include "base/file.h"
 #include "ossl/error.h"
 
 namespace devid::keys {
@@ -69,20 +69,9 @@ Status WriteNewFile(const std::string& path, std::string_view data) {
     return std::unexpected(Unavailable("creating key file " + path + ": " + ErrnoText()));
   }
   ::fchmod(fd, 0600);  // whatever the umask
-  size_t written = 0;
-  while (written < data.size()) {
-    ssize_t n = ::write(fd, data.data() + written, data.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      ::unlink(path.c_str());
-      return std::unexpected(Unavailable("writing key file " + path + ": " + ErrnoText()));
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if (auto written = WriteSyncClose(fd, data, "key file " + path); !written) {
     ::unlink(path.c_str());
-    return std::unexpected(Unavailable("syncing key file " + path + ": " + ErrnoText()));
+    return written;
   }
   return Ok();
 }
@@ -174,13 +163,9 @@ Result<std::unique_ptr<Key>> FileKeyStore::Create(const KeyUri& uri, KeyAlgorith
 
 Result<std::unique_ptr<Key>> FileKeyStore::Load(const KeyUri& uri) {
   if (uri.scheme != "file") return std::unexpected(InvalidArgument("not a file: URI"));
-  std::ifstream in(uri.path, std::ios::binary);
-  if (!in) {
-    return std::unexpected(NotFound("loading key " + uri.ToString() + ": " + ErrnoText()));
-  }
-  std::stringstream pem;
-  pem << in.rdbuf();
-  const std::string text = pem.str();
+  auto read = ReadFile(uri.path);
+  if (!read) return std::unexpected(read.error().WithContext("loading key " + uri.ToString()));
+  const std::string& text = *read;
   if (text.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") == std::string::npos) {
     return std::unexpected(InvalidArgument(
         "loading key " + uri.ToString() +
