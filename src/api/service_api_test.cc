@@ -175,6 +175,17 @@ TEST_F(ServiceApiTest, Queries_InPagesWithContinuation) {
   EXPECT_THAT(seen, ::testing::ElementsAre("dev-0", "dev-1", "dev-2", "dev-3", "dev-4"));
 }
 
+TEST_F(ServiceApiTest, Rejects_BadPageSizeAndContinuation) {
+  size_t audit = AuditCount();
+  json query = {{"query", "SELECT * FROM enrollments"}};
+  ExpectRefused(Service("POST", "/enrollments/query", query, {{"x-ms-max-item-count", "0"}}),
+                400003, "x-ms-max-item-count", audit);
+  ExpectRefused(Service("POST", "/enrollments/query", query, {{"x-ms-max-item-count", "ten"}}),
+                400003, "x-ms-max-item-count", audit);
+  ExpectRefused(Service("POST", "/enrollments/query", query, {{"x-ms-continuation", "zz"}}),
+                400003, "continuation", audit);
+}
+
 TEST_F(ServiceApiTest, Rejects_UnsupportedQuery) {
   Response r = Service("POST", "/enrollments/query",
                        {{"query", "SELECT * FROM enrollments WHERE x = 1"}});
