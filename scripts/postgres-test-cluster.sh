@@ -42,7 +42,8 @@ if ((EUID == 0)); then
 fi
 
 pg_ctl() {
-  "${as_owner[@]}" "$bindir/pg_ctl" -D "$dir/data" "$@"
+  # From /: the caller's directory may be closed to the cluster's owner.
+  (cd / && "${as_owner[@]}" "$bindir/pg_ctl" -D "$dir/data" "$@")
 }
 
 case $action in
