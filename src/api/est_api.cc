@@ -78,7 +78,7 @@ Result<std::vector<uint8_t>> DecodeBase64Body(std::string_view body) {
 
 }  // namespace
 
-bool EstApi::IsEstTarget(const Target& target) {
+bool EstApi::Matches(const Target& target) const {
   return target.segments.size() >= 2 && target.segments[0] == ".well-known" &&
          target.segments[1] == "est";
 }

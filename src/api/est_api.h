@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "api/http.h"
+#include "api/route.h"
 #include "api/target.h"
 #include "attestation/symmetric_key/symmetric_key_verifier.h"
 #include "ca/authority.h"
@@ -18,18 +19,17 @@ namespace devid::api {
 // allows HTTP-based client authentication): the token must verify for the registration ID that
 // is the request's subject CN, so a device can only obtain a certificate naming itself. Errors are
 // text/plain with a message a person can act on (RFC 7030 §4.2.3).
-class EstApi {
+class EstApi final : public Route {
  public:
   // EstApi keeps references to authority and verifier; both must outlive it.
   EstApi(const ca::Authority& authority, attestation::SymmetricKeyVerifier& verifier,
          std::string id_scope)
       : authority_(authority), verifier_(verifier), id_scope_(std::move(id_scope)) {}
 
-  // IsEstTarget tells whether target is under /.well-known/est/.
-  static bool IsEstTarget(const Target& target);
-
-  // Handle answers one EST request; tracking_id goes into 5xx messages and the log.
-  Response Handle(const Request& request, const Target& target, std::string_view tracking_id);
+  // Matches tells whether target is under /.well-known/est/.
+  bool Matches(const Target& target) const override;
+  Response Handle(const Request& request, const Target& target,
+                  std::string_view tracking_id) override;
 
  private:
   Response CaCerts(std::string_view tracking_id);

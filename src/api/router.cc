@@ -1,5 +1,7 @@
 #include "api/router.h"
 
+#include <algorithm>
+
 #include "api/error_codes.h"
 #include "api/error_response.h"
 #include "api/json_response.h"
@@ -15,13 +17,15 @@ Response Router::Handle(const Request& request) {
   }
   const auto& s = target->segments;
   Response response;
+  auto route = std::find_if(routes_.begin(), routes_.end(),
+                            [&](const Route* r) { return r->Matches(*target); });
   if (s.size() == 1 && s[0] == "healthz") {
     response = JsonResponse(200, {{"status", "ok"}});
+  } else if (route != routes_.end()) {
+    response = (*route)->Handle(request, *target, tracking_id);
   } else if (target->SegmentIs(0, "enrollments") || target->SegmentIs(0, "enrollmentGroups") ||
              target->SegmentIs(0, "registrations")) {
     response = service_.Handle(request, *target, tracking_id);
-  } else if (est_ != nullptr && EstApi::IsEstTarget(*target)) {
-    response = est_->Handle(request, *target, tracking_id);
   } else if (s.size() >= 3 && s[1] == "registrations") {
     response = device_.Handle(request, *target, tracking_id);
   } else {

@@ -1,23 +1,24 @@
 #pragma once
 
 #include "api/device_api.h"
-#include "api/est_api.h"
 #include "api/http.h"
+#include "api/route.h"
 #include "api/service_api.h"
 #include "base/random.h"
+
+#include <vector>
 
 namespace devid::api {
 
 // Router is the server's one Handler: it gives each request a tracking ID, parses the target and
-// sends it to the device API ({idScope}/registrations/…), the service API (enrollments,
-// enrollmentGroups, registrations), EST (/.well-known/est/…) or the health check
-// (GET /healthz).
+// sends it to the health check (GET /healthz), the first of the extra routes that matches (EST,
+// CRL and OCSP, ...), the service API (enrollments, enrollmentGroups, registrations) or the device
+// API ({idScope}/registrations/…).
 class Router final : public Handler {
  public:
-  // Router keeps references to the APIs; they must outlive it. est may be null (no CA: the EST
-  // routes answer 404).
-  Router(DeviceApi& device, ServiceApi& service, Random& random, EstApi* est = nullptr)
-      : device_(device), service_(service), random_(random), est_(est) {}
+  // Router keeps references to the APIs; they must outlive it. routes are tried in order.
+  Router(DeviceApi& device, ServiceApi& service, Random& random, std::vector<Route*> routes = {})
+      : device_(device), service_(service), random_(random), routes_(std::move(routes)) {}
 
   Response Handle(const Request& request) override;
 
@@ -25,7 +26,7 @@ class Router final : public Handler {
   DeviceApi& device_;
   ServiceApi& service_;
   Random& random_;
-  EstApi* est_;
+  std::vector<Route*> routes_;
 };
 
 }  // namespace devid::api

@@ -8,6 +8,7 @@
 
 #include "base/result.h"
 #include "registry/audit.h"
+#include "registry/certificate_record.h"
 #include "registry/enrollment.h"
 #include "registry/registration.h"
 
@@ -116,6 +117,49 @@ class Registry {
   // one writes (and audits) and all see its value.
   virtual Result<std::string> SetSettingIfAbsent(std::string_view name, std::string_view value,
                                                  const Actor& actor) = 0;
+
+  // Certificate inventory (issued and observed certificates, revocation state).
+  // RecordCertificate durably stores a certificate devid issued (source kIssued) and appends
+  // audit_action (kAuditCertificateIssue or kAuditCertificateRenew, object = the serial) in the
+  // same transaction. first_seen/last_seen are set to the store's clock. Fails with
+  // kAlreadyExists when the thumbprint or (issuer, serial) is already recorded, so two nodes can
+  // never hand out one serial twice.
+  virtual Status RecordCertificate(const CertificateRecord& record, std::string_view audit_action,
+                                   const Actor& actor) {
+    (void)record, (void)audit_action, (void)actor;
+    return std::unexpected(FailedPrecondition("this store has no certificate inventory yet"));
+  }
+  // ObserveCertificate records a certificate a peer presented: inserted with source kObserved
+  // when unknown, else only its last_seen moves to now (an issued one keeps source kIssued). No
+  // audit record: it happens on every authentication.
+  virtual Status ObserveCertificate(const CertificateRecord& record) {
+    (void)record;
+    return std::unexpected(FailedPrecondition("this store has no certificate inventory yet"));
+  }
+  // QueryCertificates pages through the records matching filter, ordered by not_after then
+  // thumbprint (soonest expiring first).
+  virtual Result<Page<CertificateRecord>> QueryCertificates(const CertificateFilter& filter,
+                                                            const PageRequest& page) {
+    (void)filter, (void)page;
+    return std::unexpected(FailedPrecondition("this store has no certificate inventory yet"));
+  }
+  // RevokeCertificates marks every issued, not yet revoked certificate matching filter revoked
+  // with reason (RFC 5280 CRLReason) at the store's clock, appends one kAuditCertificateRevoke
+  // record per certificate, bumps the revocation version, all in one transaction, and returns the
+  // newly revoked records. Fails with kNotFound when filter matches no issued certificate at all
+  // (an unknown serial), and with kInvalidArgument for an empty filter (no revoking everything by
+  // accident). Matching only already-revoked certificates succeeds with an empty list.
+  virtual Result<std::vector<CertificateRecord>> RevokeCertificates(const CertificateFilter& filter,
+                                                                    int reason,
+                                                                    const Actor& actor) {
+    (void)filter, (void)reason, (void)actor;
+    return std::unexpected(FailedPrecondition("this store has no certificate inventory yet"));
+  }
+  // RevocationVersion is a counter that grows with every revocation on any node sharing the store;
+  // caches of revocation state (CRLs, OCSP responses) compare it to know they are stale.
+  virtual Result<int64_t> RevocationVersion() {
+    return std::unexpected(FailedPrecondition("this store has no certificate inventory yet"));
+  }
 
   // ListAudit returns up to limit records with sequence > after, oldest first.
   virtual Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) = 0;

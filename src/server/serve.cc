@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/device_api.h"
+#include "api/est_api.h"
 #include "api/router.h"
 #include "api/service_api.h"
 #include "api/service_auth.h"
@@ -128,7 +129,9 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   if (!ca) return Fail(ca.error());
   std::unique_ptr<api::EstApi> est;
   if (*ca) est = std::make_unique<api::EstApi>(*(*ca)->authority, verifier, *id_scope);
-  api::Router router(device_api, service_api, random, est.get());
+  std::vector<api::Route*> routes;
+  if (est) routes.push_back(est.get());
+  api::Router router(device_api, service_api, random, routes);
 
   net::ServerOptions server_options;
   server_options.host = listen->host;
