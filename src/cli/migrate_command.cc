@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "base/clock.h"
+#include "base/hex.h"
 #include "base/random.h"
 #include "registry/postgres/connection.h"
 #include "registry/postgres/postgres_registry.h"
@@ -58,10 +59,12 @@ void AppendCopyValue(std::string& out, std::string_view value) {
   }
 }
 
-// SourceTable is one table to copy: its name, its columns in order and its row count.
+// SourceTable is one table to copy: its name, its columns in order (and which of them are
+// BLOBs) and its row count.
 struct SourceTable {
   std::string name;
   std::vector<std::string> columns;
+  std::vector<bool> binary;
   int64_t rows = 0;
 };
 
@@ -84,17 +87,18 @@ Result<std::vector<SourceTable>> SourceTables(registry::sqlite::Connection& db) 
     for (;;) {
       DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
       if (!row) break;
-      tables.push_back({stmt->ColumnText(0), {}, 0});
+      tables.push_back({stmt->ColumnText(0), {}, {}, 0});
     }
   }
   for (SourceTable& table : tables) {
     DEVID_ASSIGN_OR_RETURN(registry::sqlite::StatementRef stmt,
-                           db.Prepare("SELECT name FROM pragma_table_info(" +
+                           db.Prepare("SELECT name, upper(type) FROM pragma_table_info(" +
                                       QuoteIdentifier(table.name) + ") ORDER BY cid"));
     for (;;) {
       DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
       if (!row) break;
       table.columns.push_back(stmt->ColumnText(0));
+      table.binary.push_back(stmt->ColumnText(1) == "BLOB");
     }
     DEVID_ASSIGN_OR_RETURN(table.rows, SqliteCount(db, table.name));
   }
@@ -150,7 +154,14 @@ Status CopyTable(registry::sqlite::Connection& source, registry::postgres::Conne
     if (!*row) break;
     for (size_t i = 0; i < table.columns.size(); ++i) {
       if (i > 0) chunk += '\t';
-      AppendCopyValue(chunk, stmt->ColumnText(static_cast<int>(i)));
+      int column = static_cast<int>(i);
+      if (table.binary[i]) {
+        // A BLOB goes to a BYTEA column in bytea's hex text form (PostgreSQL §8.4.1); raw bytes
+        // could hold NULs or text that is not valid in the connection's encoding.
+        AppendCopyValue(chunk, "\\x" + HexEncode(stmt->ColumnBlob(column)));
+      } else {
+        AppendCopyValue(chunk, stmt->ColumnText(column));
+      }
     }
     chunk += '\n';
     ++copied;

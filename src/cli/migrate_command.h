@@ -28,10 +28,11 @@ struct TableCount {
 };
 
 // MigrateStore copies a SQLite store to PostgreSQL: every table of the schema but the migration
-// bookkeeping (enrollments, groups, registrations, settings, pending challenges and the audit log
-// with its sequence numbers), row for row, as one consistent snapshot of the source (a server may
-// keep running on it; what it writes after the snapshot is not copied) and in one target
-// transaction, so a failed copy leaves the target as it was. Both stores are first brought to
+// bookkeeping (enrollments, groups, registrations, settings, pending challenges, the certificate
+// inventory with its revocation version, and the audit log with its sequence numbers), row for
+// row, as one consistent snapshot of the source (a server may keep running on it; what it writes
+// after the snapshot is not copied) and in one target transaction, so a failed copy leaves the
+// target as it was. Both stores are first brought to
 // this binary's schema version. It refuses, with kFailedPrecondition and changing nothing, a
 // target that already holds rows, unless force (then those rows are replaced). It writes a
 // progress line per table to progress and returns the counts, which it has verified equal;

@@ -121,45 +121,36 @@ class Registry {
   // Certificate inventory (issued and observed certificates, revocation state).
   // RecordCertificate durably stores a certificate devid issued (source kIssued) and appends
   // audit_action (kAuditCertificateIssue or kAuditCertificateRenew, object = the serial) in the
-  // same transaction. first_seen/last_seen are set to the store's clock. Fails with
+  // same transaction. first_seen/last_seen are set to the store's clock and the record's source
+  // and revocation fields are ignored (it is stored issued, not revoked). Fails with
   // kAlreadyExists when the thumbprint or (issuer, serial) is already recorded, so two nodes can
-  // never hand out one serial twice.
+  // never hand out one serial twice; with kInvalidArgument when the thumbprint or serial is empty
+  // or audit_action is neither of the two.
   virtual Status RecordCertificate(const CertificateRecord& record, std::string_view audit_action,
-                                   const Actor& actor) {
-    (void)record, (void)audit_action, (void)actor;
-    return std::unexpected(FailedPrecondition("this store has no certificate inventory yet"));
-  }
+                                   const Actor& actor) = 0;
   // ObserveCertificate records a certificate a peer presented: inserted with source kObserved
-  // when unknown, else only its last_seen moves to now (an issued one keeps source kIssued). No
-  // audit record: it happens on every authentication.
-  virtual Status ObserveCertificate(const CertificateRecord& record) {
-    (void)record;
-    return std::unexpected(FailedPrecondition("this store has no certificate inventory yet"));
-  }
+  // when unknown, else only its last_seen moves to now, never back (an issued one keeps source
+  // kIssued). No audit record: it happens on every authentication. Fails with kAlreadyExists when
+  // a different certificate (another thumbprint) with the same (issuer, serial) is recorded.
+  virtual Status ObserveCertificate(const CertificateRecord& record) = 0;
   // QueryCertificates pages through the records matching filter, ordered by not_after then
-  // thumbprint (soonest expiring first).
+  // thumbprint (soonest expiring first). A malformed continuation fails with kInvalidArgument.
   virtual Result<Page<CertificateRecord>> QueryCertificates(const CertificateFilter& filter,
-                                                            const PageRequest& page) {
-    (void)filter, (void)page;
-    return std::unexpected(FailedPrecondition("this store has no certificate inventory yet"));
-  }
+                                                            const PageRequest& page) = 0;
   // RevokeCertificates marks every issued, not yet revoked certificate matching filter revoked
   // with reason (RFC 5280 CRLReason) at the store's clock, appends one kAuditCertificateRevoke
   // record per certificate, bumps the revocation version, all in one transaction, and returns the
   // newly revoked records. Fails with kNotFound when filter matches no issued certificate at all
   // (an unknown serial), and with kInvalidArgument for an empty filter (no revoking everything by
-  // accident). Matching only already-revoked certificates succeeds with an empty list.
+  // accident) or a reason a revocation cannot carry (7, 8, or outside 0-10). Matching only
+  // already-revoked certificates succeeds with an empty list and changes nothing. The audit
+  // outcome is "success; reason <n>"; the list is in QueryCertificates' order.
   virtual Result<std::vector<CertificateRecord>> RevokeCertificates(const CertificateFilter& filter,
                                                                     int reason,
-                                                                    const Actor& actor) {
-    (void)filter, (void)reason, (void)actor;
-    return std::unexpected(FailedPrecondition("this store has no certificate inventory yet"));
-  }
+                                                                    const Actor& actor) = 0;
   // RevocationVersion is a counter that grows with every revocation on any node sharing the store;
   // caches of revocation state (CRLs, OCSP responses) compare it to know they are stale.
-  virtual Result<int64_t> RevocationVersion() {
-    return std::unexpected(FailedPrecondition("this store has no certificate inventory yet"));
-  }
+  virtual Result<int64_t> RevocationVersion() = 0;
 
   // ListAudit returns up to limit records with sequence > after, oldest first.
   virtual Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) = 0;

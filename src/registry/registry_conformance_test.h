@@ -31,6 +31,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "base/clock.h"
@@ -215,6 +216,22 @@ class RegistryConformanceTest : public ::testing::Test {
       after = page->back().sequence;
       all.insert(all.end(), page->begin(), page->end());
     }
+  }
+
+  // AllCertificates pages through every record matching filter, page_size at a time.
+  std::vector<CertificateRecord> AllCertificates(const CertificateFilter& filter,
+                                                 int page_size = 1000) {
+    std::vector<CertificateRecord> all;
+    PageRequest request{page_size, ""};
+    for (int pages = 0; pages < 1000; ++pages) {
+      auto page = registry_->QueryCertificates(filter, request);
+      EXPECT_TRUE(page.has_value()) << page.error().message();
+      if (!page) break;
+      all.insert(all.end(), page->items.begin(), page->items.end());
+      if (page->continuation.empty()) break;
+      request.continuation = page->continuation;
+    }
+    return all;
   }
 
   Enrollment PutOrDie(const Enrollment& e) {
@@ -929,6 +946,518 @@ TYPED_TEST_P(RegistryConformanceTest, Isolates_FailedWritesAmongConcurrentWrites
   EXPECT_EQ(this->AllAudit().size(), audit_before + kThreads * 10);
 }
 
+// Certificate inventory.
+
+// MakeCertificate returns an issued record with every field set; the thumbprints derive from
+// serial and issuer, so records differing in either differ in thumbprint. not_after is
+// expires_in after the test's start.
+inline CertificateRecord MakeCertificate(const std::string& serial,
+                                         const std::string& device_id = "dev-1",
+                                         std::chrono::hours expires_in = std::chrono::hours(24),
+                                         const std::string& issuer = "CN=devid Device CA") {
+  CertificateRecord r;
+  std::string tag = serial + "-" + std::to_string(std::hash<std::string>()(issuer) % 100000);
+  r.sha256_thumbprint = "SHA256-" + tag;
+  r.sha1_thumbprint = "SHA1-" + tag;
+  r.serial = serial;
+  r.subject = "CN=" + device_id + ",O=devid";
+  r.issuer = issuer;
+  r.issuer_key_id = "a1b2c3";
+  r.not_before = StartTime() - std::chrono::hours(1);
+  r.not_after = StartTime() + expires_in;
+  r.device_id = device_id;
+  r.profile = "device-client";
+  r.source = CertificateSource::kIssued;
+  // DER holds every byte value, NUL and bytes that are not UTF-8 included.
+  r.der = std::string("\x30\x82\x00\x0a", 4) + serial + std::string("\x00\xff\x80\x7f", 4);
+  return r;
+}
+
+// ExpectSameCertificate compares the fields a caller gives (not revocation or seen times).
+inline void ExpectSameCertificate(const CertificateRecord& a, const CertificateRecord& b) {
+  EXPECT_EQ(a.sha256_thumbprint, b.sha256_thumbprint);
+  EXPECT_EQ(a.sha1_thumbprint, b.sha1_thumbprint);
+  EXPECT_EQ(a.serial, b.serial);
+  EXPECT_EQ(a.subject, b.subject);
+  EXPECT_EQ(a.issuer, b.issuer);
+  EXPECT_EQ(a.issuer_key_id, b.issuer_key_id);
+  EXPECT_EQ(Micros(a.not_before), Micros(b.not_before));
+  EXPECT_EQ(Micros(a.not_after), Micros(b.not_after));
+  EXPECT_EQ(a.device_id, b.device_id);
+  EXPECT_EQ(a.profile, b.profile);
+  EXPECT_EQ(a.der, b.der);
+}
+
+inline std::vector<std::string> Serials(const std::vector<CertificateRecord>& records) {
+  std::vector<std::string> serials;
+  for (const CertificateRecord& r : records) serials.push_back(r.serial);
+  return serials;
+}
+
+TYPED_TEST_P(RegistryConformanceTest, RoundTrips_AllCertificateFields) {
+  CertificateRecord record = MakeCertificate("0A1B");
+  record.revoked = true;  // ignored: a recorded certificate starts unrevoked
+  record.revocation_reason = 4;
+  record.first_seen = StartTime() - std::chrono::hours(100);  // ignored: the store's clock rules
+  ASSERT_TRUE(this->registry().RecordCertificate(record, kAuditCertificateIssue, this->actor_));
+
+  for (int pass = 0; pass < 2; ++pass) {
+    SCOPED_TRACE(pass == 0 ? "as written" : "after reopening");
+    std::vector<CertificateRecord> all = this->AllCertificates({});
+    ASSERT_EQ(all.size(), 1u);
+    const CertificateRecord& got = all[0];
+    ExpectSameCertificate(got, record);
+    EXPECT_EQ(got.source, CertificateSource::kIssued);
+    EXPECT_FALSE(got.revoked);
+    EXPECT_EQ(got.revocation_reason, 0);
+    EXPECT_EQ(Micros(got.first_seen), Micros(StartTime()));
+    EXPECT_EQ(Micros(got.last_seen), Micros(StartTime()));
+    this->Reopen();
+  }
+  std::vector<AuditRecord> audit = this->AllAudit();
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0].action, kAuditCertificateIssue);
+  EXPECT_EQ(audit[0].object, "0A1B");
+  EXPECT_EQ(audit[0].actor, this->actor_.name);
+
+  ASSERT_TRUE(this->registry().RecordCertificate(MakeCertificate("0A1C"), kAuditCertificateRenew,
+                                                 Actor{"cli"}));
+  audit = this->AllAudit();
+  ASSERT_EQ(audit.size(), 2u);
+  EXPECT_EQ(audit[1].action, kAuditCertificateRenew);
+  EXPECT_EQ(audit[1].object, "0A1C");
+  EXPECT_EQ(audit[1].actor, "cli");
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Queries_CertificatesByEachFilterField) {
+  using std::chrono::hours;
+  CertificateRecord a = MakeCertificate("01", "dev-a", hours(10));
+  CertificateRecord b = MakeCertificate("02", "dev-a", hours(20));
+  CertificateRecord c = MakeCertificate("03", "dev-b", hours(30));
+  c.issuer_key_id = "ffee";
+  CertificateRecord observed = MakeCertificate("04", "dev-b", hours(40), "CN=Manufacturer CA");
+  observed.profile = "";
+  for (const CertificateRecord* r : {&a, &b, &c}) {
+    ASSERT_TRUE(this->registry().RecordCertificate(*r, kAuditCertificateIssue, this->actor_));
+  }
+  ASSERT_TRUE(this->registry().ObserveCertificate(observed));
+  CertificateFilter by_serial;
+  by_serial.serial = "02";
+  ASSERT_TRUE(this->registry().RevokeCertificates(by_serial, 1, this->actor_));
+
+  auto serials = [this](const CertificateFilter& filter) {
+    return Serials(this->AllCertificates(filter));
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(serials({}), (V{"01", "02", "03", "04"}));
+  CertificateFilter f;
+  f.sha256_thumbprint = c.sha256_thumbprint;
+  EXPECT_EQ(serials(f), V{"03"});
+  f = {};
+  f.sha1_thumbprint = a.sha1_thumbprint;
+  EXPECT_EQ(serials(f), V{"01"});
+  f = {};
+  f.serial = "04";
+  EXPECT_EQ(serials(f), V{"04"});
+  f = {};
+  f.issuer_key_id = "ffee";
+  EXPECT_EQ(serials(f), V{"03"});
+  f = {};
+  f.device_id = "dev-a";
+  EXPECT_EQ(serials(f), (V{"01", "02"}));
+  f = {};
+  f.source = CertificateSource::kObserved;
+  EXPECT_EQ(serials(f), V{"04"});
+  f.source = CertificateSource::kIssued;
+  EXPECT_EQ(serials(f), (V{"01", "02", "03"}));
+  f = {};
+  f.revoked = true;
+  EXPECT_EQ(serials(f), V{"02"});
+  f.revoked = false;
+  EXPECT_EQ(serials(f), (V{"01", "03", "04"}));
+  // Fields combine: every set one must match.
+  f = {};
+  f.device_id = "dev-a";
+  f.revoked = false;
+  EXPECT_EQ(serials(f), V{"01"});
+  f = {};
+  f.device_id = "dev-b";
+  f.source = CertificateSource::kIssued;
+  f.issuer_key_id = "a1b2c3";
+  EXPECT_TRUE(serials(f).empty());
+  f = {};
+  f.serial = "nothing";
+  EXPECT_TRUE(serials(f).empty());
+
+  auto observed_row = this->AllCertificates({.serial = std::string("04")});
+  ASSERT_EQ(observed_row.size(), 1u);
+  ExpectSameCertificate(observed_row[0], observed);
+  EXPECT_EQ(observed_row[0].source, CertificateSource::kObserved);
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Filters_CertificatesExpiringBefore) {
+  using std::chrono::hours;
+  ASSERT_TRUE(this->registry().RecordCertificate(MakeCertificate("01", "d", hours(1)),
+                                                 kAuditCertificateIssue, this->actor_));
+  ASSERT_TRUE(this->registry().RecordCertificate(MakeCertificate("02", "d", hours(48)),
+                                                 kAuditCertificateIssue, this->actor_));
+  ASSERT_TRUE(this->registry().RecordCertificate(MakeCertificate("03", "d", -hours(2)),
+                                                 kAuditCertificateIssue, this->actor_));
+  CertificateFilter f;
+  f.expiring_before = StartTime() + hours(24);
+  EXPECT_EQ(Serials(this->AllCertificates(f)), (std::vector<std::string>{"03", "01"}));
+  f.expiring_before = StartTime() + hours(48);  // strictly before
+  EXPECT_EQ(Serials(this->AllCertificates(f)), (std::vector<std::string>{"03", "01"}));
+  f.expiring_before = StartTime() - hours(3);
+  EXPECT_TRUE(this->AllCertificates(f).empty());
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Pages_CertificatesByExpiryThenThumbprint) {
+  // Five expiry times, five certificates each: the thumbprint breaks the ties.
+  std::vector<CertificateRecord> records;
+  for (int i = 0; i < 25; ++i) {
+    char serial[8];
+    std::snprintf(serial, sizeof(serial), "%02X", (i * 7) % 25);
+    records.push_back(MakeCertificate(serial, "dev-" + std::to_string(i % 3),
+                                      std::chrono::hours(24 * (5 - i % 5))));
+  }
+  for (const CertificateRecord& r : records) {
+    ASSERT_TRUE(this->registry().RecordCertificate(r, kAuditCertificateIssue, this->actor_));
+  }
+  std::vector<CertificateRecord> expected = records;
+  std::sort(expected.begin(), expected.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.not_after, a.sha256_thumbprint) < std::tie(b.not_after, b.sha256_thumbprint);
+  });
+
+  std::vector<std::string> seen;
+  std::vector<size_t> sizes;
+  PageRequest request{7, ""};
+  for (;;) {
+    auto page = this->registry().QueryCertificates({}, request);
+    ASSERT_TRUE(page.has_value()) << page.error().message();
+    sizes.push_back(page->items.size());
+    for (const CertificateRecord& r : page->items) seen.push_back(r.sha256_thumbprint);
+    if (page->continuation.empty()) break;
+    request.continuation = page->continuation;
+    ASSERT_LT(sizes.size(), 10u) << "paging does not end";
+  }
+  std::vector<std::string> expected_order;
+  for (const CertificateRecord& r : expected) expected_order.push_back(r.sha256_thumbprint);
+  EXPECT_EQ(seen, expected_order);
+  EXPECT_EQ(sizes, (std::vector<size_t>{7, 7, 7, 4}));
+
+  // A filtered query pages the same way.
+  CertificateFilter dev0;
+  dev0.device_id = "dev-0";
+  std::vector<CertificateRecord> filtered = this->AllCertificates(dev0, 2);
+  EXPECT_EQ(filtered.size(), 9u);
+  EXPECT_TRUE(std::is_sorted(filtered.begin(), filtered.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.not_after, a.sha256_thumbprint) < std::tie(b.not_after, b.sha256_thumbprint);
+  }));
+
+  for (std::string token : {"not a token!", "3132", "41"}) {
+    auto bad = this->registry().QueryCertificates({}, PageRequest{10, token});
+    ASSERT_FALSE(bad.has_value()) << token;
+    EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(bad.error().message(), HasSubstr("continuation"));
+  }
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Rejects_DuplicateCertificateThumbprint) {
+  CertificateRecord first = MakeCertificate("0A");
+  ASSERT_TRUE(this->registry().RecordCertificate(first, kAuditCertificateIssue, this->actor_));
+  CertificateRecord again = MakeCertificate("0B", "other-device");
+  again.sha256_thumbprint = first.sha256_thumbprint;
+
+  auto recorded = this->registry().RecordCertificate(again, kAuditCertificateIssue, this->actor_);
+  ASSERT_FALSE(recorded.has_value());
+  EXPECT_EQ(recorded.error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_THAT(recorded.error().message(), HasSubstr(first.sha256_thumbprint));
+  EXPECT_THAT(recorded.error().message(), HasSubstr("already recorded"));
+
+  std::vector<CertificateRecord> all = this->AllCertificates({});
+  ASSERT_EQ(all.size(), 1u);
+  ExpectSameCertificate(all[0], first);
+  EXPECT_EQ(this->AllAudit().size(), 1u);
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Rejects_DuplicateCertificateIssuerAndSerial) {
+  CertificateRecord first = MakeCertificate("0A");
+  ASSERT_TRUE(this->registry().RecordCertificate(first, kAuditCertificateIssue, this->actor_));
+  CertificateRecord again = MakeCertificate("0A", "other-device");
+  again.sha256_thumbprint = "ANOTHER-SHA256";
+  again.sha1_thumbprint = "ANOTHER-SHA1";
+
+  auto recorded = this->registry().RecordCertificate(again, kAuditCertificateIssue, this->actor_);
+  ASSERT_FALSE(recorded.has_value());
+  EXPECT_EQ(recorded.error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_THAT(recorded.error().message(), HasSubstr("serial 0A"));
+  // Observing a different certificate with a recorded (issuer, serial) is refused too.
+  auto observed = this->registry().ObserveCertificate(again);
+  ASSERT_FALSE(observed.has_value());
+  EXPECT_EQ(observed.error().code(), ErrorCode::kAlreadyExists);
+
+  std::vector<CertificateRecord> all = this->AllCertificates({});
+  ASSERT_EQ(all.size(), 1u);
+  ExpectSameCertificate(all[0], first);
+  EXPECT_EQ(this->AllAudit().size(), 1u);
+
+  // The same serial from another issuer is another certificate.
+  CertificateRecord other_issuer =
+      MakeCertificate("0A", "dev-1", std::chrono::hours(24), "CN=Other");
+  ASSERT_TRUE(
+      this->registry().RecordCertificate(other_issuer, kAuditCertificateIssue, this->actor_));
+  EXPECT_EQ(this->AllCertificates({}).size(), 2u);
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Rejects_IncompleteCertificateRecord) {
+  CertificateRecord no_thumbprint = MakeCertificate("0A");
+  no_thumbprint.sha256_thumbprint = "";
+  CertificateRecord no_serial = MakeCertificate("0B");
+  no_serial.serial = "";
+  for (const CertificateRecord& r : {no_thumbprint, no_serial}) {
+    auto recorded = this->registry().RecordCertificate(r, kAuditCertificateIssue, this->actor_);
+    ASSERT_FALSE(recorded.has_value());
+    EXPECT_EQ(recorded.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(recorded.error().message(), HasSubstr("is empty"));
+    auto observed = this->registry().ObserveCertificate(r);
+    ASSERT_FALSE(observed.has_value());
+    EXPECT_EQ(observed.error().code(), ErrorCode::kInvalidArgument);
+  }
+  auto wrong_action =
+      this->registry().RecordCertificate(MakeCertificate("0C"), "enrollment.create", this->actor_);
+  ASSERT_FALSE(wrong_action.has_value());
+  EXPECT_EQ(wrong_action.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(wrong_action.error().message(), HasSubstr("enrollment.create"));
+  EXPECT_TRUE(this->AllCertificates({}).empty());
+  EXPECT_TRUE(this->AllAudit().empty());
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Observes_UnknownCertificateThenOnlyMovesLastSeen) {
+  CertificateRecord presented = MakeCertificate("0F", "", std::chrono::hours(24), "CN=Vendor");
+  presented.profile = "";
+  presented.source = CertificateSource::kIssued;  // ignored: an observation is kObserved
+  ASSERT_TRUE(this->registry().ObserveCertificate(presented));
+  this->clock_.Advance(std::chrono::minutes(10));
+  CertificateRecord changed = presented;
+  changed.subject = "CN=changed";
+  changed.device_id = "someone";
+  ASSERT_TRUE(this->registry().ObserveCertificate(changed));
+
+  std::vector<CertificateRecord> all = this->AllCertificates({});
+  ASSERT_EQ(all.size(), 1u);
+  ExpectSameCertificate(all[0], presented);
+  EXPECT_EQ(all[0].source, CertificateSource::kObserved);
+  EXPECT_FALSE(all[0].revoked);
+  EXPECT_EQ(Micros(all[0].first_seen), Micros(StartTime()));
+  EXPECT_EQ(Micros(all[0].last_seen), Micros(StartTime() + std::chrono::minutes(10)));
+
+  // A node whose clock lags does not move last_seen back.
+  this->clock_.Set(StartTime() + std::chrono::minutes(5));
+  ASSERT_TRUE(this->registry().ObserveCertificate(presented));
+  all = this->AllCertificates({});
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(Micros(all[0].last_seen), Micros(StartTime() + std::chrono::minutes(10)));
+  EXPECT_TRUE(this->AllAudit().empty());  // observations are not audited
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Observes_IssuedCertificateWithoutMakingItObserved) {
+  CertificateRecord issued = MakeCertificate("10");
+  ASSERT_TRUE(this->registry().RecordCertificate(issued, kAuditCertificateIssue, this->actor_));
+  this->clock_.Advance(std::chrono::hours(2));
+  CertificateRecord presented = issued;
+  presented.source = CertificateSource::kObserved;
+  presented.profile = "";
+  ASSERT_TRUE(this->registry().ObserveCertificate(presented));
+
+  std::vector<CertificateRecord> all = this->AllCertificates({});
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].source, CertificateSource::kIssued);
+  EXPECT_EQ(all[0].profile, "device-client");
+  EXPECT_EQ(Micros(all[0].first_seen), Micros(StartTime()));
+  EXPECT_EQ(Micros(all[0].last_seen), Micros(StartTime() + std::chrono::hours(2)));
+  EXPECT_EQ(this->AllAudit().size(), 1u);
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Revokes_BySerialThumbprintAndDevice) {
+  using std::chrono::hours;
+  ASSERT_TRUE(this->registry().RevocationVersion().has_value());
+  EXPECT_EQ(*this->registry().RevocationVersion(), 0);
+  std::vector<CertificateRecord> records = {
+      MakeCertificate("01", "dev-a", hours(10)), MakeCertificate("02", "dev-b", hours(20)),
+      MakeCertificate("03", "dev-c", hours(30)), MakeCertificate("04", "dev-c", hours(40)),
+      MakeCertificate("05", "dev-d", hours(50))};
+  for (const CertificateRecord& r : records) {
+    ASSERT_TRUE(this->registry().RecordCertificate(r, kAuditCertificateIssue, this->actor_));
+  }
+  size_t audit_before = this->AllAudit().size();
+  this->clock_.Advance(std::chrono::minutes(1));
+  Actor cli{"cli"};
+
+  CertificateFilter by_serial;
+  by_serial.serial = "01";
+  auto revoked = this->registry().RevokeCertificates(by_serial, 1, cli);
+  ASSERT_TRUE(revoked.has_value()) << revoked.error().message();
+  ASSERT_EQ(revoked->size(), 1u);
+  ExpectSameCertificate((*revoked)[0], records[0]);
+  EXPECT_TRUE((*revoked)[0].revoked);
+  EXPECT_EQ((*revoked)[0].revocation_reason, 1);
+  EXPECT_EQ(Micros((*revoked)[0].revoked_at), Micros(StartTime() + std::chrono::minutes(1)));
+  EXPECT_EQ(*this->registry().RevocationVersion(), 1);
+
+  CertificateFilter by_thumbprint;
+  by_thumbprint.sha256_thumbprint = records[1].sha256_thumbprint;
+  revoked = this->registry().RevokeCertificates(by_thumbprint, 4, cli);
+  ASSERT_TRUE(revoked.has_value()) << revoked.error().message();
+  EXPECT_EQ(Serials(*revoked), std::vector<std::string>{"02"});
+  EXPECT_EQ(*this->registry().RevocationVersion(), 2);
+
+  CertificateFilter by_device;
+  by_device.device_id = "dev-c";
+  revoked = this->registry().RevokeCertificates(by_device, 0, cli);
+  ASSERT_TRUE(revoked.has_value()) << revoked.error().message();
+  EXPECT_EQ(Serials(*revoked), (std::vector<std::string>{"03", "04"}));
+  EXPECT_EQ(*this->registry().RevocationVersion(), 3);
+
+  // The store shows the revocations; the untouched certificate stays valid.
+  CertificateFilter revoked_only;
+  revoked_only.revoked = true;
+  std::vector<CertificateRecord> stored = this->AllCertificates(revoked_only);
+  EXPECT_EQ(Serials(stored), (std::vector<std::string>{"01", "02", "03", "04"}));
+  EXPECT_EQ(stored[1].revocation_reason, 4);
+  revoked_only.revoked = false;
+  EXPECT_EQ(Serials(this->AllCertificates(revoked_only)), std::vector<std::string>{"05"});
+
+  // One audit record per revoked certificate, naming its serial and the reason.
+  std::vector<AuditRecord> audit = this->AllAudit();
+  ASSERT_EQ(audit.size(), audit_before + 4);
+  std::vector<std::string> objects;
+  for (size_t i = audit_before; i < audit.size(); ++i) {
+    EXPECT_EQ(audit[i].action, kAuditCertificateRevoke);
+    EXPECT_EQ(audit[i].actor, "cli");
+    EXPECT_THAT(audit[i].outcome, HasSubstr("success"));
+    objects.push_back(audit[i].object);
+  }
+  EXPECT_EQ(objects, (std::vector<std::string>{"01", "02", "03", "04"}));
+  EXPECT_THAT(audit[audit_before].outcome, HasSubstr("reason 1"));
+  EXPECT_THAT(audit[audit_before + 1].outcome, HasSubstr("reason 4"));
+
+  // The version is the store's, not the process's.
+  this->Reopen();
+  EXPECT_EQ(*this->registry().RevocationVersion(), 3);
+  EXPECT_EQ(this->AllCertificates(revoked_only).size(), 1u);
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Rejects_RevokeOfUnknownSerial) {
+  ASSERT_TRUE(this->registry().RecordCertificate(MakeCertificate("01"), kAuditCertificateIssue,
+                                                 this->actor_));
+  CertificateFilter unknown;
+  unknown.serial = "DEAD";
+  auto revoked = this->registry().RevokeCertificates(unknown, 1, this->actor_);
+  ASSERT_FALSE(revoked.has_value());
+  EXPECT_EQ(revoked.error().code(), ErrorCode::kNotFound);
+  EXPECT_THAT(revoked.error().message(), HasSubstr("DEAD"));
+  EXPECT_EQ(*this->registry().RevocationVersion(), 0);
+  EXPECT_EQ(this->AllAudit().size(), 1u);
+  CertificateFilter unrevoked;
+  unrevoked.revoked = false;
+  EXPECT_EQ(this->AllCertificates(unrevoked).size(), 1u);
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Rejects_RevokeWithEmptyFilterOrBadReason) {
+  ASSERT_TRUE(this->registry().RecordCertificate(MakeCertificate("01"), kAuditCertificateIssue,
+                                                 this->actor_));
+  auto everything = this->registry().RevokeCertificates({}, 1, this->actor_);
+  ASSERT_FALSE(everything.has_value());
+  EXPECT_EQ(everything.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(everything.error().message(), HasSubstr("filter is empty"));
+
+  CertificateFilter by_serial;
+  by_serial.serial = "01";
+  for (int reason : {-1, 7, 8, 11}) {
+    auto bad = this->registry().RevokeCertificates(by_serial, reason, this->actor_);
+    ASSERT_FALSE(bad.has_value()) << reason;
+    EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(bad.error().message(), HasSubstr("CRL reason"));
+  }
+  EXPECT_EQ(*this->registry().RevocationVersion(), 0);
+  EXPECT_EQ(this->AllAudit().size(), 1u);
+  std::vector<CertificateRecord> all = this->AllCertificates({});
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_FALSE(all[0].revoked);
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Returns_NothingWhenRevokingRevokedCertificateAgain) {
+  ASSERT_TRUE(this->registry().RecordCertificate(MakeCertificate("01"), kAuditCertificateIssue,
+                                                 this->actor_));
+  CertificateFilter by_serial;
+  by_serial.serial = "01";
+  ASSERT_TRUE(this->registry().RevokeCertificates(by_serial, 1, this->actor_));
+  size_t audit_before = this->AllAudit().size();
+  this->clock_.Advance(std::chrono::hours(1));
+
+  auto again = this->registry().RevokeCertificates(by_serial, 4, this->actor_);
+  ASSERT_TRUE(again.has_value()) << again.error().message();
+  EXPECT_TRUE(again->empty());
+  EXPECT_EQ(this->AllAudit().size(), audit_before);
+  EXPECT_EQ(*this->registry().RevocationVersion(), 1);
+  std::vector<CertificateRecord> all = this->AllCertificates({});
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].revocation_reason, 1);  // the first revocation stands
+  EXPECT_EQ(Micros(all[0].revoked_at), Micros(StartTime()));
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Never_RevokesObservedCertificate) {
+  CertificateRecord presented = MakeCertificate("0F", "dev-1", std::chrono::hours(24), "CN=Vendor");
+  ASSERT_TRUE(this->registry().ObserveCertificate(presented));
+  CertificateFilter by_serial;
+  by_serial.serial = "0F";
+  auto revoked = this->registry().RevokeCertificates(by_serial, 1, this->actor_);
+  ASSERT_FALSE(revoked.has_value());
+  EXPECT_EQ(revoked.error().code(), ErrorCode::kNotFound);
+
+  // A device filter revokes its issued certificates and leaves the observed one alone.
+  ASSERT_TRUE(this->registry().RecordCertificate(MakeCertificate("01"), kAuditCertificateIssue,
+                                                 this->actor_));
+  CertificateFilter by_device;
+  by_device.device_id = "dev-1";
+  auto issued_only = this->registry().RevokeCertificates(by_device, 1, this->actor_);
+  ASSERT_TRUE(issued_only.has_value()) << issued_only.error().message();
+  EXPECT_EQ(Serials(*issued_only), std::vector<std::string>{"01"});
+  std::vector<CertificateRecord> observed = this->AllCertificates(by_serial);
+  ASSERT_EQ(observed.size(), 1u);
+  EXPECT_FALSE(observed[0].revoked);
+}
+
+TYPED_TEST_P(RegistryConformanceTest, Records_OneOfConcurrentCertificatesWithOneSerial) {
+  constexpr int kThreads = 16;
+  std::vector<Status> results(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      // Each thread signed its own certificate with the same serial: different thumbprints.
+      CertificateRecord r = MakeCertificate("5E5E", "dev-" + std::to_string(t));
+      r.sha256_thumbprint = "SHA256-THREAD-" + std::to_string(t);
+      r.sha1_thumbprint = "SHA1-THREAD-" + std::to_string(t);
+      results[t] = this->registry().RecordCertificate(r, kAuditCertificateIssue, this->actor_);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  int successes = 0;
+  for (const Status& s : results) {
+    if (s) {
+      ++successes;
+    } else {
+      EXPECT_EQ(s.error().code(), ErrorCode::kAlreadyExists) << s.error().message();
+    }
+  }
+  EXPECT_EQ(successes, 1);
+  std::vector<CertificateRecord> all = this->AllCertificates({});
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].serial, "5E5E");
+  EXPECT_EQ(this->AllAudit().size(), 1u);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     RegistryConformanceTest, Keeps_FirstValueOfSetSettingIfAbsent,
     Agrees_OnOneValueWhenSetSettingIfAbsentRaces, RoundTrips_AllEnrollmentFields, RoundTrips_EmptyFields,
@@ -943,6 +1472,14 @@ REGISTER_TYPED_TEST_SUITE_P(
     Pages_RegistrationsOfOneGroup, Stores_AndReplacesPendingChallenge, Expires_Challenge,
     Consumes_ChallengeOnSaveRegistration, Returns_NulloptForUnsetSetting, Replaces_Setting,
     Appends_AuditRecordPerWriteInOrder, Persists_AcrossReopen,
-    Saves_ConcurrentRegistrationsFromManyThreads, Isolates_FailedWritesAmongConcurrentWrites);
+    Saves_ConcurrentRegistrationsFromManyThreads, Isolates_FailedWritesAmongConcurrentWrites,
+    RoundTrips_AllCertificateFields, Queries_CertificatesByEachFilterField,
+    Filters_CertificatesExpiringBefore, Pages_CertificatesByExpiryThenThumbprint,
+    Rejects_DuplicateCertificateThumbprint, Rejects_DuplicateCertificateIssuerAndSerial,
+    Rejects_IncompleteCertificateRecord, Observes_UnknownCertificateThenOnlyMovesLastSeen,
+    Observes_IssuedCertificateWithoutMakingItObserved, Revokes_BySerialThumbprintAndDevice,
+    Rejects_RevokeOfUnknownSerial, Rejects_RevokeWithEmptyFilterOrBadReason,
+    Returns_NothingWhenRevokingRevokedCertificateAgain, Never_RevokesObservedCertificate,
+    Records_OneOfConcurrentCertificatesWithOneSerial);
 
 }  // namespace devid::registry::conformance

@@ -3,14 +3,16 @@
 #include <string_view>
 
 #include "base/result.h"
+#include "registry/certificate_record.h"
 #include "registry/enrollment.h"
 #include "registry/registration.h"
 #include "registry/store_codec.h"
 
-// The column order of the enrollment, group and registration rows (see each dialect's
-// queries.h), written once for every SQL back end. Params needs Text(string_view) and
-// Int(int64_t), binding the next parameter; Columns needs Text(), Int(), Bool() and Time(),
-// reading the next column of the current row.
+// The column order of the enrollment, group, registration and certificate rows (see each
+// dialect's queries.h and certificate_sql.h), written once for every SQL back end. Params needs
+// Text(string_view) and Int(int64_t), binding the next parameter, and Blob(string_view) for
+// binary values; Columns needs Text(), Int(), Bool() and Time(), reading the next column of the
+// current row, and Blob() -> Result<std::string> for binary ones.
 namespace devid::registry::row_codec {
 
 // BindSettings binds the settings columns. iot_hubs is passed already joined (JoinHubs), since
@@ -116,6 +118,53 @@ Result<Registration> ReadRegistration(Columns& c) {
   r.updated = c.Time();
   r.device_key = c.Text();
   r.tpm_storage_root_key = c.Text();
+  return r;
+}
+
+// BindCertificate binds a certificates row in certificate_sql::kColumns order. The record's
+// strings are referred to, so it must outlive the statement's run.
+template <typename Params>
+void BindCertificate(Params& p, const CertificateRecord& r) {
+  p.Text(r.sha256_thumbprint);
+  p.Text(r.sha1_thumbprint);
+  p.Text(r.serial);
+  p.Text(r.subject);
+  p.Text(r.issuer);
+  p.Text(r.issuer_key_id);
+  p.Int(store_codec::ToMicros(r.not_before));
+  p.Int(store_codec::ToMicros(r.not_after));
+  p.Text(r.device_id);
+  p.Text(r.profile);
+  p.Text(store_codec::CertificateSourceName(r.source));
+  p.Blob(r.der);
+  p.Int(r.revoked ? 1 : 0);
+  p.Int(r.revocation_reason);
+  p.Int(r.revoked ? store_codec::ToMicros(r.revoked_at) : 0);
+  p.Int(store_codec::ToMicros(r.first_seen));
+  p.Int(store_codec::ToMicros(r.last_seen));
+}
+
+// ReadCertificate reads a certificates row, in BindCertificate's order.
+template <typename Columns>
+Result<CertificateRecord> ReadCertificate(Columns& c) {
+  CertificateRecord r;
+  r.sha256_thumbprint = c.Text();
+  r.sha1_thumbprint = c.Text();
+  r.serial = c.Text();
+  r.subject = c.Text();
+  r.issuer = c.Text();
+  r.issuer_key_id = c.Text();
+  r.not_before = c.Time();
+  r.not_after = c.Time();
+  r.device_id = c.Text();
+  r.profile = c.Text();
+  DEVID_ASSIGN_OR_RETURN(r.source, store_codec::ParseCertificateSource(c.Text()));
+  DEVID_ASSIGN_OR_RETURN(r.der, c.Blob());
+  r.revoked = c.Bool();
+  r.revocation_reason = static_cast<int>(c.Int());
+  r.revoked_at = c.Time();
+  r.first_seen = c.Time();
+  r.last_seen = c.Time();
   return r;
 }
 

@@ -36,6 +36,37 @@ Result<AttestationType> ParseAttestationType(std::string_view name) {
                                   std::string(name) + "\" in the database"));
 }
 
+std::string_view CertificateSourceName(CertificateSource source) {
+  switch (source) {
+    case CertificateSource::kIssued:
+      return "issued";
+    case CertificateSource::kObserved:
+      return "observed";
+  }
+  return "issued";
+}
+
+Result<CertificateSource> ParseCertificateSource(std::string_view name) {
+  if (name == "issued") return CertificateSource::kIssued;
+  if (name == "observed") return CertificateSource::kObserved;
+  return std::unexpected(Internal("reading the registry: unknown certificate source \"" +
+                                  std::string(name) + "\" in the database"));
+}
+
+Result<std::string> DecodeHexBytes(std::string_view text) {
+  const Error malformed = Internal("reading the registry: a binary value is not hex");
+  if (text.size() % 2 != 0) return std::unexpected(malformed);
+  std::string bytes;
+  bytes.reserve(text.size() / 2);
+  for (size_t i = 0; i < text.size(); i += 2) {
+    int hi = HexDigitValue(text[i]);
+    int lo = HexDigitValue(text[i + 1]);
+    if (hi < 0 || lo < 0) return std::unexpected(malformed);
+    bytes += static_cast<char>(hi << 4 | lo);
+  }
+  return bytes;
+}
+
 std::string JoinHubs(const std::vector<std::string>& hubs) {
   std::string out;
   for (const std::string& hub : hubs) {
@@ -92,5 +123,44 @@ Status ValidateSettings(const EnrollmentSettings& settings) {
   }
   return Ok();
 }
+
+Status ValidateCertificate(const CertificateRecord& record) {
+  DEVID_TRY(ValidateId("the certificate's SHA-256 thumbprint", record.sha256_thumbprint));
+  return ValidateId("the certificate's serial", record.serial);
+}
+
+CertificateRecord IssuedRecord(const CertificateRecord& record,
+                               std::chrono::system_clock::time_point now) {
+  CertificateRecord stored = record;
+  stored.source = CertificateSource::kIssued;
+  stored.revoked = false;
+  stored.revocation_reason = 0;
+  stored.revoked_at = {};
+  stored.first_seen = stored.last_seen = FromMicros(ToMicros(now));
+  return stored;
+}
+
+CertificateRecord ObservedRecord(const CertificateRecord& record,
+                                 std::chrono::system_clock::time_point now) {
+  CertificateRecord stored = IssuedRecord(record, now);
+  stored.source = CertificateSource::kObserved;
+  return stored;
+}
+
+Status ValidateIssueAction(std::string_view action) {
+  if (action == kAuditCertificateIssue || action == kAuditCertificateRenew) return Ok();
+  return std::unexpected(InvalidArgument(
+      "recording a certificate: the audit action \"" + std::string(action) + "\" is neither " +
+      std::string(kAuditCertificateIssue) + " nor " + std::string(kAuditCertificateRenew)));
+}
+
+Status ValidateRevocationReason(int reason) {
+  if ((reason >= 0 && reason <= 6) || reason == 9 || reason == 10) return Ok();
+  return std::unexpected(InvalidArgument("revoking certificates: " + std::to_string(reason) +
+                                         " is not a CRL reason a revocation may carry (RFC 5280 "
+                                         "§5.3.1: 0-6, 9, 10)"));
+}
+
+std::string RevocationOutcome(int reason) { return "success; reason " + std::to_string(reason); }
 
 }  // namespace devid::registry::store_codec

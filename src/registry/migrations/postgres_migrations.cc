@@ -121,9 +121,46 @@ CREATE TABLE challenges (
 );
 )sql";
 
+// Migration 3: the certificate inventory, as SQLite's step 3 (der is BYTEA where SQLite has a
+// BLOB). The thumbprint, serial and issuer compare byte-wise like SQLite's keys.
+constexpr std::string_view kCertificates = R"sql(
+CREATE TABLE certificates (
+  sha256_thumbprint TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+  sha1_thumbprint TEXT COLLATE "C" NOT NULL,
+  serial TEXT COLLATE "C" NOT NULL,
+  subject TEXT NOT NULL,
+  issuer TEXT COLLATE "C" NOT NULL,
+  issuer_key_id TEXT COLLATE "C" NOT NULL,
+  not_before_us BIGINT NOT NULL,
+  not_after_us BIGINT NOT NULL,
+  device_id TEXT COLLATE "C" NOT NULL,
+  profile TEXT NOT NULL,
+  source TEXT NOT NULL,
+  der BYTEA NOT NULL,
+  revoked INTEGER NOT NULL,
+  revocation_reason INTEGER NOT NULL,
+  revoked_at_us BIGINT NOT NULL,
+  first_seen_us BIGINT NOT NULL,
+  last_seen_us BIGINT NOT NULL,
+  UNIQUE (issuer, serial)
+);
+
+CREATE INDEX certificates_by_device ON certificates (device_id, not_after_us, sha256_thumbprint);
+CREATE INDEX certificates_by_expiry ON certificates (not_after_us, sha256_thumbprint);
+CREATE INDEX certificates_by_serial ON certificates (serial);
+CREATE INDEX certificates_by_sha1 ON certificates (sha1_thumbprint);
+CREATE INDEX certificates_by_issuer_key ON certificates (issuer_key_id, revoked);
+
+CREATE TABLE revocation_version (
+  id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+  version BIGINT NOT NULL
+);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "registration device keys and challenges", kChallenges},
+    {3, "certificate inventory", kCertificates},
 };
 
 }  // namespace

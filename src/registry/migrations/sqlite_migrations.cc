@@ -121,9 +121,52 @@ CREATE TABLE challenges (
 );
 )sql";
 
+// Migration 3: the certificate inventory. One row per certificate devid issued or saw presented,
+// keyed by its SHA-256 thumbprint; UNIQUE (issuer, serial) is what keeps two nodes from handing
+// out one serial twice (RFC 5280 §4.1.2.2). source is "issued" or "observed"; der is the
+// certificate's DER; revoked is 0 or 1 with its RFC 5280 §5.3.1 reason and time (0 when not
+// revoked). The indexes serve the inventory's queries: a device's certificates, pages in expiry
+// order, lookups by serial and SHA-1 thumbprint, and one CA's revoked certificates for its CRL.
+// revocation_version holds at most one row (id 1): a counter bumped by every revocation, absent
+// until the first, so a freshly migrated store holds no rows.
+constexpr std::string_view kCertificates = R"sql(
+CREATE TABLE certificates (
+  sha256_thumbprint TEXT NOT NULL PRIMARY KEY,
+  sha1_thumbprint TEXT NOT NULL,
+  serial TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  issuer TEXT NOT NULL,
+  issuer_key_id TEXT NOT NULL,
+  not_before_us BIGINT NOT NULL,
+  not_after_us BIGINT NOT NULL,
+  device_id TEXT NOT NULL,
+  profile TEXT NOT NULL,
+  source TEXT NOT NULL,
+  der BLOB NOT NULL,
+  revoked INTEGER NOT NULL,
+  revocation_reason INTEGER NOT NULL,
+  revoked_at_us BIGINT NOT NULL,
+  first_seen_us BIGINT NOT NULL,
+  last_seen_us BIGINT NOT NULL,
+  UNIQUE (issuer, serial)
+);
+
+CREATE INDEX certificates_by_device ON certificates (device_id, not_after_us, sha256_thumbprint);
+CREATE INDEX certificates_by_expiry ON certificates (not_after_us, sha256_thumbprint);
+CREATE INDEX certificates_by_serial ON certificates (serial);
+CREATE INDEX certificates_by_sha1 ON certificates (sha1_thumbprint);
+CREATE INDEX certificates_by_issuer_key ON certificates (issuer_key_id, revoked);
+
+CREATE TABLE revocation_version (
+  id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+  version BIGINT NOT NULL
+);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "registration device keys and challenges", kChallenges},
+    {3, "certificate inventory", kCertificates},
 };
 
 }  // namespace

@@ -4,8 +4,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <tuple>
 #include <utility>
+#include <variant>
 
+#include "base/hex.h"
+#include "registry/certificate_sql.h"
 #include "registry/migrations/postgres_migrations.h"
 #include "registry/postgres/connection.h"
 #include "registry/postgres/migrate.h"
@@ -41,6 +45,12 @@ class Params {
     owned_.push_back(std::make_unique<std::string>(std::to_string(value)));
     values_.push_back(*owned_.back());
   }
+  // Blob sends bytes as bytea's hex text form (PostgreSQL §8.4.1), which a text parameter can
+  // carry whatever the bytes.
+  void Blob(std::string_view value) {
+    owned_.push_back(std::make_unique<std::string>("\\x" + HexEncode(value)));
+    values_.push_back(*owned_.back());
+  }
   const std::vector<std::string_view>& values() const { return values_; }
 
  private:
@@ -56,6 +66,16 @@ class Columns {
   int64_t Int() { return rows_.Int(row_, next_++); }
   bool Bool() { return Int() != 0; }
   std::chrono::system_clock::time_point Time() { return FromMicros(Int()); }
+  // Blob reads a bytea column, which arrives in its hex text form ("\x..."), the server's
+  // default bytea_output.
+  Result<std::string> Blob() {
+    std::string text = Text();
+    if (text.size() < 2 || text[0] != '\\' || text[1] != 'x') {
+      return std::unexpected(
+          Internal("reading the registry: a bytea value is not in hex form (bytea_output)"));
+    }
+    return store_codec::DecodeHexBytes(std::string_view(text).substr(2));
+  }
 
  private:
   const Rows& rows_;
@@ -78,6 +98,31 @@ Result<EnrollmentGroup> ReadGroup(const Rows& rows, int row) {
 Result<Registration> ReadRegistration(const Rows& rows, int row) {
   Columns c(rows, row);
   return row_codec::ReadRegistration(c);
+}
+
+Result<CertificateRecord> ReadCertificate(const Rows& rows, int row) {
+  Columns c(rows, row);
+  return row_codec::ReadCertificate(c);
+}
+
+// RunQuery runs a built query (certificate_sql.h), its integers formatted as text.
+Result<Rows> RunQuery(Connection& db, const certificate_sql::Query& query) {
+  std::vector<std::string> owned;
+  owned.reserve(query.values.size());
+  for (const certificate_sql::Value& value : query.values) {
+    if (const auto* text = std::get_if<std::string>(&value)) {
+      owned.push_back(*text);
+    } else {
+      owned.push_back(std::to_string(std::get<int64_t>(value)));
+    }
+  }
+  std::vector<std::string_view> params(owned.begin(), owned.end());
+  return db.Run(query.sql, params);
+}
+
+// ByExpiry orders records as QueryCertificates does: not_after, then thumbprint.
+bool ByExpiry(const CertificateRecord& a, const CertificateRecord& b) {
+  return std::tie(a.not_after, a.sha256_thumbprint) < std::tie(b.not_after, b.sha256_thumbprint);
 }
 
 // ReadOne runs a query by ID expected to return at most one row and converts it with read_row.
@@ -118,13 +163,13 @@ Status CheckIfMatch(const Rows& locked, const std::string& if_match, std::string
 }
 
 Status AppendAudit(Connection& db, int64_t time_us, const Actor& actor, std::string_view action,
-                   std::string_view object) {
+                   std::string_view object, std::string_view outcome = "success") {
   Params p;
   p.Int(time_us);
   p.Text(actor.name);
   p.Text(action);
   p.Text(object);
-  p.Text("success");
+  p.Text(outcome);
   p.Int(PostgresRegistry::kAuditLockKey);
   DEVID_TRY(db.Run(postgres::kInsertAudit, p.values()));
   return Ok();
@@ -506,6 +551,110 @@ Result<std::string> PostgresRegistry::SetSettingIfAbsent(std::string_view name,
     return inserted.size() > 0 ? AppendAudit(db, now_us, actor, "setting.set", name) : Ok();
   }));
   return stored;
+}
+
+// Certificate inventory.
+
+Status PostgresRegistry::RecordCertificate(const CertificateRecord& record,
+                                           std::string_view audit_action, const Actor& actor) {
+  DEVID_TRY(store_codec::ValidateCertificate(record));
+  DEVID_TRY(store_codec::ValidateIssueAction(audit_action));
+  return Write([&](Connection& db) -> Status {
+    CertificateRecord stored = store_codec::IssuedRecord(record, FromMicros(NowMicros()));
+    Params p;
+    row_codec::BindCertificate(p, stored);
+    // The unique constraints decide, atomically across nodes: of two nodes inserting one
+    // (issuer, serial), the second waits for the first's commit and then fails.
+    if (auto inserted = db.Run(postgres::kInsertCertificate, p.values()); !inserted) {
+      Error e = inserted.error();
+      if (e.code() != ErrorCode::kAlreadyExists) return std::unexpected(e);
+      return std::unexpected(AlreadyExists("recording certificate " + record.sha256_thumbprint +
+                                           " (serial " + record.serial + " of " + record.issuer +
+                                           "): its thumbprint or its issuer and serial are already "
+                                           "recorded"));
+    }
+    return AppendAudit(db, ToMicros(stored.first_seen), actor, audit_action, record.serial);
+  });
+}
+
+Status PostgresRegistry::ObserveCertificate(const CertificateRecord& record) {
+  DEVID_TRY(store_codec::ValidateCertificate(record));
+  return Write([&](Connection& db) -> Status {
+    CertificateRecord stored = store_codec::ObservedRecord(record, FromMicros(NowMicros()));
+    Params p;
+    row_codec::BindCertificate(p, stored);
+    if (auto observed = db.Run(postgres::kObserveCertificate, p.values()); !observed) {
+      Error e = observed.error();
+      if (e.code() != ErrorCode::kAlreadyExists) return std::unexpected(e);
+      return std::unexpected(
+          AlreadyExists("recording presented certificate " + record.sha256_thumbprint +
+                        ": a different certificate with serial " + record.serial + " of " +
+                        record.issuer + " is already recorded"));
+    }
+    return Ok();
+  });
+}
+
+Result<Page<CertificateRecord>> PostgresRegistry::QueryCertificates(const CertificateFilter& filter,
+                                                                    const PageRequest& page) {
+  DEVID_ASSIGN_OR_RETURN(certificate_sql::Cursor after,
+                         certificate_sql::DecodeCursor(page.continuation));
+  int limit = ClampPageSize(page.max_items);
+  certificate_sql::Query query =
+      certificate_sql::Page(filter, after, limit + 1, certificate_sql::Dialect::kPostgres);
+  return Read<Page<CertificateRecord>>([&](Connection& db) -> Result<Page<CertificateRecord>> {
+    DEVID_ASSIGN_OR_RETURN(Rows rows, RunQuery(db, query));
+    return ReadPage<CertificateRecord>(rows, limit, ReadCertificate, certificate_sql::CursorKey);
+  });
+}
+
+Result<std::vector<CertificateRecord>> PostgresRegistry::RevokeCertificates(
+    const CertificateFilter& filter, int reason, const Actor& actor) {
+  if (certificate_sql::IsEmpty(filter)) {
+    return std::unexpected(InvalidArgument(
+        "revoking certificates: the filter is empty; name the certificates to revoke"));
+  }
+  DEVID_TRY(store_codec::ValidateRevocationReason(reason));
+  std::vector<CertificateRecord> revoked;
+  DEVID_TRY(Write([&](Connection& db) -> Status {
+    revoked.clear();  // Write runs the transaction again after a serialization failure
+    int64_t now_us = NowMicros();
+    // One UPDATE finds and marks the rows under their row locks: of two nodes revoking the same
+    // certificate at once, the second re-checks "revoked = 0" after the first commits and skips
+    // it (PostgreSQL §13.2.1), so each certificate is revoked and audited once.
+    DEVID_ASSIGN_OR_RETURN(
+        Rows rows, RunQuery(db, certificate_sql::Revoke(filter, reason, now_us,
+                                                        certificate_sql::Dialect::kPostgres)));
+    for (int i = 0; i < rows.size(); ++i) {
+      DEVID_ASSIGN_OR_RETURN(CertificateRecord record, ReadCertificate(rows, i));
+      revoked.push_back(std::move(record));
+    }
+    if (revoked.empty()) {
+      DEVID_ASSIGN_OR_RETURN(
+          Rows any,
+          RunQuery(db, certificate_sql::AnyIssued(filter, certificate_sql::Dialect::kPostgres)));
+      if (any.empty()) {
+        return std::unexpected(NotFound("revoking certificates: no issued certificate matches " +
+                                        certificate_sql::Describe(filter)));
+      }
+      return Ok();  // all already revoked: nothing changes, nothing to audit
+    }
+    std::sort(revoked.begin(), revoked.end(), ByExpiry);
+    DEVID_TRY(db.Run(postgres::kBumpRevocationVersion, {}));
+    std::string outcome = store_codec::RevocationOutcome(reason);
+    for (const CertificateRecord& record : revoked) {
+      DEVID_TRY(AppendAudit(db, now_us, actor, kAuditCertificateRevoke, record.serial, outcome));
+    }
+    return Ok();
+  }));
+  return revoked;
+}
+
+Result<int64_t> PostgresRegistry::RevocationVersion() {
+  return Read<int64_t>([&](Connection& db) -> Result<int64_t> {
+    DEVID_ASSIGN_OR_RETURN(Rows rows, db.Run(postgres::kSelectRevocationVersion, {}));
+    return rows.empty() ? 0 : rows.Int(0, 0);
+  });
 }
 
 // Audit.

@@ -280,6 +280,68 @@ TEST_F(PostgresRegistryTest, Consumes_ChallengeOnceAcrossNodes) {
   EXPECT_EQ(gone.error().code(), ErrorCode::kNotFound);
 }
 
+TEST_F(PostgresRegistryTest, Records_OneCertificatePerSerialAcrossNodes) {
+  auto node_a = OpenOrDie();
+  auto node_b = OpenOrDie();
+  ASSERT_TRUE(node_a && node_b);
+  constexpr int kPerNode = 8;
+  std::atomic<int> recorded{0};
+  std::atomic<int> unexpected{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2 * kPerNode; ++t) {
+    threads.emplace_back([&, t] {
+      // Each node signed its own certificate with the same serial under the same CA.
+      CertificateRecord r = conformance::MakeCertificate("5E5E", "dev-" + std::to_string(t));
+      r.sha256_thumbprint = "SHA256-NODE-" + std::to_string(t);
+      PostgresRegistry& node = t < kPerNode ? *node_a : *node_b;
+      auto s = node.RecordCertificate(r, kAuditCertificateIssue, actor_);
+      if (s) {
+        ++recorded;
+      } else if (s.error().code() != ErrorCode::kAlreadyExists) {
+        ++unexpected;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(recorded.load(), 1);
+  EXPECT_EQ(unexpected.load(), 0);
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM certificates"), 1);
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_log WHERE action = 'certificate.issue'"), 1);
+}
+
+TEST_F(PostgresRegistryTest, Revokes_CertificateOnceAcrossNodes) {
+  auto node_a = OpenOrDie();
+  auto node_b = OpenOrDie();
+  ASSERT_TRUE(node_a && node_b);
+  ASSERT_TRUE(node_a->RecordCertificate(conformance::MakeCertificate("0A"), kAuditCertificateIssue,
+                                        actor_));
+  CertificateFilter by_serial;
+  by_serial.serial = "0A";
+  constexpr int kPerNode = 6;
+  std::atomic<int> revoked{0};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2 * kPerNode; ++t) {
+    threads.emplace_back([&, t] {
+      PostgresRegistry& node = t < kPerNode ? *node_a : *node_b;
+      auto result = node.RevokeCertificates(by_serial, 1, actor_);
+      if (!result) {
+        ++failures;
+      } else {
+        revoked += static_cast<int>(result->size());
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(revoked.load(), 1);
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_log WHERE action = 'certificate.revoke'"), 1);
+  // Every node sees the one bump of the version.
+  EXPECT_EQ(node_a->RevocationVersion().value_or(-1), 1);
+  EXPECT_EQ(node_b->RevocationVersion().value_or(-1), 1);
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM certificates WHERE revoked = 1"), 1);
+}
+
 TEST_F(PostgresRegistryTest, Reconnects_AfterTheServerDropsIdleConnections) {
   auto registry = OpenOrDie();
   ASSERT_NE(registry, nullptr);

@@ -246,6 +246,40 @@ inline constexpr std::string_view kInsertSettingIfAbsent =
     "INSERT INTO settings (name, value, updated_us) VALUES ($1, $2, $3::bigint) "
     "ON CONFLICT (name) DO NOTHING RETURNING name";
 
+// kInsertCertificate records a certificate, parameters in certificate_sql::kColumns order (der
+// as bytea's hex text); a taken thumbprint or (issuer, serial) is a unique violation.
+inline constexpr std::string_view kInsertCertificate =
+    "INSERT INTO certificates ("
+    "sha256_thumbprint, sha1_thumbprint, serial, subject, issuer, issuer_key_id, "
+    "not_before_us, not_after_us, device_id, profile, source, der, revoked, "
+    "revocation_reason, revoked_at_us, first_seen_us, last_seen_us "
+    ") VALUES ("
+    "$1, $2, $3, $4, $5, $6, $7::bigint, $8::bigint, $9, $10, $11, $12::bytea, $13::integer, "
+    "$14::integer, $15::bigint, $16::bigint, $17::bigint)";
+
+// kObserveCertificate records a presented certificate as kInsertCertificate does, or, when its
+// thumbprint is recorded, only moves last_seen_us forward (never back, whatever a node's clock).
+inline constexpr std::string_view kObserveCertificate =
+    "INSERT INTO certificates ("
+    "sha256_thumbprint, sha1_thumbprint, serial, subject, issuer, issuer_key_id, "
+    "not_before_us, not_after_us, device_id, profile, source, der, revoked, "
+    "revocation_reason, revoked_at_us, first_seen_us, last_seen_us "
+    ") VALUES ("
+    "$1, $2, $3, $4, $5, $6, $7::bigint, $8::bigint, $9, $10, $11, $12::bytea, $13::integer, "
+    "$14::integer, $15::bigint, $16::bigint, $17::bigint) "
+    "ON CONFLICT (sha256_thumbprint) DO UPDATE SET "
+    "last_seen_us = GREATEST(certificates.last_seen_us, excluded.last_seen_us)";
+
+// kSelectRevocationVersion reads the revocation counter (0 before the first revocation).
+inline constexpr std::string_view kSelectRevocationVersion =
+    "SELECT COALESCE((SELECT version FROM revocation_version WHERE id = 1), 0)";
+
+// kBumpRevocationVersion adds one to the revocation counter; the row lock it takes orders
+// concurrent revocations.
+inline constexpr std::string_view kBumpRevocationVersion =
+    "INSERT INTO revocation_version (id, version) VALUES (1, 1) "
+    "ON CONFLICT (id) DO UPDATE SET version = revocation_version.version + 1";
+
 // kInsertAudit takes the transaction-scoped advisory lock $6 (held until commit, so sequences
 // become visible in order) and then appends an audit record ($1 time_us, $2 actor, $3 action,
 // $4 object, $5 outcome).

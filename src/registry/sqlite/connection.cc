@@ -10,6 +10,10 @@ namespace devid::registry::sqlite {
 namespace {
 
 ErrorCode CodeForSqlite(int rc) {
+  // Only extended codes tell a duplicate key from other constraint violations.
+  if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
+    return ErrorCode::kAlreadyExists;
+  }
   switch (rc & 0xff) {  // the primary result code
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -79,6 +83,13 @@ void Statement::BindInt64(int index, int64_t value) {
   if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
 }
 
+void Statement::BindBlob(int index, std::string_view value) {
+  // A null pointer would bind SQL NULL; an empty value is a zero-length BLOB.
+  const char* data = value.data() != nullptr ? value.data() : "";
+  int rc = sqlite3_bind_blob64(stmt_, index, data, value.size(), SQLITE_STATIC);
+  if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+}
+
 Result<bool> Statement::Step() {
   sqlite3* db = sqlite3_db_handle(stmt_);
   if (bind_rc_ != SQLITE_OK) {
@@ -99,6 +110,13 @@ std::string Statement::ColumnText(int index) const {
   const unsigned char* text = sqlite3_column_text(stmt_, index);
   if (text == nullptr) return std::string();
   return std::string(reinterpret_cast<const char*>(text),
+                     static_cast<size_t>(sqlite3_column_bytes(stmt_, index)));
+}
+
+std::string Statement::ColumnBlob(int index) const {
+  const void* blob = sqlite3_column_blob(stmt_, index);
+  if (blob == nullptr) return std::string();
+  return std::string(static_cast<const char*>(blob),
                      static_cast<size_t>(sqlite3_column_bytes(stmt_, index)));
 }
 

@@ -32,6 +32,9 @@ class Statement {
   void BindText(int index, std::string_view value);
   // BindInt64 binds value to the 1-based parameter index.
   void BindInt64(int index, int64_t value);
+  // BindBlob binds value as a BLOB (an empty value is a zero-length BLOB, not NULL), without
+  // copying it, like BindText.
+  void BindBlob(int index, std::string_view value);
 
   // Step runs the statement to its next row: true when a row is ready to read, false when done.
   // It fails with the bind error, if any, or SQLite's error mapped to a code (ErrorFromSqlite).
@@ -41,6 +44,8 @@ class Statement {
 
   // ColumnText returns the 0-based column of the current row as text ("" for NULL).
   std::string ColumnText(int index) const;
+  // ColumnBlob returns the 0-based column of the current row as bytes ("" for NULL).
+  std::string ColumnBlob(int index) const;
   // ColumnInt64 returns the 0-based column of the current row as an integer (0 for NULL).
   int64_t ColumnInt64(int index) const;
 
@@ -131,8 +136,9 @@ class Connection {
 
 // ErrorFromSqlite turns SQLite result code rc on db into an Error whose message is
 // "action: SQLite's message". Busy and locked databases map to kUnavailable, a full disk or
-// database to kResourceExhausted, constraint violations to kFailedPrecondition, others to
-// kInternal. db may be null.
+// database to kResourceExhausted, a taken primary key or UNIQUE value to kAlreadyExists (as
+// PostgreSQL's unique violation maps), other constraint violations to kFailedPrecondition, others
+// to kInternal. db may be null.
 Error ErrorFromSqlite(sqlite3* db, int rc, std::string_view action);
 
 }  // namespace devid::registry::sqlite

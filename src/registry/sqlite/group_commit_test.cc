@@ -103,7 +103,7 @@ TEST_F(SqliteRegistryGroupCommitTest, Rejects_ConstraintViolationAlone) {
   // The two inserts of id 1 queue in either order: exactly one of them wins.
   ASSERT_NE(results[0].has_value(), results[1].has_value());
   const Status& loser = results[0].has_value() ? results[1] : results[0];
-  EXPECT_EQ(loser.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(loser.error().code(), ErrorCode::kAlreadyExists);
   EXPECT_TRUE(results[2].has_value());
   EXPECT_EQ(Ids(), (std::vector<int64_t>{1, 2}));
 }

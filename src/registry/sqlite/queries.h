@@ -16,6 +16,7 @@
 //   tpm_endorsement_key, tpm_storage_root_key, enabled, iot_edge, initial_twin_json,
 //   reprovision_update_hub_assignment, reprovision_migrate_device_data, allocation_policy,
 //   iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us
+// certificates: as certificate_sql::kColumns (whose filter-dependent queries are built there)
 
 namespace devid::registry::sqlite {
 
@@ -251,6 +252,37 @@ inline constexpr std::string_view kUpsertSetting =
 inline constexpr std::string_view kInsertSettingIfAbsent =
     "INSERT INTO settings (name, value, updated_us) VALUES (?1, ?2, ?3) "
     "ON CONFLICT (name) DO NOTHING RETURNING name";
+
+// kInsertCertificate records a certificate, parameters in certificate_sql::kColumns order; a
+// taken thumbprint or (issuer, serial) fails the UNIQUE constraints.
+inline constexpr std::string_view kInsertCertificate =
+    "INSERT INTO certificates ("
+    "sha256_thumbprint, sha1_thumbprint, serial, subject, issuer, issuer_key_id, "
+    "not_before_us, not_after_us, device_id, profile, source, der, revoked, "
+    "revocation_reason, revoked_at_us, first_seen_us, last_seen_us "
+    ") VALUES ("
+    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+
+// kObserveCertificate records a presented certificate as kInsertCertificate does, or, when its
+// thumbprint is recorded, only moves last_seen_us forward (never back, whatever the node's clock).
+inline constexpr std::string_view kObserveCertificate =
+    "INSERT INTO certificates ("
+    "sha256_thumbprint, sha1_thumbprint, serial, subject, issuer, issuer_key_id, "
+    "not_before_us, not_after_us, device_id, profile, source, der, revoked, "
+    "revocation_reason, revoked_at_us, first_seen_us, last_seen_us "
+    ") VALUES ("
+    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) "
+    "ON CONFLICT (sha256_thumbprint) DO UPDATE SET "
+    "last_seen_us = MAX(last_seen_us, excluded.last_seen_us)";
+
+// kSelectRevocationVersion reads the revocation counter (0 before the first revocation).
+inline constexpr std::string_view kSelectRevocationVersion =
+    "SELECT COALESCE((SELECT version FROM revocation_version WHERE id = 1), 0)";
+
+// kBumpRevocationVersion adds one to the revocation counter.
+inline constexpr std::string_view kBumpRevocationVersion =
+    "INSERT INTO revocation_version (id, version) VALUES (1, 1) "
+    "ON CONFLICT (id) DO UPDATE SET version = revocation_version.version + 1";
 
 // kInsertAudit appends an audit record (?1 time_us, ?2 actor, ?3 action, ?4 object, ?5 outcome).
 inline constexpr std::string_view kInsertAudit =

@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <tuple>
 #include <utility>
+#include <variant>
 
+#include "registry/certificate_sql.h"
 #include "registry/migrations/sqlite_migrations.h"
 #include "registry/sqlite/connection.h"
 #include "registry/sqlite/group_commit.h"
@@ -39,6 +42,7 @@ class Params {
   explicit Params(Statement& stmt) : stmt_(stmt) {}
   void Text(std::string_view value) { stmt_.BindText(next_++, value); }
   void Int(int64_t value) { stmt_.BindInt64(next_++, value); }
+  void Blob(std::string_view value) { stmt_.BindBlob(next_++, value); }
 
  private:
   Statement& stmt_;
@@ -53,6 +57,7 @@ class Columns {
   int64_t Int() { return stmt_.ColumnInt64(next_++); }
   bool Bool() { return Int() != 0; }
   std::chrono::system_clock::time_point Time() { return FromMicros(Int()); }
+  Result<std::string> Blob() { return stmt_.ColumnBlob(next_++); }
 
  private:
   const Statement& stmt_;
@@ -74,6 +79,28 @@ Result<EnrollmentGroup> ReadGroup(const Statement& stmt) {
 Result<Registration> ReadRegistration(const Statement& stmt) {
   Columns c(stmt);
   return row_codec::ReadRegistration(c);
+}
+
+Result<CertificateRecord> ReadCertificate(const Statement& stmt) {
+  Columns c(stmt);
+  return row_codec::ReadCertificate(c);
+}
+
+// BindValues binds a built query's values (certificate_sql.h), which must outlive the run.
+void BindValues(Statement& stmt, const std::vector<certificate_sql::Value>& values) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    int index = static_cast<int>(i) + 1;
+    if (const auto* text = std::get_if<std::string>(&values[i])) {
+      stmt.BindText(index, *text);
+    } else {
+      stmt.BindInt64(index, std::get<int64_t>(values[i]));
+    }
+  }
+}
+
+// ByExpiry orders records as QueryCertificates does: not_after, then thumbprint.
+bool ByExpiry(const CertificateRecord& a, const CertificateRecord& b) {
+  return std::tie(a.not_after, a.sha256_thumbprint) < std::tie(b.not_after, b.sha256_thumbprint);
 }
 
 // ReadOne runs a statement expected to return at most one row and converts it with read_row.
@@ -142,14 +169,14 @@ Status CheckIfMatch(const std::optional<RowVersion>& current,
 }
 
 Status AppendAudit(Connection& db, int64_t time_us, const Actor& actor, std::string_view action,
-                   std::string_view object) {
+                   std::string_view object, std::string_view outcome = "success") {
   DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kInsertAudit));
   Params p(*stmt);
   p.Int(time_us);
   p.Text(actor.name);
   p.Text(action);
   p.Text(object);
-  p.Text("success");
+  p.Text(outcome);
   return stmt->Run();
 }
 
@@ -532,6 +559,123 @@ Result<std::string> SqliteRegistry::SetSettingIfAbsent(std::string_view name,
   };
   DEVID_TRY(RunWrite(write));
   return stored;
+}
+
+// Certificate inventory.
+
+Status SqliteRegistry::RecordCertificate(const CertificateRecord& record,
+                                         std::string_view audit_action, const Actor& actor) {
+  DEVID_TRY(store_codec::ValidateCertificate(record));
+  DEVID_TRY(store_codec::ValidateIssueAction(audit_action));
+  auto write = [&](Connection& db) -> Status {
+    CertificateRecord stored = store_codec::IssuedRecord(record, clock_.Now());
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kInsertCertificate));
+    Params p(*stmt);
+    row_codec::BindCertificate(p, stored);
+    // The table's UNIQUE constraints decide, not a read first: the writer is the only one here,
+    // but on a shared PostgreSQL only the constraint is atomic across nodes.
+    if (auto inserted = stmt->Run(); !inserted) {
+      Error e = inserted.error();
+      if (e.code() != ErrorCode::kAlreadyExists) return std::unexpected(e);
+      return std::unexpected(AlreadyExists("recording certificate " + record.sha256_thumbprint +
+                                           " (serial " + record.serial + " of " + record.issuer +
+                                           "): its thumbprint or its issuer and serial are already "
+                                           "recorded"));
+    }
+    return AppendAudit(db, ToMicros(stored.first_seen), actor, audit_action, record.serial);
+  };
+  return RunWrite(write);
+}
+
+Status SqliteRegistry::ObserveCertificate(const CertificateRecord& record) {
+  DEVID_TRY(store_codec::ValidateCertificate(record));
+  auto write = [&](Connection& db) -> Status {
+    CertificateRecord stored = store_codec::ObservedRecord(record, clock_.Now());
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kObserveCertificate));
+    Params p(*stmt);
+    row_codec::BindCertificate(p, stored);
+    if (auto observed = stmt->Run(); !observed) {
+      Error e = observed.error();
+      if (e.code() != ErrorCode::kAlreadyExists) return std::unexpected(e);
+      return std::unexpected(
+          AlreadyExists("recording presented certificate " + record.sha256_thumbprint +
+                        ": a different certificate with serial " + record.serial + " of " +
+                        record.issuer + " is already recorded"));
+    }
+    return Ok();
+  };
+  return RunWrite(write);
+}
+
+Result<Page<CertificateRecord>> SqliteRegistry::QueryCertificates(const CertificateFilter& filter,
+                                                                  const PageRequest& page) {
+  DEVID_ASSIGN_OR_RETURN(certificate_sql::Cursor after,
+                         certificate_sql::DecodeCursor(page.continuation));
+  int limit = ClampPageSize(page.max_items);
+  certificate_sql::Query query =
+      certificate_sql::Page(filter, after, limit + 1, certificate_sql::Dialect::kSqlite);
+  return WithReader(*readers_, [&](Connection& db) -> Result<Page<CertificateRecord>> {
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(query.sql));
+    BindValues(*stmt, query.values);
+    return ReadPage<CertificateRecord>(*stmt, limit, ReadCertificate, certificate_sql::CursorKey);
+  });
+}
+
+Result<std::vector<CertificateRecord>> SqliteRegistry::RevokeCertificates(
+    const CertificateFilter& filter, int reason, const Actor& actor) {
+  if (certificate_sql::IsEmpty(filter)) {
+    return std::unexpected(InvalidArgument(
+        "revoking certificates: the filter is empty; name the certificates to revoke"));
+  }
+  DEVID_TRY(store_codec::ValidateRevocationReason(reason));
+  std::vector<CertificateRecord> revoked;
+  auto write = [&](Connection& db) -> Status {
+    int64_t now_us = ToMicros(clock_.Now());
+    certificate_sql::Query update =
+        certificate_sql::Revoke(filter, reason, now_us, certificate_sql::Dialect::kSqlite);
+    {
+      DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(update.sql));
+      BindValues(*stmt, update.values);
+      for (;;) {
+        DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
+        if (!row) break;
+        DEVID_ASSIGN_OR_RETURN(CertificateRecord record, ReadCertificate(*stmt));
+        revoked.push_back(std::move(record));
+      }
+    }
+    if (revoked.empty()) {
+      certificate_sql::Query any =
+          certificate_sql::AnyIssued(filter, certificate_sql::Dialect::kSqlite);
+      DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(any.sql));
+      BindValues(*stmt, any.values);
+      DEVID_ASSIGN_OR_RETURN(bool found, stmt->Step());
+      if (!found) {
+        return std::unexpected(NotFound("revoking certificates: no issued certificate matches " +
+                                        certificate_sql::Describe(filter)));
+      }
+      return Ok();  // all already revoked: nothing changes, nothing to audit
+    }
+    std::sort(revoked.begin(), revoked.end(), ByExpiry);
+    {
+      DEVID_ASSIGN_OR_RETURN(StatementRef bump, db.Prepare(sqlite::kBumpRevocationVersion));
+      DEVID_TRY(bump->Run());
+    }
+    std::string outcome = store_codec::RevocationOutcome(reason);
+    for (const CertificateRecord& record : revoked) {
+      DEVID_TRY(AppendAudit(db, now_us, actor, kAuditCertificateRevoke, record.serial, outcome));
+    }
+    return Ok();
+  };
+  DEVID_TRY(RunWrite(write));
+  return revoked;
+}
+
+Result<int64_t> SqliteRegistry::RevocationVersion() {
+  return WithReader(*readers_, [&](Connection& db) -> Result<int64_t> {
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kSelectRevocationVersion));
+    DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    return row ? stmt->ColumnInt64(0) : 0;
+  });
 }
 
 // Audit.

@@ -109,6 +109,16 @@ class SqliteRegistry final : public Registry {
   Result<std::string> SetSettingIfAbsent(std::string_view name, std::string_view value,
                                          const Actor& actor) override;
 
+  Status RecordCertificate(const CertificateRecord& record, std::string_view audit_action,
+                           const Actor& actor) override;
+  Status ObserveCertificate(const CertificateRecord& record) override;
+  Result<Page<CertificateRecord>> QueryCertificates(const CertificateFilter& filter,
+                                                    const PageRequest& page) override;
+  Result<std::vector<CertificateRecord>> RevokeCertificates(const CertificateFilter& filter,
+                                                            int reason,
+                                                            const Actor& actor) override;
+  Result<int64_t> RevocationVersion() override;
+
   Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) override;
 
   // stats returns the write counters as of now (zero when read-only).
