@@ -31,6 +31,9 @@ struct Response {
   int status = 200;
   std::vector<Header> headers;
   std::string body;
+  // sensitive_body says the body holds a secret (EST serverkeygen's private key): net/ overwrites
+  // it (OPENSSL_cleanse) once written, and nothing logs it.
+  bool sensitive_body = false;
 
   void SetHeader(std::string name, std::string value);
 };

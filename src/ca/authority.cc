@@ -71,12 +71,24 @@ bool ValidUrlText(std::string_view text) {
 
 }  // namespace
 
-std::string KeyIdHex(const pki::Certificate& certificate) {
-  const ASN1_OCTET_STRING* id = X509_get0_subject_key_id(certificate.get());
+namespace {
+
+// KeyIdentifierHex renders a key identifier as lowercase hex ("" for none).
+std::string KeyIdentifierHex(const ASN1_OCTET_STRING* id) {
   ERR_clear_error();  // computing the cached extensions may leave benign entries
   if (id == nullptr) return "";
   return HexEncode(std::span<const uint8_t>(ASN1_STRING_get0_data(id),
                                             static_cast<size_t>(ASN1_STRING_length(id))));
+}
+
+}  // namespace
+
+std::string KeyIdHex(const pki::Certificate& certificate) {
+  return KeyIdentifierHex(X509_get0_subject_key_id(certificate.get()));
+}
+
+std::string AuthorityKeyIdHex(const pki::Certificate& certificate) {
+  return KeyIdentifierHex(X509_get0_authority_key_id(certificate.get()));
 }
 
 Result<pki::Certificate> IssueCertificate(const Profile& profile, const CertificateRequest& request,
@@ -225,6 +237,22 @@ Result<pki::Certificate> Authority::Issue(std::string_view profile_name,
                           *random_);
 }
 
+Result<pki::Certificate> Authority::IssueWith(const IssuingCa& issuer,
+                                              std::string_view profile_name,
+                                              const CertificateRequest& request) const {
+  DEVID_ASSIGN_OR_RETURN(const Profile* profile, FindProfile(profile_name));
+  if (profile->ca) {
+    return std::unexpected(InvalidArgument("profile " + std::string(profile_name) +
+                                           " makes CA certificates; use devid ca"));
+  }
+  if (clock_->Now() >= issuer.certificate.NotAfter()) {
+    return std::unexpected(
+        FailedPrecondition("issuing CA " + issuer.certificate.SubjectName() + " has expired"));
+  }
+  return IssueCertificate(*profile, request, &issuer.certificate, *issuer.key, options_, *clock_,
+                          *random_);
+}
+
 Status Authority::Verify(const pki::Certificate& certificate, int purpose) const {
   ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
   ossl::UniquePtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
@@ -256,14 +284,18 @@ Status Authority::Verify(const pki::Certificate& certificate, int purpose) const
   return Ok();
 }
 
-std::string Authority::ChainPem(const pki::Certificate& certificate) const {
-  std::string pem = certificate.ToPem();
+const pki::Certificate* Authority::IssuerOf(const pki::Certificate& certificate) const {
   for (const IssuingCa& issuer : issuers_) {
     if (X509_check_issued(issuer.certificate.get(), certificate.get()) == X509_V_OK) {
-      pem += issuer.certificate.ToPem();
-      break;
+      return &issuer.certificate;
     }
   }
+  return nullptr;
+}
+
+std::string Authority::ChainPem(const pki::Certificate& certificate) const {
+  std::string pem = certificate.ToPem();
+  if (const pki::Certificate* issuer = IssuerOf(certificate)) pem += issuer->ToPem();
   return pem;
 }
 

@@ -76,6 +76,13 @@ class Authority {
   // kFailedPrecondition when no issuing CA is valid now.
   Result<pki::Certificate> Issue(std::string_view profile, const CertificateRequest& request) const;
 
+  // IssueWith signs request under the named end-entity profile with issuer, which must be one of
+  // issuers() (an OCSP responder certificate must come from the CA whose certificates it speaks
+  // for, RFC 6960 §4.2.2.2, even when that CA no longer issues). Fails as Issue, and with
+  // kFailedPrecondition when issuer has expired.
+  Result<pki::Certificate> IssueWith(const IssuingCa& issuer, std::string_view profile,
+                                     const CertificateRequest& request) const;
+
   // Verify builds and checks a path from certificate to a root with OpenSSL's X509_verify_cert in
   // strict mode (X509_V_FLAG_X509_STRICT) at the clock's time. purpose is an X509_PURPOSE_* id, or
   // 0 for any. Fails with kUnauthenticated naming the OpenSSL verification error.
@@ -84,6 +91,10 @@ class Authority {
   // CurrentIssuer returns the issuing CA that signs now; fails with kFailedPrecondition when
   // every issuing CA has expired or is not yet valid.
   Result<const IssuingCa*> CurrentIssuer() const;
+
+  // IssuerOf returns the issuing CA certificate that signed certificate, or nullptr when none of
+  // this authority's did.
+  const pki::Certificate* IssuerOf(const pki::Certificate& certificate) const;
 
   // ChainPem returns certificate followed by the issuing CA that signed it (PEM), the chain a TLS
   // peer or EST client needs (RFC 7030 §4.2.3 leaves the chain to cacerts; TLS wants it sent).
@@ -117,5 +128,9 @@ class Authority {
 // KeyIdHex returns a certificate's subjectKeyIdentifier as lowercase hex, or "" when it has none.
 // devid names a CA's CRL and issuer URLs by it.
 std::string KeyIdHex(const pki::Certificate& certificate);
+
+// AuthorityKeyIdHex returns a certificate's authorityKeyIdentifier keyIdentifier as lowercase
+// hex (the issuing CA's KeyIdHex), or "" when it has none.
+std::string AuthorityKeyIdHex(const pki::Certificate& certificate);
 
 }  // namespace devid::ca

@@ -1,21 +1,6 @@
 #include "ca/inventory.h"
 
-#include <openssl/err.h>
-#include <openssl/x509v3.h>
-
-#include <span>
-
-#include "base/hex.h"
-
 namespace devid::ca {
-
-std::string AuthorityKeyIdHex(const pki::Certificate& certificate) {
-  const ASN1_OCTET_STRING* id = X509_get0_authority_key_id(certificate.get());
-  ERR_clear_error();  // computing the cached extensions may leave benign entries
-  if (id == nullptr) return "";
-  return HexEncode(std::span<const uint8_t>(ASN1_STRING_get0_data(id),
-                                            static_cast<size_t>(ASN1_STRING_length(id))));
-}
 
 registry::CertificateRecord InventoryRecord(const pki::Certificate& certificate,
                                             registry::CertificateSource source,

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "ca/authority.h"
 #include "pki/certificate.h"
 #include "registry/certificate_record.h"
 
@@ -13,9 +14,5 @@ namespace devid::ca {
 registry::CertificateRecord InventoryRecord(const pki::Certificate& certificate,
                                             registry::CertificateSource source,
                                             std::string device_id, std::string profile);
-
-// AuthorityKeyIdHex returns a certificate's authorityKeyIdentifier keyIdentifier as lowercase
-// hex (the issuing CA's KeyIdHex), or "" when it has none.
-std::string AuthorityKeyIdHex(const pki::Certificate& certificate);
 
 }  // namespace devid::ca

@@ -1,5 +1,6 @@
 #include "net/https_server.h"
 
+#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -355,6 +356,8 @@ class Connection {
     out.keep_alive(keep_alive);
     if (!head || bodiless) out.prepare_payload();
     auto [ec, n] = co_await http::async_write(stream_, out, kTuple);
+    // A secret in the body (EST serverkeygen's private key) is overwritten before it is freed.
+    if (response.sensitive_body) OPENSSL_cleanse(out.body().data(), out.body().size());
     if (ec) {
       spdlog::debug("writing a response to {}: {}", remote_, ec.message());
       co_return false;

@@ -8,7 +8,7 @@
 
 #include "api/http.h"
 #include "base/result.h"
-#include "ca/development_pki.h"
+#include "ca/tls_identity.h"
 
 namespace devid::net {
 

@@ -23,7 +23,8 @@
 
 #include "base/clock.h"
 #include "base/random.h"
-#include "ca/development_pki.h"
+#include "ca/testing/mini_ca.h"
+#include "ca/tls_identity.h"
 #include "net/https_client.h"
 #include "pki/certificate.h"
 
@@ -153,15 +154,17 @@ class HttpsServerTest : public ::testing::Test {
   static void SetUpTestSuite() {
     static SystemClock clock;
     static SecureRandom random;
-    auto pki = ca::DevelopmentPki::Create("devid net test root", clock, random);
+    auto pki = ca::testing::MakeTestCa(clock, random);
     ASSERT_TRUE(pki) << pki.error().message();
-    pki_.emplace(std::move(*pki));
-    auto other = ca::DevelopmentPki::Create("some other root", clock, random);
+    pki_ = std::move(*pki);
+    auto other = ca::testing::MakeTestCa(clock, random);
     ASSERT_TRUE(other) << other.error().message();
-    other_pki_.emplace(std::move(*other));
-    auto identity = pki_->IssueServer({"localhost"}, {"127.0.0.1"});
+    other_pki_ = std::move(*other);
+    auto identity = ca::IssueTlsIdentity(
+        *pki_, ca::kServerProfile,
+        {.common_name = "localhost", .dns_names = {"localhost"}, .ip_addresses = {"127.0.0.1"}});
     ASSERT_TRUE(identity) << identity.error().message();
-    server_identity_ = std::move(*identity);
+    server_identity_ = std::move(identity->identity);
   }
   static void TearDownTestSuite() {
     pki_.reset();
@@ -186,7 +189,7 @@ class HttpsServerTest : public ::testing::Test {
 
   ClientTlsOptions ClientOptions() const {
     ClientTlsOptions options;
-    options.trust_bundle_pem = pki_->root().ToPem();
+    options.trust_bundle_pem = pki_->TrustBundlePem();
     options.timeout = seconds(10);
     return options;
   }
@@ -200,8 +203,16 @@ class HttpsServerTest : public ::testing::Test {
     return std::move(*client);
   }
 
-  static inline std::optional<ca::DevelopmentPki> pki_;
-  static inline std::optional<ca::DevelopmentPki> other_pki_;
+  // Client identities for the client-certificate tests: leaf and key PEM.
+  static ca::TlsIdentity Client(ca::Authority& authority, std::string common_name) {
+    auto issued = ca::IssueTlsIdentity(authority, ca::kDeviceClientProfile,
+                                       {.common_name = std::move(common_name)});
+    EXPECT_TRUE(issued) << issued.error().message();
+    return issued ? issued->identity : ca::TlsIdentity{};
+  }
+
+  static inline std::unique_ptr<ca::Authority> pki_;
+  static inline std::unique_ptr<ca::Authority> other_pki_;
   static inline ca::TlsIdentity server_identity_;
 
   std::function<api::Response(const api::Request&)> handle_ = [](const api::Request& request) {
@@ -306,7 +317,7 @@ TEST_F(HttpsServerTest, Start_RejectsZeroTimeout) {
 TEST_F(HttpsServerTest, Answers100Continue_WhenClientWaitsForIt) {
   StartServer();
   RawConnection raw(server_->port());
-  ASSERT_TRUE(raw.StartTls(pki_->root().get()));
+  ASSERT_TRUE(raw.StartTls(pki_->roots().front().get()));
   raw.Send("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
   std::string received;
   ASSERT_TRUE(raw.ReadUntil("\r\n\r\n", &received));
@@ -353,7 +364,7 @@ TEST_F(HttpsServerTest, Rejects_OversizedHeader_With431) {
 TEST_F(HttpsServerTest, Rejects_MalformedRequest_With400) {
   StartServer();
   RawConnection raw(server_->port());
-  ASSERT_TRUE(raw.StartTls(pki_->root().get()));
+  ASSERT_TRUE(raw.StartTls(pki_->roots().front().get()));
   raw.Send("GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: banana\r\n\r\n");
   std::string received;
   ASSERT_TRUE(raw.ReadUntil("400001", &received)) << received;
@@ -398,7 +409,7 @@ TEST_F(HttpsServerTest, Disconnects_ClientThatSendsHalfARequest) {
   options.limits.request_timeout = seconds(1);
   StartServer(options);
   RawConnection raw(server_->port());
-  ASSERT_TRUE(raw.StartTls(pki_->root().get()));
+  ASSERT_TRUE(raw.StartTls(pki_->roots().front().get()));
   auto start = SteadyClock::now();
   raw.Send("GET /x HTTP/1.1\r\nHost: x\r\n");
   std::string received;
@@ -533,10 +544,10 @@ TEST_F(HttpsServerTest, ClientCertificateChain_ReachesHandler) {
   options.request_client_certificate = true;
   StartServer(options);
 
-  auto identity = pki_->IssueClient("device-1");
-  ASSERT_TRUE(identity) << identity.error().message();
+  auto identity = std::optional(Client(*pki_, "device-1"));
+  ASSERT_TRUE(identity);
   ClientTlsOptions tls = ClientOptions();
-  tls.certificate_chain_pem = identity->certificate_chain_pem + pki_->root().ToPem();
+  tls.certificate_chain_pem = identity->certificate_chain_pem;  // leaf, issuing CA
   tls.private_key_pem = identity->private_key_pem;
   auto client = Connect(tls);
   ASSERT_TRUE(client) << client.error().message();
@@ -547,11 +558,11 @@ TEST_F(HttpsServerTest, ClientCertificateChain_ReachesHandler) {
     std::lock_guard lock(mu);
     ASSERT_EQ(seen.size(), 2u);
     EXPECT_EQ(seen[0], leaf->ToDer());
-    EXPECT_EQ(seen[1], pki_->root().ToDer());
+    EXPECT_EQ(seen[1], pki_->issuers().front().certificate.ToDer());
   }
 
   // TLS accepts a certificate from any issuer: judging it is the handler's job.
-  auto stranger = other_pki_->IssueClient("stranger");
+  auto stranger = std::optional(Client(*other_pki_, "stranger"));
   ASSERT_TRUE(stranger);
   tls.certificate_chain_pem = stranger->certificate_chain_pem;
   tls.private_key_pem = stranger->private_key_pem;
@@ -560,7 +571,7 @@ TEST_F(HttpsServerTest, ClientCertificateChain_ReachesHandler) {
   ASSERT_TRUE(stranger_client->Send("GET", "/whoami"));
   {
     std::lock_guard lock(mu);
-    ASSERT_EQ(seen.size(), 1u);
+    ASSERT_EQ(seen.size(), 2u);
     EXPECT_EQ(seen[0], pki::Certificate::FromPem(stranger->certificate_chain_pem)->ToDer());
   }
 
@@ -584,7 +595,7 @@ TEST_F(HttpsServerTest, Start_FailsOnPortInUse) {
 
 TEST_F(HttpsServerTest, Start_FailsOnBadTlsIdentity) {
   ca::TlsIdentity mismatched = server_identity_;
-  mismatched.private_key_pem = pki_->IssueClient("x")->private_key_pem;
+  mismatched.private_key_pem = Client(*pki_, "x").private_key_pem;
   auto server = HttpsServer::Start(TestOptions(), mismatched, handler_);
   ASSERT_FALSE(server);
   EXPECT_EQ(server.error().code(), ErrorCode::kInvalidArgument);
@@ -598,7 +609,7 @@ TEST_F(HttpsServerTest, Start_FailsOnBadTlsIdentity) {
 TEST_F(HttpsServerTest, Client_RejectsServerOutsideTrustBundle) {
   StartServer();
   ClientTlsOptions tls = ClientOptions();
-  tls.trust_bundle_pem = other_pki_->root().ToPem();
+  tls.trust_bundle_pem = other_pki_->TrustBundlePem();
   auto client = Connect(tls);
   ASSERT_FALSE(client);
   EXPECT_EQ(client.error().code(), ErrorCode::kUnauthenticated);

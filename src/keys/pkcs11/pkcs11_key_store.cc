@@ -602,11 +602,14 @@ Result<std::unique_ptr<Key>> Pkcs11KeyStore::Create(const KeyUri& uri, KeyAlgori
       break;
   }
   // The private key never leaves the token: sensitive (no plaintext read) and not extractable
-  // (no wrapping), PKCS #11 v2.40 §4.9.
+  // (no wrapping), PKCS #11 v2.40 §4.9. It signs and does nothing else (least privilege): no
+  // decryption, unwrapping or key derivation with a CA key.
   std::vector<CK_ATTRIBUTE> priv = {
       {CKA_TOKEN, &yes, sizeof(yes)},     {CKA_PRIVATE, &yes, sizeof(yes)},
       {CKA_SENSITIVE, &yes, sizeof(yes)}, {CKA_EXTRACTABLE, &no, sizeof(no)},
-      {CKA_SIGN, &yes, sizeof(yes)},      {CKA_LABEL, label->data(), label->size()},
+      {CKA_SIGN, &yes, sizeof(yes)},      {CKA_DECRYPT, &no, sizeof(no)},
+      {CKA_UNWRAP, &no, sizeof(no)},      {CKA_DERIVE, &no, sizeof(no)},
+      {CKA_LABEL, label->data(), label->size()},
       {CKA_ID, id.data(), id.size()},
   };
   CK_OBJECT_HANDLE public_handle = CK_INVALID_HANDLE;

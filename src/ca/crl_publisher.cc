@@ -1,0 +1,72 @@
+#include "ca/crl_publisher.h"
+
+#include <openssl/evp.h>
+
+#include "base/hex.h"
+#include "ca/crl.h"
+
+namespace devid::ca {
+
+CrlPublisher::CrlPublisher(const Authority& authority, registry::Registry& registry,
+                           const Clock& clock, CrlOptions options)
+    : authority_(authority), registry_(registry), clock_(clock), options_(options) {}
+
+Result<std::shared_ptr<const PublishedCrl>> CrlPublisher::Crl(std::string_view key_id) {
+  const IssuingCa* issuer = nullptr;
+  for (const IssuingCa& candidate : authority_.issuers()) {
+    if (KeyIdHex(candidate.certificate) == key_id) issuer = &candidate;
+  }
+  if (issuer == nullptr) {
+    return std::unexpected(NotFound("no issuing CA has key ID " + std::string(key_id)));
+  }
+  DEVID_ASSIGN_OR_RETURN(int64_t version, registry_.RevocationVersion());
+  std::lock_guard lock(mutex_);
+  auto it = cache_.find(key_id);
+  if (it != cache_.end() && it->second->version == version &&
+      clock_.Now() < it->second->this_update + options_.validity / 2) {
+    return it->second;
+  }
+  DEVID_ASSIGN_OR_RETURN(auto crl, Make(*issuer, version));
+  cache_[std::string(key_id)] = crl;
+  return crl;
+}
+
+Result<std::shared_ptr<const PublishedCrl>> CrlPublisher::Make(const IssuingCa& issuer,
+                                                               int64_t version) {
+  // thisUpdate is taken after the version was read: a CRL reflecting a later revocation always
+  // has a later (or equal) second and a larger version, so its number is larger (CrlNumber).
+  CrlContent content;
+  content.this_update = clock_.Now();
+  content.next_update = content.this_update + options_.validity;
+  content.number = CrlNumber(content.this_update, version);
+  registry::CertificateFilter filter{.issuer_key_id = KeyIdHex(issuer.certificate),
+                                     .source = registry::CertificateSource::kIssued,
+                                     .revoked = true};
+  registry::PageRequest page{.max_items = 1000};
+  do {
+    auto records = registry_.QueryCertificates(filter, page);
+    if (!records) {
+      return std::unexpected(records.error().WithContext("listing revoked certificates of " +
+                                                         issuer.certificate.SubjectName()));
+    }
+    for (const registry::CertificateRecord& record : records->items) {
+      if (record.not_after < content.this_update) continue;
+      content.entries.push_back({record.serial, record.revoked_at, record.revocation_reason});
+    }
+    page.continuation = records->continuation;
+  } while (!page.continuation.empty());
+
+  auto crl = std::make_shared<PublishedCrl>();
+  DEVID_ASSIGN_OR_RETURN(crl->der, BuildCrl(issuer.certificate, *issuer.key, content));
+  crl->this_update = content.this_update;
+  crl->next_update = content.next_update;
+  crl->number = content.number;
+  crl->version = version;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(crl->der.data(), crl->der.size(), md, &length, EVP_sha256(), nullptr);
+  crl->etag = HexEncode(std::span<const uint8_t>(md, 16));
+  return crl;
+}
+
+}  // namespace devid::ca
