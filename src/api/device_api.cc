@@ -9,6 +9,11 @@
 #include "api/error_response.h"
 #include "api/json_model.h"
 #include "api/json_response.h"
+#include "ca/csr_policy.h"
+#include "ca/profile.h"
+#include "ca/recorded_issuance.h"
+#include "ossl/base64.h"
+#include "pki/csr.h"
 #include "registry/allocation.h"
 
 namespace devid::api {
@@ -43,6 +48,12 @@ Result<attestation::TpmKeys> TpmKeysFromJson(const json& tpm) {
 // AssigningJson is the PUT's answer: the registration is stored, the device polls for it.
 json AssigningJson(const registry::Registration& registration) {
   return {{"operationId", registration.operation_id}, {"status", "assigning"}};
+}
+
+// UsesCertificate tells whether a request authenticates with its TLS client certificate: it has
+// one and no Authorization header (a SAS token, when sent, takes precedence, as in DPS).
+bool UsesCertificate(const Request& request) {
+  return !request.peer_certificates_der.empty() && !request.HasHeader("authorization");
 }
 
 }  // namespace
@@ -93,13 +104,13 @@ Response DeviceApi::Handle(const Request& request, const Target& target,
 }
 
 Result<attestation::VerifiedDevice> DeviceApi::Authenticate(
-    const Request& request, const std::string& reg_id,
-    const registry::Registration* registration) {
+    const Request& request, const std::string& reg_id, const registry::Registration* registration) {
   if (registration != nullptr &&
       registration->attestation_type == registry::AttestationType::kTpm) {
     return tpm_verifier_.VerifyRegistered(options_.id_scope, *registration,
                                           request.HeaderValue("authorization"));
   }
+  if (UsesCertificate(request)) return x509_verifier_.Verify(reg_id, request.peer_certificates_der);
   return verifier_.Verify(options_.id_scope, reg_id, request.HeaderValue("authorization"),
                           registration);
 }
@@ -112,6 +123,19 @@ Result<json> DeviceApi::Answer(const registry::Registration& registration,
     DEVID_ASSIGN_OR_RETURN(std::string blob,
                            tpm_verifier_.AuthenticationKey(*device.enrollment, registration));
     state["tpm"] = {{"authenticationKey", std::move(blob)}};
+  }
+  if (!device.x509_leaf_der.empty()) {
+    // Protocol notes §3: the certificate the device authenticated with, and for a group the
+    // signing certificate its chain was validated to.
+    DEVID_ASSIGN_OR_RETURN(pki::Certificate leaf, pki::Certificate::FromDer(device.x509_leaf_der));
+    json x509 = {{"certificateInfo", X509CertificateInfoJson(leaf)}};
+    if (device.group) {
+      x509["enrollmentGroupId"] = device.group->enrollment_group_id;
+      DEVID_ASSIGN_OR_RETURN(pki::Certificate signer,
+                             pki::Certificate::FromDer(device.x509_signing_der));
+      x509["signingCertificateInfo"] = X509CertificateInfoJson(signer);
+    }
+    state["x509"] = std::move(x509);
   }
   if (bare_state) return state;
   return json{{"operationId", registration.operation_id},
@@ -126,8 +150,8 @@ Response DeviceApi::TpmChallenge(const attestation::TpmKeys& keys, const std::st
   spdlog::debug("TPM challenge issued: registrationId={} trackingId={}", reg_id, tracking_id);
   // Protocol notes §4.2 step 2: Node needs authenticationKey; the C SDK also requires keyName
   // and signs with it as skn.
-  return JsonResponse(401, json{{"authenticationKey", std::move(*blob)},
-                                {"keyName", "registration"}});
+  return JsonResponse(401,
+                      json{{"authenticationKey", std::move(*blob)}, {"keyName", "registration"}});
 }
 
 Response DeviceApi::Reject(const Error& error, const std::string& reg_id,
@@ -176,10 +200,24 @@ Response DeviceApi::Register(const Request& request, const Target& target,
     return Reject(previous.error(), reg_id, tracking_id);
   }
   const registry::Registration* prior = previous ? &*previous : nullptr;
-  auto device = tpm ? tpm_verifier_.VerifyChallengeResponse(options_.id_scope, reg_id,
-                                                            authorization, *tpm)
-                    : verifier_.Verify(options_.id_scope, reg_id, authorization, prior);
+  auto device =
+      tpm ? tpm_verifier_.VerifyChallengeResponse(options_.id_scope, reg_id, authorization, *tpm)
+      : UsesCertificate(request)
+          ? x509_verifier_.Verify(reg_id, request.peer_certificates_der)
+          : verifier_.Verify(options_.id_scope, reg_id, authorization, prior);
   if (!device) return Reject(device.error(), reg_id, tracking_id);
+
+  std::optional<pki::Certificate> issued;
+  if (auto csr = body->find("csr"); csr != body->end() && !csr->is_null()) {
+    auto certificate = IssueForCsr(*csr, reg_id);
+    if (!certificate) {
+      if (certificate.error().code() == ErrorCode::kInvalidArgument) {
+        return ErrorResponse(error_code::kInvalidField, certificate.error().message(), tracking_id);
+      }
+      return Reject(certificate.error(), reg_id, tracking_id);
+    }
+    issued = std::move(*certificate);
+  }
 
   auto assignment = registry::AssignHub(device->settings(), reg_id, options_.hubs, prior);
   if (!assignment) return Reject(assignment.error(), reg_id, tracking_id);
@@ -205,16 +243,48 @@ Response DeviceApi::Register(const Request& request, const Target& target,
   registration.created = prior ? prior->created : clock_.Now();
   registration.updated = clock_.Now();
 
-  auto stored = registry_.SaveRegistration(
-      registration, registry::Actor{"device:" + reg_id});
+  auto stored = registry_.SaveRegistration(registration, registry::Actor{"device:" + reg_id});
   if (!stored) return Reject(stored.error(), reg_id, tracking_id);
   spdlog::debug("device registered: registrationId={} hub={} substatus={} force={}", reg_id,
                 stored->assigned_hub, stored->substatus,
                 target.QueryValue("forceRegistration") == "true");
 
+  if (issued) {
+    auto answer = Answer(*stored, *device, /*bare_state=*/false);
+    if (!answer) return Reject(answer.error(), reg_id, tracking_id);
+    json chain = json::array({ossl::Base64Encode(issued->ToDer())});
+    if (const pki::Certificate* issuer = options_.authority->IssuerOf(*issued)) {
+      chain.push_back(ossl::Base64Encode(issuer->ToDer()));
+    }
+    (*answer)["registrationState"]["issuedCertificateChain"] = std::move(chain);
+    return JsonResponse(200, *answer);
+  }
   Response response = JsonResponse(202, AssigningJson(*stored));
   response.SetHeader("Retry-After", std::to_string(options_.retry_after_seconds));
   return response;
+}
+
+Result<pki::Certificate> DeviceApi::IssueForCsr(const json& csr, const std::string& reg_id) {
+  if (options_.authority == nullptr) {
+    return std::unexpected(InvalidArgument("csr: this service does not issue certificates"));
+  }
+  if (!csr.is_string()) return std::unexpected(InvalidArgument("csr must be a base64 string"));
+  auto der = ossl::Base64Decode(csr.get_ref<const std::string&>());
+  if (!der) return std::unexpected(InvalidArgument("csr is not base64 DER PKCS #10"));
+  auto request =
+      pki::Csr::FromDer(std::string_view(reinterpret_cast<const char*>(der->data()), der->size()));
+  if (!request) {
+    return std::unexpected(InvalidArgument("csr: " + request.error().message()));
+  }
+  auto subject = ca::CheckDeviceCsr(*request, ca::CsrKeyUse::kCertify);
+  if (!subject) return std::unexpected(InvalidArgument("csr: " + subject.error().message()));
+  if (*subject != reg_id) {
+    return std::unexpected(
+        InvalidArgument("csr: the subject CN \"" + *subject + "\" is not the registration ID"));
+  }
+  return ca::IssueRecorded(*options_.authority, registry_, ca::kDeviceClientProfile,
+                           {.common_name = reg_id, .public_key = request->public_key()}, reg_id,
+                           registry::kAuditCertificateIssue, {"device:" + reg_id});
 }
 
 Response DeviceApi::OperationStatus(const Request& request, const std::string& reg_id,

@@ -1,17 +1,18 @@
 #pragma once
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "api/http.h"
 #include "api/target.h"
 #include "attestation/symmetric_key/symmetric_key_verifier.h"
 #include "attestation/tpm/tpm_verifier.h"
+#include "attestation/x509/x509_verifier.h"
 #include "base/clock.h"
 #include "base/random.h"
+#include "ca/authority.h"
 #include "registry/registry.h"
 
 namespace devid::api {
@@ -23,6 +24,9 @@ struct DeviceApiOptions {
   int retry_after_seconds = 1;    // the polling hint sent with `assigning`
   // tpm_challenge_ttl is how long a TPM challenge's key stays usable (protocol notes §4.2).
   std::chrono::seconds tpm_challenge_ttl = attestation::TpmVerifier::kDefaultChallengeTtl;
+  // authority, when set, issues an operational certificate to a device whose register request
+  // carries a `csr` (the 2025-07-01-preview shape); null refuses such requests. Not owned.
+  const ca::Authority* authority = nullptr;
 };
 
 // DeviceApi serves the DPS device routes (protocol notes §1):
@@ -32,6 +36,14 @@ struct DeviceApiOptions {
 // Registration is done when the PUT returns (attested, allocated and durably stored); the PUT
 // answers 202 `assigning` and the operation poll answers `assigned`, as DPS does. A rejected
 // request changes nothing in the store.
+//
+// A register body with `csr` (base64 DER PKCS #10, CN = registration ID) gets a device-client
+// certificate from devid's CA, recorded in the inventory; the PUT then answers 200 `assigned` at
+// once with `registrationState.issuedCertificateChain` (leaf, issuing CA; base64 DER), since the
+// chain is handed out once and not stored with the registration.
+//
+// X.509 devices send no Authorization: their TLS client certificate chain authenticates them
+// (protocol notes §3, X509Verifier), and the answer carries `registrationState.x509`.
 //
 // TPM devices (a `tpm` object in the register body) first register without Authorization and
 // get 401 with the activation blob (`authenticationKey`, `keyName`); that stores a pending
@@ -48,7 +60,8 @@ class DeviceApi {
         verifier_(verifier),
         clock_(clock),
         random_(random),
-        tpm_verifier_(registry, clock, random, options_.tpm_challenge_ttl) {}
+        tpm_verifier_(registry, clock, random, options_.tpm_challenge_ttl),
+        x509_verifier_(registry, clock) {}
 
   // Handle serves a request whose target's second segment is "registrations".
   Response Handle(const Request& request, const Target& target, const std::string& tracking_id);
@@ -72,6 +85,9 @@ class DeviceApi {
   // tpm.authenticationKey.
   Result<nlohmann::json> Answer(const registry::Registration& registration,
                                 const attestation::VerifiedDevice& device, bool bare_state);
+  // IssueForCsr checks the body's `csr` against devid's device request policy, with CN =
+  // reg_id, and issues and records a certificate for it.
+  Result<pki::Certificate> IssueForCsr(const nlohmann::json& csr, const std::string& reg_id);
   Response Reject(const Error& error, const std::string& reg_id, const std::string& tracking_id);
 
   DeviceApiOptions options_;
@@ -80,6 +96,7 @@ class DeviceApi {
   const Clock& clock_;
   Random& random_;
   attestation::TpmVerifier tpm_verifier_;
+  attestation::X509Verifier x509_verifier_;
 };
 
 }  // namespace devid::api

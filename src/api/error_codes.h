@@ -19,6 +19,7 @@ inline constexpr int kNotFound = 404001;
 inline constexpr int kRegistrationNotFound = 404002;
 inline constexpr int kOperationNotFound = 404003;
 inline constexpr int kRouteNotFound = 404004;
+inline constexpr int kCertificateNotFound = 404005;
 inline constexpr int kMethodNotAllowed = 405001;
 inline constexpr int kAlreadyExists = 409001;
 inline constexpr int kEtagMismatch = 412001;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -7,24 +8,42 @@
 #include "api/route.h"
 #include "api/target.h"
 #include "attestation/symmetric_key/symmetric_key_verifier.h"
+#include "base/clock.h"
 #include "ca/authority.h"
+#include "ca/client_certificate_verifier.h"
+#include "pki/certificate.h"
+#include "pki/csr.h"
+#include "registry/registry.h"
 
 namespace devid::api {
 
 // EstApi serves Enrollment over Secure Transport (RFC 7030) under /.well-known/est/:
-//   GET  cacerts        the CA certificates (issuing CAs, then roots) as certs-only PKCS #7
-//   GET  csrattrs       204: no attributes asked for (the profile decides the extensions)
-//   POST simpleenroll   a device-client certificate for a PKCS #10 request
-// Enrollment is authorized by the device's DPS SAS token in `Authorization` (RFC 7030 §3.2.3
-// allows HTTP-based client authentication): the token must verify for the registration ID that
-// is the request's subject CN, so a device can only obtain a certificate naming itself. Errors are
-// text/plain with a message a person can act on (RFC 7030 §4.2.3).
+//   GET  cacerts         the CA certificates (issuing CAs, then roots) as certs-only PKCS #7
+//   GET  csrattrs        what requests should look like: an ECDSA P-256 key signed with SHA-256
+//   POST simpleenroll    a device-client certificate for a PKCS #10 request
+//   POST simplereenroll  a renewed certificate (same subject, usually a new key) for a device
+//                        that authenticates with its current certificate
+//   POST serverkeygen    a new ECDSA P-256 key and its certificate (multipart/mixed, RFC 7030
+//                        §4.4.2)
+// simpleenroll and serverkeygen accept either of two credentials: the device's DPS SAS token in
+// `Authorization` (RFC 7030 §3.2.3 allows HTTP-based client authentication), or a TLS client
+// certificate devid issued to the device (§3.3.2), current and not revoked. simplereenroll
+// accepts only the certificate (§4.2.2). Either way the request's subject CN must be the
+// authenticated registration ID, so a device can only obtain a certificate naming itself; every
+// request passes ca::CheckDeviceCsr. Every issued certificate is recorded in the registry's
+// inventory before it is returned: when recording fails, the request fails. Every TLS client
+// certificate presented is observed in the inventory. Errors are text/plain with a message a
+// person can act on (RFC 7030 §4.2.3).
 class EstApi final : public Route {
  public:
-  // EstApi keeps references to authority and verifier; both must outlive it.
+  // EstApi keeps references to authority, verifier, registry and clock; all must outlive it.
   EstApi(const ca::Authority& authority, attestation::SymmetricKeyVerifier& verifier,
-         std::string id_scope)
-      : authority_(authority), verifier_(verifier), id_scope_(std::move(id_scope)) {}
+         registry::Registry& registry, const Clock& clock, std::string id_scope)
+      : authority_(authority),
+        verifier_(verifier),
+        registry_(registry),
+        certificates_(authority, registry, clock),
+        id_scope_(std::move(id_scope)) {}
 
   // Matches tells whether target is under /.well-known/est/.
   bool Matches(const Target& target) const override;
@@ -32,11 +51,25 @@ class EstApi final : public Route {
                   std::string_view tracking_id) override;
 
  private:
+  enum class Operation { kEnroll, kReenroll, kServerKeyGen };
+
   Response CaCerts(std::string_view tracking_id);
-  Response SimpleEnroll(const Request& request, std::string_view tracking_id);
+  Response Enroll(Operation operation, const Request& request,
+                  std::optional<pki::Certificate> client_certificate, std::string_view tracking_id);
+  // Authorize checks that the requester may obtain a certificate for registration_id: by the SAS
+  // token or the client certificate (simple enrollment and server key generation), by the client
+  // certificate only (re-enrollment, whose subject must then equal the certificate's).
+  Status Authorize(Operation operation, const Request& request, const pki::Csr& csr,
+                   const std::string& registration_id,
+                   std::optional<pki::Certificate> client_certificate);
+  // CheckEnrollmentEnabled refuses (kPermissionDenied) a device whose individual enrollment, or
+  // else the group it registered through, is disabled.
+  Status CheckEnrollmentEnabled(const std::string& registration_id);
 
   const ca::Authority& authority_;
   attestation::SymmetricKeyVerifier& verifier_;
+  registry::Registry& registry_;
+  ca::ClientCertificateVerifier certificates_;
   std::string id_scope_;
 };
 

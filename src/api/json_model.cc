@@ -6,6 +6,18 @@
 #include "tpm/public_area.h"
 
 namespace devid::api {
+
+nlohmann::json X509CertificateInfoJson(const pki::Certificate& certificate) {
+  return {{"subjectName", certificate.SubjectName()},
+          {"sha1Thumbprint", certificate.Sha1Thumbprint()},
+          {"sha256Thumbprint", certificate.Sha256Thumbprint()},
+          {"issuerName", certificate.IssuerName()},
+          {"notBeforeUtc", FormatUtc(certificate.NotBefore())},
+          {"notAfterUtc", FormatUtc(certificate.NotAfter())},
+          {"serialNumber", certificate.SerialHex()},
+          {"version", X509_get_version(certificate.get()) + 1}};
+}
+
 namespace {
 
 using nlohmann::json;
@@ -79,19 +91,14 @@ Result<std::string> CertificateField(const json& certs, const char* slot, std::s
 json CertificateInfo(const std::string& pem) {
   auto cert = pki::Certificate::FromPem(pem);
   if (!cert) return nullptr;
-  return {{"subjectName", cert->SubjectName()},
-          {"sha1Thumbprint", cert->Sha1Thumbprint()},
-          {"sha256Thumbprint", cert->Sha256Thumbprint()},
-          {"issuerName", cert->IssuerName()},
-          {"notBeforeUtc", FormatUtc(cert->NotBefore())},
-          {"notAfterUtc", FormatUtc(cert->NotAfter())},
-          {"serialNumber", cert->SerialHex()},
-          {"version", X509_get_version(cert->get()) + 1}};
+  return X509CertificateInfoJson(*cert);
 }
 
 json CertificatePair(const std::string& primary, const std::string& secondary) {
   json out = json::object();
-  if (!primary.empty()) out["primary"] = {{"certificate", primary}, {"info", CertificateInfo(primary)}};
+  if (!primary.empty()) {
+    out["primary"] = {{"certificate", primary}, {"info", CertificateInfo(primary)}};
+  }
   if (!secondary.empty()) {
     out["secondary"] = {{"certificate", secondary}, {"info", CertificateInfo(secondary)}};
   }
@@ -124,20 +131,20 @@ Result<registry::EnrollmentSettings> SettingsFromJson(const json& json) {
   DEVID_ASSIGN_OR_RETURN(const nlohmann::json* policy,
                          OptObject(json, "reprovisionPolicy", "reprovisionPolicy"));
   if (policy) {
-    DEVID_ASSIGN_OR_RETURN(s.reprovision_policy.update_hub_assignment,
-                           OptBool(*policy, "updateHubAssignment",
-                                   "reprovisionPolicy.updateHubAssignment", true));
-    DEVID_ASSIGN_OR_RETURN(s.reprovision_policy.migrate_device_data,
-                           OptBool(*policy, "migrateDeviceData",
-                                   "reprovisionPolicy.migrateDeviceData", true));
+    DEVID_ASSIGN_OR_RETURN(
+        s.reprovision_policy.update_hub_assignment,
+        OptBool(*policy, "updateHubAssignment", "reprovisionPolicy.updateHubAssignment", true));
+    DEVID_ASSIGN_OR_RETURN(
+        s.reprovision_policy.migrate_device_data,
+        OptBool(*policy, "migrateDeviceData", "reprovisionPolicy.migrateDeviceData", true));
   }
   DEVID_ASSIGN_OR_RETURN(s.allocation_policy,
                          OptString(json, "allocationPolicy", "allocationPolicy"));
   if (!s.allocation_policy.empty() && s.allocation_policy != "hashed" &&
       s.allocation_policy != "static") {
     return std::unexpected(FieldError(
-        "allocationPolicy", "\"" + s.allocation_policy +
-                                "\" is not supported; use \"hashed\" or \"static\""));
+        "allocationPolicy",
+        "\"" + s.allocation_policy + "\" is not supported; use \"hashed\" or \"static\""));
   }
   auto hubs = json.find("iotHubs");
   if (hubs != json.end() && !hubs->is_null()) {
@@ -207,23 +214,24 @@ Result<registry::AttestationMechanism> AttestationFromJson(const json& json) {
     a.type = AttestationType::kX509;
     DEVID_ASSIGN_OR_RETURN(const nlohmann::json* x, OptObject(json, "x509", "attestation.x509"));
     if (x == nullptr) return std::unexpected(FieldError("attestation.x509", "is required"));
-    DEVID_ASSIGN_OR_RETURN(const nlohmann::json* client,
-                           OptObject(*x, "clientCertificates", "attestation.x509.clientCertificates"));
+    DEVID_ASSIGN_OR_RETURN(
+        const nlohmann::json* client,
+        OptObject(*x, "clientCertificates", "attestation.x509.clientCertificates"));
     if (client) {
-      DEVID_ASSIGN_OR_RETURN(a.x509.client_primary_pem,
-                             CertificateField(*client, "primary",
-                                              "attestation.x509.clientCertificates.primary"));
-      DEVID_ASSIGN_OR_RETURN(a.x509.client_secondary_pem,
-                             CertificateField(*client, "secondary",
-                                              "attestation.x509.clientCertificates.secondary"));
+      DEVID_ASSIGN_OR_RETURN(
+          a.x509.client_primary_pem,
+          CertificateField(*client, "primary", "attestation.x509.clientCertificates.primary"));
+      DEVID_ASSIGN_OR_RETURN(
+          a.x509.client_secondary_pem,
+          CertificateField(*client, "secondary", "attestation.x509.clientCertificates.secondary"));
     }
     DEVID_ASSIGN_OR_RETURN(
         const nlohmann::json* signing,
         OptObject(*x, "signingCertificates", "attestation.x509.signingCertificates"));
     if (signing) {
-      DEVID_ASSIGN_OR_RETURN(a.x509.signing_primary_pem,
-                             CertificateField(*signing, "primary",
-                                              "attestation.x509.signingCertificates.primary"));
+      DEVID_ASSIGN_OR_RETURN(
+          a.x509.signing_primary_pem,
+          CertificateField(*signing, "primary", "attestation.x509.signingCertificates.primary"));
       DEVID_ASSIGN_OR_RETURN(a.x509.signing_secondary_pem,
                              CertificateField(*signing, "secondary",
                                               "attestation.x509.signingCertificates.secondary"));
@@ -262,8 +270,7 @@ Result<registry::AttestationMechanism> AttestationFromJson(const json& json) {
     }
     if (!a.tpm.storage_root_key.empty()) {
       if (auto srk = tpm::ParseRsaPublicBase64(a.tpm.storage_root_key); !srk) {
-        return std::unexpected(
-            FieldError("attestation.tpm.storageRootKey", srk.error().message()));
+        return std::unexpected(FieldError("attestation.tpm.storageRootKey", srk.error().message()));
       }
     }
   } else {
@@ -303,7 +310,8 @@ json AttestationToJson(const registry::AttestationMechanism& a) {
       if (!a.tpm.storage_root_key.empty()) tpm["storageRootKey"] = a.tpm.storage_root_key;
       return {{"type", "tpm"}, {"tpm", tpm}};
     }
-    case AttestationType::kNone: break;
+    case AttestationType::kNone:
+      break;
   }
   return {{"type", "none"}};
 }
@@ -349,8 +357,8 @@ Result<registry::EnrollmentGroup> EnrollmentGroupFromJson(const json& json) {
   DEVID_ASSIGN_OR_RETURN(g.registration_id_prefix,
                          OptString(json, "registrationIdPrefix", "registrationIdPrefix"));
   if (!g.registration_id_prefix.empty() && !IsValidRegistrationId(g.registration_id_prefix)) {
-    return std::unexpected(FieldError("registrationIdPrefix",
-                                      "may hold only letters, digits, '-', '.', '_' and ':'"));
+    return std::unexpected(
+        FieldError("registrationIdPrefix", "may hold only letters, digits, '-', '.', '_' and ':'"));
   }
   DEVID_ASSIGN_OR_RETURN(g.settings, SettingsFromJson(json));
   if (g.settings.attestation.type == AttestationType::kTpm) {

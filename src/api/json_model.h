@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
+#include "pki/certificate.h"
 #include "registry/enrollment.h"
 #include "registry/registration.h"
 
@@ -14,6 +15,10 @@ namespace devid::api {
 
 // IsValidRegistrationId tells whether id is 1–128 characters of A–Z a–z 0–9 - . _ : (the DPS rule).
 bool IsValidRegistrationId(std::string_view id);
+
+// X509CertificateInfoJson is DPS's X509CertificateInfo: subjectName, sha1Thumbprint,
+// sha256Thumbprint, issuerName, notBeforeUtc, notAfterUtc, serialNumber, version.
+nlohmann::json X509CertificateInfoJson(const pki::Certificate& certificate);
 
 Result<registry::AttestationMechanism> AttestationFromJson(const nlohmann::json& json);
 nlohmann::json AttestationToJson(const registry::AttestationMechanism& attestation);

@@ -10,6 +10,7 @@
 #include "api/error_response.h"
 #include "api/json_model.h"
 #include "api/json_response.h"
+#include "api/paging.h"
 #include "ossl/base64.h"
 
 namespace devid::api {
@@ -75,31 +76,6 @@ std::optional<std::string> IfMatch(const Request& request) {
   return std::string(value);
 }
 
-Result<registry::PageRequest> PageFrom(const Request& request) {
-  registry::PageRequest page;
-  std::string_view count = request.HeaderValue("x-ms-max-item-count");
-  if (!count.empty()) {
-    auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), page.max_items);
-    if (ec != std::errc() || end != count.data() + count.size() || page.max_items < 1) {
-      return std::unexpected(
-          InvalidArgument("x-ms-max-item-count: must be a positive integer"));
-    }
-  }
-  page.max_items = std::min(page.max_items, 1000);
-  page.continuation = std::string(request.HeaderValue("x-ms-continuation"));
-  return page;
-}
-
-template <typename T, typename ToJson>
-Response PageResponse(const registry::Page<T>& page, std::string_view item_type, ToJson to_json) {
-  json items = json::array();
-  for (const T& item : page.items) items.push_back(to_json(item));
-  Response response = JsonResponse(200, items);
-  response.SetHeader("x-ms-item-type", std::string(item_type));
-  if (!page.continuation.empty()) response.SetHeader("x-ms-continuation", page.continuation);
-  return response;
-}
-
 // IsSelectAll accepts the one query the DPS service API supports: SELECT * FROM <collection>.
 bool IsSelectAll(const json& body, std::string_view collection) {
   if (!body.is_object() || !body.contains("query") || !body["query"].is_string()) return false;
@@ -147,22 +123,13 @@ Response ServiceApi::Handle(const Request& request, const Target& target,
   } else {
     needed = reads ? ServiceRight::kEnrollmentRead : ServiceRight::kEnrollmentWrite;
   }
-  auto policy = auth_.Authenticate(request.HeaderValue("authorization"), target.path, needed);
-  if (!policy) {
-    spdlog::info("service request refused: {} {} code={} reason=\"{}\" trackingId={}",
-                 request.method, target.path, ErrorCodeName(policy.error().code()),
-                 policy.error().message(), tracking_id);
-    return ErrorResponse(policy.error().code() == ErrorCode::kPermissionDenied
-                             ? error_code::kInsufficientRights
-                             : error_code::kUnauthorized,
-                         policy.error().message(), tracking_id);
-  }
-  std::string actor = "service:" + (*policy)->name;
-  if (registrations) return HandleRegistrations(request, target, actor, tracking_id);
+  auto actor = AuthorizeServiceRequest(auth_, request, target, needed, tracking_id);
+  if (!actor) return std::move(actor.error());
+  if (registrations) return HandleRegistrations(request, target, *actor, tracking_id);
   if (target.SegmentIs(0, "enrollments")) {
-    return HandleCollection<IndividualTraits>(request, target, actor, tracking_id);
+    return HandleCollection<IndividualTraits>(request, target, *actor, tracking_id);
   }
-  return HandleCollection<GroupTraits>(request, target, actor, tracking_id);
+  return HandleCollection<GroupTraits>(request, target, *actor, tracking_id);
 }
 
 template <typename Traits>

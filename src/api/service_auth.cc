@@ -1,9 +1,13 @@
 #include "api/service_auth.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cctype>
 #include <nlohmann/json.hpp>
 
+#include "api/error_codes.h"
+#include "api/error_response.h"
 #include "ossl/base64.h"
 #include "pki/sas_token.h"
 
@@ -133,6 +137,22 @@ Result<const AccessPolicy*> ServiceAuthenticator::Authenticate(std::string_view 
                                             std::string(RightName(needed)) + " right"));
   }
   return policy;
+}
+
+std::expected<std::string, Response> AuthorizeServiceRequest(const ServiceAuthenticator& auth,
+                                                             const Request& request,
+                                                             const Target& target,
+                                                             ServiceRight needed,
+                                                             std::string_view tracking_id) {
+  auto policy = auth.Authenticate(request.HeaderValue("authorization"), target.path, needed);
+  if (policy) return "service:" + (*policy)->name;
+  spdlog::info("service request refused: {} {} code={} reason=\"{}\" trackingId={}",
+               request.method, target.path, ErrorCodeName(policy.error().code()),
+               policy.error().message(), tracking_id);
+  return std::unexpected(ErrorResponse(policy.error().code() == ErrorCode::kPermissionDenied
+                                           ? error_code::kInsufficientRights
+                                           : error_code::kUnauthorized,
+                                       policy.error().message(), tracking_id));
 }
 
 }  // namespace devid::api

@@ -1,9 +1,12 @@
 #pragma once
 
+#include <expected>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "api/http.h"
+#include "api/target.h"
 #include "base/clock.h"
 #include "base/result.h"
 
@@ -55,5 +58,14 @@ class ServiceAuthenticator {
   std::vector<AccessPolicy> policies_;
   const Clock& clock_;
 };
+
+// AuthorizeServiceRequest authenticates request's service SAS token for needed and returns the
+// actor for the audit log ("service:<policy>"), or the refusal to send (401002, or 401005 when the
+// policy lacks the right), logged without the token.
+std::expected<std::string, Response> AuthorizeServiceRequest(const ServiceAuthenticator& auth,
+                                                             const Request& request,
+                                                             const Target& target,
+                                                             ServiceRight needed,
+                                                             std::string_view tracking_id);
 
 }  // namespace devid::api

@@ -19,6 +19,11 @@ struct VerifiedDevice {
   std::string device_key;
   // tpm_storage_root_key is the SRK (base64 TPM2B_PUBLIC) device_key was wrapped for (TPM only).
   std::string tpm_storage_root_key;
+  // x509_leaf_der is the certificate an X.509 device authenticated with (DER), and
+  // x509_signing_der the group signing certificate its chain was validated to ("" for an
+  // individual enrollment); both "" for other attestation types.
+  std::string x509_leaf_der;
+  std::string x509_signing_der;
 
   // settings returns the matched enrollment's or group's settings.
   const registry::EnrollmentSettings& settings() const {

@@ -11,13 +11,16 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/file.h"
 #include "base/random.h"
+#include "ca/recorded_issuance.h"
 #include "ca/profile.h"
 #include "keys/pkcs11/pkcs11_key_store.h"
 #include "keys/software/file_key_store.h"
 #include "pki/csr.h"
 #include "server/ca_store.h"
 #include "server/data_dir.h"
+#include "server/serve.h"
 
 namespace devid::cli {
 namespace {
@@ -48,6 +51,7 @@ struct CaOptions {
   std::vector<std::string> ip_addresses;
   int days = 0;
   std::string out_file;
+  std::string store_url;  // "" = the data dir's SQLite database
 };
 
 // KeyStoresFor is the explicit table of key stores for one command: files (passphrases from the
@@ -141,7 +145,9 @@ Status List(const CaOptions& options) {
   return Ok();
 }
 
-Status Issue(const CaOptions& options) {
+// Issue signs a request offline and records the certificate in the store's inventory (audited as
+// the CLI's), so that nothing devid's CA signs escapes discovery and revocation.
+Status Issue(const CaOptions& options, const server::RegistryFactories& factories) {
   DEVID_ASSIGN_OR_RETURN(std::string csr_pem, ReadFile(options.csr_file));
   DEVID_ASSIGN_OR_RETURN(pki::Csr csr, pki::Csr::FromPem(csr_pem));
   DEVID_TRY(csr.VerifySignature());
@@ -164,7 +170,17 @@ Status Issue(const CaOptions& options) {
                                  .ip_addresses = options.ip_addresses,
                                  .public_key = csr.public_key()};
   if (options.days > 0) request.validity = std::chrono::hours(24 * options.days);
-  DEVID_ASSIGN_OR_RETURN(pki::Certificate certificate, authority->Issue(options.profile, request));
+  std::string store_url = options.store_url;
+  if (store_url.empty()) {
+    DEVID_ASSIGN_OR_RETURN(server::DataDir dir, server::DataDir::Prepare(options.data_dir));
+    store_url = "sqlite://" + dir.DatabasePath();
+  }
+  DEVID_ASSIGN_OR_RETURN(auto registry, server::OpenStoreUrl(store_url, factories, clock, random));
+  DEVID_ASSIGN_OR_RETURN(
+      pki::Certificate certificate,
+      ca::IssueRecorded(*authority, *registry, options.profile, request,
+                        options.profile == ca::kDeviceClientProfile ? common_name : "",
+                        registry::kAuditCertificateIssue, registry::Actor{"cli"}));
   std::string chain = authority->ChainPem(certificate);
   if (options.out_file.empty()) {
     std::cout << chain;
@@ -176,7 +192,7 @@ Status Issue(const CaOptions& options) {
 
 }  // namespace
 
-void AddCaCommands(CLI::App& app, int& exit_code) {
+void AddCaCommands(CLI::App& app, int& exit_code, const server::RegistryFactories& factories) {
   auto options = std::make_shared<CaOptions>();
   CaOptions& o = *options;
   CLI::App* ca = app.add_subcommand("ca", "Certificate authority (offline, on a data dir)");
@@ -238,7 +254,11 @@ void AddCaCommands(CLI::App& app, int& exit_code) {
 
   leaf("list", "List the root and issuing CAs", List);
 
-  CLI::App* issue = leaf("issue", "Issue a certificate for a PKCS #10 request", Issue);
+  CLI::App* issue =
+      leaf("issue", "Issue a certificate for a PKCS #10 request and record it in the inventory",
+           [&factories](const CaOptions& options) { return Issue(options, factories); });
+  issue->add_option("--store", o.store_url,
+                    "Store URL to record it in (default: the data dir's SQLite database)");
   issue->add_option("--csr", o.csr_file, "PEM certificate request")
       ->required()
       ->check(CLI::ExistingFile);

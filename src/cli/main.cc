@@ -55,10 +55,11 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--config", serve.config_file, "TOML configuration file")
       ->check(CLI::ExistingFile);
   int exit_code = 0;
-  serve_cmd->callback([&] { exit_code = devid::server::RunServe(serve, RegistryFactories()); });
+  const devid::server::RegistryFactories factories = RegistryFactories();
+  serve_cmd->callback([&] { exit_code = devid::server::RunServe(serve, factories); });
 
   devid::cli::AddOperatorCommands(app, exit_code);
-  devid::cli::AddCaCommands(app, exit_code);
+  devid::cli::AddCaCommands(app, exit_code, factories);
   devid::cli::AddMigrateCommand(app, exit_code);
 
   CLI11_PARSE(app, argc, argv);

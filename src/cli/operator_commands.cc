@@ -1,5 +1,6 @@
 #include "cli/operator_commands.h"
 
+#include <charconv>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -42,6 +43,12 @@ struct Options {
   std::string tpm_srk_file;
   // keys derive
   std::string group_key;
+  // cert list / revoke
+  std::string expiring;  // a duration: 30d, 12h, 90m, 3600s
+  std::string serial;
+  std::string thumbprint;
+  bool revoked = false;
+  std::string reason = "unspecified";
 
   OutputFormat format() const {
     return output == "json" ? OutputFormat::kJson : OutputFormat::kTable;
@@ -240,6 +247,95 @@ Status DeriveKey(const Options& options) {
   return Ok();
 }
 
+// ParseDuration reads "30d", "12h", "90m", "45s" or a plain number of seconds.
+Result<int64_t> ParseDuration(std::string_view text) {
+  int64_t unit = 1;
+  std::string_view digits = text;
+  if (!text.empty() && std::string_view("dhms").find(text.back()) != std::string_view::npos) {
+    unit = text.back() == 'd' ? 86400 : text.back() == 'h' ? 3600 : text.back() == 'm' ? 60 : 1;
+    digits.remove_suffix(1);
+  }
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || value < 0 ||
+      value > (int64_t{1} << 40)) {
+    return std::unexpected(InvalidArgument("\"" + std::string(text) +
+                                           "\" is not a duration (30d, 12h, 90m, 45s)"));
+  }
+  return value * unit;
+}
+
+Status ListCertificates(const Options& options) {
+  json filter = json::object();
+  if (!options.device_id.empty()) filter["deviceId"] = options.device_id;
+  if (options.revoked) filter["revoked"] = true;
+  if (!options.expiring.empty()) {
+    DEVID_ASSIGN_OR_RETURN(int64_t seconds, ParseDuration(options.expiring));
+    filter["expiringWithinSeconds"] = seconds;
+    filter["revoked"] = false;  // a revoked certificate needs no renewal
+  }
+  DEVID_ASSIGN_OR_RETURN(ServiceClient client, Connect(options));
+  DEVID_ASSIGN_OR_RETURN(json items,
+                         client.QueryAll(ServicePath("certificates", "query"), filter,
+                                         options.page_size));
+  if (options.format() == OutputFormat::kJson) {
+    PrintJson(std::cout, items);
+  } else {
+    PrintCertificateList(std::cout, items);
+  }
+  return Ok();
+}
+
+// ShowCertificate finds a certificate by thumbprint, or by serial number through a query.
+Status ShowCertificate(const Options& options) {
+  DEVID_ASSIGN_OR_RETURN(ServiceClient client, Connect(options));
+  std::string thumbprint = options.id;
+  std::string digits;
+  for (char c : options.id) {
+    if (c != ':') digits += c;
+  }
+  if (digits.size() != 64 && digits.size() != 40) {
+    DEVID_ASSIGN_OR_RETURN(json found, client.QueryAll(ServicePath("certificates", "query"),
+                                                       {{"serialNumber", options.id}}, 0));
+    if (found.empty()) {
+      return std::unexpected(NotFound("no certificate with serial number " + options.id));
+    }
+    thumbprint = found.front().value("sha256Thumbprint", "");
+  }
+  DEVID_ASSIGN_OR_RETURN(ServiceResponse got,
+                         client.Get(ServicePath("certificates", thumbprint)));
+  if (options.format() == OutputFormat::kJson) {
+    PrintJson(std::cout, got.body);
+  } else {
+    PrintCertificate(std::cout, got.body);
+  }
+  return Ok();
+}
+
+Status RevokeCertificates(const Options& options) {
+  json body = {{"reason", options.reason}};
+  for (const auto& [field, value] : {std::pair{"serialNumber", &options.serial},
+                                     std::pair{"thumbprint", &options.thumbprint},
+                                     std::pair{"deviceId", &options.device_id}}) {
+    if (!value->empty()) body[field] = *value;
+  }
+  if (body.size() != 2) {
+    return std::unexpected(InvalidArgument("give exactly one of --serial, --thumbprint, --device"));
+  }
+  DEVID_ASSIGN_OR_RETURN(ServiceClient client, Connect(options));
+  DEVID_ASSIGN_OR_RETURN(ServiceResponse revoked,
+                         client.Post(ServicePath("certificates", "revoke"), body));
+  const json& items = revoked.body["revoked"];
+  if (options.format() == OutputFormat::kJson) {
+    PrintJson(std::cout, revoked.body);
+  } else if (items.empty()) {
+    std::cout << "Already revoked; nothing changed.\n";
+  } else {
+    PrintCertificateList(std::cout, items);
+  }
+  return Ok();
+}
+
 // Commands adds the subcommands and runs the chosen one, reporting its failure.
 class Commands {
  public:
@@ -378,6 +474,30 @@ void Commands::Add() {
        [](const Options& options) { return Delete("registrations", "registration", options); })
       ->add_option("id", o.id, "Registration ID")
       ->required();
+
+  CLI::App* cert = app_.add_subcommand("cert", "Certificate inventory and revocation");
+  cert->require_subcommand(1);
+  CLI::App* cert_list =
+      Leaf(cert, "list", "List issued and observed certificates, soonest expiring first",
+           ListCertificates);
+  cert_list->add_option("--expiring", o.expiring,
+                        "Only unrevoked ones expiring within this time (30d, 12h, ...)");
+  cert_list->add_option("--device", o.device_id, "Only this device's certificates");
+  cert_list->add_flag("--revoked", o.revoked, "Only revoked certificates");
+  cert_list->add_option("--page-size", o.page_size, "Items per request (0: the server's default)")
+      ->check(CLI::NonNegativeNumber);
+  Leaf(cert, "show", "Show one certificate with its PEM", ShowCertificate)
+      ->add_option("id", o.id, "SHA-256 or SHA-1 thumbprint, or serial number (hex)")
+      ->required();
+  CLI::App* revoke = Leaf(cert, "revoke",
+                          "Revoke by serial, thumbprint or device (all its certificates)",
+                          RevokeCertificates);
+  revoke->add_option("--serial", o.serial, "Serial number (hex)");
+  revoke->add_option("--thumbprint", o.thumbprint, "SHA-256 or SHA-1 thumbprint (hex)");
+  revoke->add_option("--device", o.device_id, "Every certificate of this device");
+  revoke->add_option("--reason", o.reason,
+                     "RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, ...")
+      ->capture_default_str();
 
   CLI::App* keys = app_.add_subcommand("keys", "Key utilities (offline)");
   keys->require_subcommand(1);

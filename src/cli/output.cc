@@ -171,4 +171,35 @@ void PrintRegistration(std::ostream& out, const json& registration) {
                    });
 }
 
+void PrintCertificateList(std::ostream& out, const json& certificates) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& c : certificates) {
+    rows.push_back({Text(c, "serialNumber"), Text(c, "subject"), Text(c, "deviceId"),
+                    Text(c, "notAfter"), Text(c, "status"), Text(c, "source")});
+  }
+  PrintTable(out, {"SERIAL", "SUBJECT", "DEVICE ID", "NOT AFTER", "STATUS", "SOURCE"}, rows);
+}
+
+void PrintCertificate(std::ostream& out, const json& certificate) {
+  PrintFields(out, {
+                       {"Subject", Text(certificate, "subject")},
+                       {"Issuer", Text(certificate, "issuer")},
+                       {"Serial", Text(certificate, "serialNumber")},
+                       {"SHA-256", Text(certificate, "sha256Thumbprint")},
+                       {"SHA-1", Text(certificate, "sha1Thumbprint")},
+                       {"Not before", Text(certificate, "notBefore")},
+                       {"Not after", Text(certificate, "notAfter")},
+                       {"Device ID", Text(certificate, "deviceId")},
+                       {"Profile", Text(certificate, "profile")},
+                       {"Source", Text(certificate, "source")},
+                       {"Status", Text(certificate, "status")},
+                       {"Revoked", Text(certificate, "revokedAt")},
+                       {"Reason", Text(certificate, "revocationReason")},
+                       {"First seen", Text(certificate, "firstSeen")},
+                       {"Last seen", Text(certificate, "lastSeen")},
+                   });
+  std::string pem = Text(certificate, "certificate");
+  if (!pem.empty()) out << pem;
+}
+
 }  // namespace devid::cli

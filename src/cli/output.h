@@ -30,5 +30,8 @@ void PrintGroupList(std::ostream& out, const nlohmann::json& groups);
 void PrintGroup(std::ostream& out, const nlohmann::json& group, bool with_keys);
 void PrintRegistrationList(std::ostream& out, const nlohmann::json& registrations);
 void PrintRegistration(std::ostream& out, const nlohmann::json& registration);
+void PrintCertificateList(std::ostream& out, const nlohmann::json& certificates);
+// PrintCertificate shows one inventory record and, when the server sent it, its PEM.
+void PrintCertificate(std::ostream& out, const nlohmann::json& certificate);
 
 }  // namespace devid::cli

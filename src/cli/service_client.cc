@@ -47,6 +47,8 @@ std::string_view ErrorCodeLabel(int code) {
       return "OperationNotFound";
     case ec::kRouteNotFound:
       return "RouteNotFound";
+    case ec::kCertificateNotFound:
+      return "CertificateNotFound";
     case ec::kMethodNotAllowed:
       return "MethodNotAllowed";
     case ec::kAlreadyExists:

@@ -9,6 +9,7 @@
 
 #include "ca/profile.h"
 #include "ossl/base64.h"
+#include "base/file.h"
 #include "server/data_dir.h"
 
 namespace devid::server {
@@ -330,12 +331,18 @@ Result<std::vector<CaSummary>> CaStore::List() const {
 }
 
 Result<std::unique_ptr<ServerAuthority>> OpenServerAuthority(const std::string& data_dir,
+                                                             const CaInitOptions& init,
+                                                             const std::string& base_url,
                                                              keys::FileKeyStore::Getenv getenv,
                                                              const Clock& clock, Random& random) {
   CaStore store(data_dir);
-  if (!store.Exists()) return nullptr;
   auto server_authority = std::make_unique<ServerAuthority>(std::move(getenv));
-  auto authority = store.Load("", server_authority->key_stores, clock, random);
+  if (!store.Exists()) {
+    if (auto made = store.Init(init, server_authority->key_stores, clock, random); !made) {
+      return std::unexpected(made.error().WithContext("creating the CA"));
+    }
+  }
+  auto authority = store.Load(base_url, server_authority->key_stores, clock, random);
   if (!authority) return std::unexpected(authority.error().WithContext("loading the CA"));
   server_authority->authority = std::move(*authority);
   return server_authority;

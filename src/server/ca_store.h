@@ -100,10 +100,13 @@ struct ServerAuthority {
   std::unique_ptr<ca::Authority> authority;
 };
 
-// OpenServerAuthority loads the CA from <data_dir>/ca/authority when `devid ca init` or `import`
-// made one, and returns nullptr when there is none. getenv resolves passphrase-env. Fails as
-// CaStore::Load (a missing token, a wrong passphrase) so the server does not start half-armed.
+// OpenServerAuthority loads the CA from <data_dir>/ca/authority. A data dir without one gets one
+// first, made as `devid ca init` makes it with init (so a fresh `devid serve` is a working CA at
+// once). base_url "" = the recorded one. getenv resolves passphrase-env. Fails as CaStore::Init and
+// Load (a missing token, a wrong passphrase) so the server does not start half-armed.
 Result<std::unique_ptr<ServerAuthority>> OpenServerAuthority(const std::string& data_dir,
+                                                             const CaInitOptions& init,
+                                                             const std::string& base_url,
                                                              keys::FileKeyStore::Getenv getenv,
                                                              const Clock& clock, Random& random);
 

@@ -6,6 +6,7 @@
 #include <toml++/toml.h>
 
 #include "base/file.h"
+#include "keys/key_store.h"
 
 namespace devid::server {
 namespace {
@@ -33,6 +34,16 @@ Status ReadString(const toml::table& t, std::string_view section, const char* ke
     return std::unexpected(KeyError(std::string(section) + "." + key, "must be a string"));
   }
   out = node->value<std::string>().value();
+  return Ok();
+}
+
+Status ReadBool(const toml::table& t, std::string_view section, const char* key, bool& out) {
+  const toml::node* node = t.get(key);
+  if (node == nullptr) return Ok();
+  if (!node->is_boolean()) {
+    return std::unexpected(KeyError(std::string(section) + "." + key, "must be true or false"));
+  }
+  out = node->value<bool>().value();
   return Ok();
 }
 
@@ -86,14 +97,14 @@ Result<Config> ParseConfig(std::string_view toml_text) {
     return std::unexpected(
         InvalidArgument("config: " + std::string(e.description()) + " at " + where.str()));
   }
-  DEVID_TRY(CheckKeys(root, "", {"server", "device", "store", "tls"}));
+  DEVID_TRY(CheckKeys(root, "", {"server", "device", "store", "tls", "ca"}));
   Config config;
   DEVID_ASSIGN_OR_RETURN(const toml::table* server, Section(root, "server"));
   if (server) {
     DEVID_TRY(CheckKeys(*server, "server",
                         {"listen", "host_name", "io_threads", "handler_threads", "body_limit",
                          "request_timeout_seconds", "idle_timeout_seconds",
-                         "shutdown_grace_seconds"}));
+                         "shutdown_grace_seconds", "request_client_certificate"}));
     auto& s = config.server;
     DEVID_TRY(ReadString(*server, "server", "listen", s.listen));
     if (auto listen = ParseListen(s.listen); !listen) {
@@ -108,6 +119,8 @@ Result<Config> ParseConfig(std::string_view toml_text) {
     DEVID_TRY(ReadInt(*server, "server", "idle_timeout_seconds", s.idle_timeout_seconds, 1, 86400));
     DEVID_TRY(ReadInt(*server, "server", "shutdown_grace_seconds", s.shutdown_grace_seconds, 0,
                       3600));
+    DEVID_TRY(ReadBool(*server, "server", "request_client_certificate",
+                       s.request_client_certificate));
   }
   DEVID_ASSIGN_OR_RETURN(const toml::table* device, Section(root, "device"));
   if (device) {
@@ -131,6 +144,26 @@ Result<Config> ParseConfig(std::string_view toml_text) {
     if (config.tls.certificate_file.empty() != config.tls.key_file.empty()) {
       return std::unexpected(
           KeyError("tls", "certificate_file and key_file must be given together"));
+    }
+  }
+  DEVID_ASSIGN_OR_RETURN(const toml::table* ca, Section(root, "ca"));
+  if (ca) {
+    DEVID_TRY(CheckKeys(*ca, "ca",
+                        {"base_url", "key_algorithm", "root_key_uri", "issuing_key_uri",
+                         "passphrase_env"}));
+    auto& c = config.ca;
+    DEVID_TRY(ReadString(*ca, "ca", "base_url", c.base_url));
+    DEVID_TRY(ReadString(*ca, "ca", "key_algorithm", c.key_algorithm));
+    DEVID_TRY(ReadString(*ca, "ca", "root_key_uri", c.root_key_uri));
+    DEVID_TRY(ReadString(*ca, "ca", "issuing_key_uri", c.issuing_key_uri));
+    DEVID_TRY(ReadString(*ca, "ca", "passphrase_env", c.passphrase_env));
+    if (!c.base_url.empty() && !c.base_url.starts_with("https://") &&
+        !c.base_url.starts_with("http://")) {
+      return std::unexpected(KeyError("ca.base_url", "must be an http:// or https:// URL"));
+    }
+    while (c.base_url.ends_with('/')) c.base_url.pop_back();
+    if (auto algorithm = keys::ParseKeyAlgorithm(c.key_algorithm); !algorithm) {
+      return std::unexpected(KeyError("ca.key_algorithm", algorithm.error().message()));
     }
   }
   return config;

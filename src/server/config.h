@@ -18,6 +18,9 @@ struct ServerSection {
   int request_timeout_seconds = 30;
   int idle_timeout_seconds = 60;
   int shutdown_grace_seconds = 10;
+  // request_client_certificate asks TLS clients for a certificate (never requires one), so
+  // devices can authenticate to EST with their devid certificate.
+  bool request_client_certificate = true;
 };
 
 // DeviceSection is [device]: the DPS-compatible device API.
@@ -39,12 +42,26 @@ struct TlsSection {
   std::string trust_bundle_file; // PEM clients should trust
 };
 
+// CaSection is [ca]: the certificate authority `devid serve` runs. On a data dir without a CA the
+// server creates one on first start (a root and an issuing CA, as `devid ca init`); the key
+// settings apply to that creation only.
+struct CaSection {
+  // base_url prefixes the CRL, OCSP and CA-issuer URLs written into issued certificates; ""
+  // = https://<server.host_name>:<listen port> (none when the port is ephemeral).
+  std::string base_url;
+  std::string key_algorithm = "ecdsa-p256";  // ecdsa-p256 | ecdsa-p384 | rsa-3072 | ed25519
+  std::string root_key_uri;     // "" = an encrypted file key in the data dir
+  std::string issuing_key_uri;  // "" = an encrypted file key in the data dir
+  std::string passphrase_env;   // variable holding the file keys' passphrase; "" = a file beside them
+};
+
 // Config is the whole `devid serve` configuration, parsed once from TOML.
 struct Config {
   ServerSection server;
   DeviceSection device;
   StoreSection store;
   TlsSection tls;
+  CaSection ca;
 };
 
 // ParseConfig parses TOML text. Unknown keys and wrong types fail with kInvalidArgument naming

@@ -10,17 +10,22 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "api/certificate_api.h"
 #include "api/device_api.h"
 #include "api/est_api.h"
 #include "api/router.h"
 #include "api/service_api.h"
 #include "api/service_auth.h"
+#include "ca/inventory.h"
+#include "ca/profile.h"
 #include "attestation/symmetric_key/symmetric_key_verifier.h"
 #include "net/https_server.h"
 #include "ossl/base64.h"
 #include "server/ca_store.h"
 #include "server/config.h"
 #include "server/data_dir.h"
+#include "server/revocation_service.h"
+#include "server/server_tls.h"
 
 namespace devid::server {
 namespace {
@@ -33,16 +38,9 @@ Result<std::unique_ptr<registry::Registry>> OpenStore(const Config& config, cons
                                                       const RegistryFactories& factories,
                                                       Clock& clock, Random& random) {
   std::string url = config.store.url.empty() ? "sqlite://" + dir.DatabasePath() : config.store.url;
-  size_t sep = url.find("://");
-  if (sep == std::string::npos) {
-    return std::unexpected(InvalidArgument("config store.url: \"" + url + "\" has no scheme"));
-  }
-  auto factory = factories.find(std::string_view(url).substr(0, sep));
-  if (factory == factories.end()) {
-    return std::unexpected(InvalidArgument("config store.url: no back end for scheme \"" +
-                                           url.substr(0, sep) + "\""));
-  }
-  return factory->second(url.substr(sep + 3), clock, random);
+  auto store = OpenStoreUrl(url, factories, clock, random);
+  if (!store) return std::unexpected(store.error().WithContext("config store.url"));
+  return store;
 }
 
 // IdScope returns the configured scope, else the stored one, else a new one like DPS's
@@ -73,12 +71,49 @@ Result<std::vector<api::AccessPolicy>> Policies(registry::Registry& registry, Ra
   return api::PoliciesFromJson(stored_policies);
 }
 
+std::optional<std::string> Getenv(const std::string& name) {
+  const char* value = std::getenv(name.c_str());
+  return value ? std::optional<std::string>(value) : std::nullopt;
+}
+
+CaInitOptions CaInitOptionsFrom(const CaSection& ca) {
+  CaInitOptions init;
+  init.algorithm = keys::ParseKeyAlgorithm(ca.key_algorithm).value_or(keys::KeyAlgorithm::kEcdsaP256);
+  init.root_key_uri = ca.root_key_uri;
+  init.issuing_key_uri = ca.issuing_key_uri;
+  init.passphrase_env = ca.passphrase_env;
+  return init;
+}
+
+// CaBaseUrl is where certificates point for CRLs, OCSP and the issuer: the configured URL, else
+// this server's own address. An ephemeral port (0) has no stable address, so no pointers then.
+std::string CaBaseUrl(const Config& config, const ListenAddress& listen) {
+  if (!config.ca.base_url.empty()) return config.ca.base_url;
+  if (listen.port == 0) return "";
+  return "https://" + config.server.host_name + ":" + std::to_string(listen.port);
+}
+
 int Fail(const Error& error) {
   spdlog::critical("devid serve: {}", error.message());
   return 1;
 }
 
 }  // namespace
+
+Result<std::unique_ptr<registry::Registry>> OpenStoreUrl(const std::string& url,
+                                                         const RegistryFactories& factories,
+                                                         Clock& clock, Random& random) {
+  size_t sep = url.find("://");
+  if (sep == std::string::npos) {
+    return std::unexpected(InvalidArgument("store URL \"" + url + "\" has no scheme"));
+  }
+  auto factory = factories.find(std::string_view(url).substr(0, sep));
+  if (factory == factories.end()) {
+    return std::unexpected(
+        InvalidArgument("no store back end for scheme \"" + url.substr(0, sep) + "\""));
+  }
+  return factory->second(url.substr(sep + 3), clock, random);
+}
 
 int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   sigset_t signals;
@@ -101,11 +136,21 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   SecureRandom random;
   auto dir = DataDir::Prepare(options.data_dir);
   if (!dir) return Fail(dir.error());
-  std::string trust_bundle;
-  auto tls = dir->LoadOrCreateTls(*config, clock, random, trust_bundle);
-  if (!tls) return Fail(tls.error());
   auto registry = OpenStore(*config, *dir, factories, clock, random);
   if (!registry) return Fail(registry.error().WithContext("opening the store"));
+  auto ca = OpenServerAuthority(dir->path(), CaInitOptionsFrom(config->ca),
+                                CaBaseUrl(*config, *listen), Getenv, clock, random);
+  if (!ca) return Fail(ca.error());
+  const ca::Authority& authority = *(*ca)->authority;
+  auto tls = LoadOrIssueServerTls(*config, *dir, authority, clock);
+  if (!tls) return Fail(tls.error());
+  if (tls->issued) {
+    auto recorded = (*registry)->RecordCertificate(
+        ca::InventoryRecord(*tls->issued, registry::CertificateSource::kIssued, "",
+                            std::string(ca::kServerProfile)),
+        registry::kAuditCertificateIssue, kBootstrap);
+    if (!recorded) return Fail(recorded.error().WithContext("recording the TLS certificate"));
+  }
   auto id_scope = IdScope(*config, **registry, random);
   if (!id_scope) return Fail(id_scope.error());
   auto policies = Policies(**registry, random);
@@ -114,23 +159,18 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   std::string owner_name = policies->front().name;
 
   attestation::SymmetricKeyVerifier verifier(**registry, clock);
-  api::DeviceApi device_api({*id_scope, config->device.hubs, config->device.retry_after_seconds},
-                            **registry, verifier, clock, random);
+  api::DeviceApiOptions device_options{*id_scope, config->device.hubs,
+                                       config->device.retry_after_seconds};
+  device_options.authority = &authority;
+  api::DeviceApi device_api(device_options, **registry, verifier, clock, random);
   api::ServiceAuthenticator service_auth(config->server.host_name, std::move(*policies), clock);
   api::ServiceApi service_api(**registry, service_auth, random);
-  // EST runs when `devid ca init` or `devid ca import` gave this data dir a CA.
-  auto ca = OpenServerAuthority(
-      dir->path(),
-      [](const std::string& name) -> std::optional<std::string> {
-        const char* value = std::getenv(name.c_str());
-        return value ? std::optional<std::string>(value) : std::nullopt;
-      },
-      clock, random);
-  if (!ca) return Fail(ca.error());
-  std::unique_ptr<api::EstApi> est;
-  if (*ca) est = std::make_unique<api::EstApi>(*(*ca)->authority, verifier, *id_scope);
-  std::vector<api::Route*> routes;
-  if (est) routes.push_back(est.get());
+  auto est = std::make_unique<api::EstApi>(authority, verifier, **registry, clock, *id_scope);
+  api::CertificateApi certificate_api(**registry, service_auth, clock);
+  std::vector<api::Route*> routes = {est.get(), &certificate_api};
+  auto revocation = StartRevocationService(dir->path(), **ca, **registry, clock, random);
+  if (!revocation) return Fail(revocation.error().WithContext("starting CRL and OCSP"));
+  routes.push_back((*revocation)->api.get());
   api::Router router(device_api, service_api, random, routes);
 
   net::ServerOptions server_options;
@@ -141,7 +181,10 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   server_options.limits.body_limit = static_cast<size_t>(config->server.body_limit);
   server_options.limits.request_timeout = std::chrono::seconds(config->server.request_timeout_seconds);
   server_options.limits.idle_timeout = std::chrono::seconds(config->server.idle_timeout_seconds);
-  auto server = net::HttpsServer::Start(server_options, *tls, router);
+  // EST authenticates devices by their devid certificates (RFC 7030 §3.3.2); the TLS layer only
+  // asks, so clients without one (SAS tokens, the service API) connect as before.
+  server_options.request_client_certificate = config->server.request_client_certificate;
+  auto server = net::HttpsServer::Start(server_options, tls->identity, router);
   if (!server) return Fail(server.error());
 
   std::string endpoint =
@@ -153,7 +196,7 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
       {"serviceConnectionString", "HostName=" + config->server.host_name +
                                       ";SharedAccessKeyName=" + owner_name +
                                       ";SharedAccessKey=" + owner_key},
-      {"trustBundle", trust_bundle},
+      {"trustBundle", tls->trust_bundle_path},
   };
   if (auto written = dir->WriteConnectionFile(connection.dump(2) + "\n"); !written) {
     return Fail(written.error());

@@ -23,10 +23,6 @@ using keys::testing::RunShell;
 using keys::testing::SoftHsmToken;
 using ::testing::HasSubstr;
 
-std::string Describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "stderr:\n" + r.err;
-}
-
 std::string Slurp(const std::string& path) {
   std::ifstream in(path);
   std::stringstream text;
@@ -128,6 +124,31 @@ TEST_F(CaCliTest, Init_WithFileKeys_IssuesDeviceCertificatesOpensslAccepts) {
   CommandResult again = Devid({"ca", "init", "--data-dir", data_dir_});
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_THAT(again.err, HasSubstr("already exists"));
+}
+
+// What `devid ca issue` signs offline is in the inventory `devid serve` answers for, so it can be
+// found and revoked like anything EST issued.
+TEST_F(CaCliTest, Issue_RecordsTheCertificateInTheInventory) {
+  std::string serial;
+  auto server = ServerProcess::Start(ServerProcessOptions{
+      .prepare = [&](const std::string& data_dir) -> Status {
+        data_dir_ = data_dir;
+        CommandResult init = Devid({"ca", "init", "--data-dir", data_dir_});
+        if (init.exit_code != 0) return std::unexpected(Internal(Describe(init)));
+        std::string chain = Issue("device-0042");
+        RunShell("openssl x509 -in " + chain + " -noout -serial | cut -d= -f2", &serial);
+        return Ok();
+      }});
+  ASSERT_TRUE(server) << server.error().message();
+  serial.erase(serial.find_last_not_of("\n") + 1);
+  CommandResult listed = Devid({"cert", "list", "--device", "device-0042", "-o", "json",
+                                "--connection", server->connection_file()});
+  ASSERT_EQ(listed.exit_code, 0) << Describe(listed);
+  EXPECT_THAT(listed.out, HasSubstr("\"serialNumber\": \"" + serial + "\""));
+  EXPECT_THAT(listed.out, HasSubstr("\"profile\": \"device-client\""));
+  CommandResult revoked = Devid({"cert", "revoke", "--serial", serial, "--connection",
+                                 server->connection_file()});
+  EXPECT_EQ(revoked.exit_code, 0) << Describe(revoked);
 }
 
 TEST_F(CaCliTest, Issue_ServerProfile_ForOpensslSslServer) {

@@ -28,10 +28,6 @@ constexpr char kGroupKey[] =
 constexpr char kGroupDeviceId[] = "sym-grp-dev-7";
 constexpr char kDerivedKey[] = "QHNXCHA0Z8gY8OrUtr6oAXJs55pPllbo1jyAqYJDIiY=";
 
-std::string Describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "stderr:\n" + r.err;
-}
-
 // ParseJson parses a command's stdout, recording a failure when it is not JSON.
 json ParseJson(const CommandResult& r) {
   json parsed = json::parse(r.out, nullptr, /*allow_exceptions=*/false);

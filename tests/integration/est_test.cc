@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 
@@ -23,23 +24,14 @@ using ::testing::HasSubstr;
 
 constexpr char kDeviceKey[] = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
-std::string Describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "stderr:\n" + r.err;
-}
-
 class EstTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto started = ServerProcess::Start();
+    // `devid serve` makes its CA on first start; [ca] base_url goes into the CRL and OCSP
+    // pointers of what it issues.
+    auto started = ServerProcess::Start({.config_toml = "[ca]\nbase_url = \"https://localhost\"\n"});
     ASSERT_TRUE(started.has_value()) << started.error().message();
     server_ = new ServerProcess(std::move(*started));
-    // A CA for the data dir, then a restart so serve picks it up.
-    ASSERT_TRUE(server_->Stop().has_value());
-    CommandResult init = RunCommand({DEVID_BINARY, "ca", "init", "--data-dir", server_->data_dir(),
-                                     "--base-url", "https://localhost"});
-    ASSERT_EQ(init.exit_code, 0) << Describe(init);
-    auto restarted = server_->Restart();
-    ASSERT_TRUE(restarted.has_value()) << restarted.error().message();
     CommandResult added =
         RunCommand({DEVID_BINARY, "enrollment", "add", "--registration-id", "est-device-1",
                     "--primary-key", kDeviceKey, "--connection", server_->connection_file()});
@@ -134,9 +126,8 @@ TEST_F(EstTest, CaCerts_IsCertsOnlyPkcs7OfIssuingAndRootCas) {
   EXPECT_THAT(output, HasSubstr("subject=CN = devid root CA"));
 }
 
-TEST_F(EstTest, CsrAttrs_AsksForNothing_AndUnknownOperationsAre404) {
-  EXPECT_EQ(Curl("csrattrs", "", dir_ + "/body"), "204");
-  EXPECT_EQ(Curl("serverkeygen", "-X POST", dir_ + "/body"), "404");
+TEST_F(EstTest, UnknownOperationsAre404) {
+  EXPECT_EQ(Curl("fullcmc", "-X POST", dir_ + "/body"), "404");
 }
 
 TEST_F(EstTest, SimpleEnroll_WithDeviceSasToken_IssuesCertificateOpensslVerifies) {
@@ -214,6 +205,77 @@ TEST_F(EstTest, SimpleEnroll_Rejects_RequestWithBadSignature) {
   std::string output;
   RunShell("cat " + body, &output);
   EXPECT_THAT(output, HasSubstr("signature does not verify"));
+}
+
+// The inventory and revocation through `devid cert`, on certificates EST issued.
+TEST_F(EstTest, CertCli_ListsShowsAndRevokesIssuedCertificates) {
+  ASSERT_EQ(Enroll(MakeCsrBase64("est-device-1"), Token("est-device-1"), dir_ + "/a.b64"), "200");
+  ASSERT_EQ(Enroll(MakeCsrBase64("est-device-1"), Token("est-device-1"), dir_ + "/b.b64"), "200");
+  std::string serial;
+  RunShell("openssl x509 -in " + Pkcs7ToPem(dir_ + "/a.b64") + " -noout -serial | cut -d= -f2",
+           &serial);
+  serial.erase(serial.find_last_not_of("\n") + 1);
+  ASSERT_FALSE(serial.empty());
+  const std::string connection = server_->connection_file();
+  auto devid = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), DEVID_BINARY);
+    args.insert(args.end(), {"--connection", connection});
+    return RunCommand(args);
+  };
+
+  CommandResult listed = devid({"cert", "list", "--device", "est-device-1", "-o", "json"});
+  ASSERT_EQ(listed.exit_code, 0) << Describe(listed);
+  auto items = nlohmann::json::parse(listed.out);
+  EXPECT_GE(items.size(), 2u);
+  for (const auto& item : items) {
+    EXPECT_EQ(item["subject"], "CN=est-device-1");
+    EXPECT_EQ(item["profile"], "device-client");
+  }
+  // The server's own TLS certificate is in the inventory too.
+  CommandResult all = devid({"cert", "list"});
+  EXPECT_THAT(all.out, HasSubstr("CN=localhost"));
+
+  CommandResult shown = devid({"cert", "show", serial});
+  ASSERT_EQ(shown.exit_code, 0) << Describe(shown);
+  EXPECT_THAT(shown.out, HasSubstr("est-device-1"));
+  EXPECT_THAT(shown.out, HasSubstr("BEGIN CERTIFICATE"));
+
+  CommandResult revoked = devid({"cert", "revoke", "--serial", serial, "--reason", "keyCompromise"});
+  ASSERT_EQ(revoked.exit_code, 0) << Describe(revoked);
+  EXPECT_THAT(revoked.out, HasSubstr("revoked"));
+  CommandResult revoked_list = devid({"cert", "list", "--revoked", "-o", "json"});
+  auto revoked_items = nlohmann::json::parse(revoked_list.out);
+  ASSERT_EQ(revoked_items.size(), 1u);
+  EXPECT_EQ(revoked_items[0]["serialNumber"], serial);
+  EXPECT_EQ(revoked_items[0]["revocationReason"], "keyCompromise");
+
+  // Within 30 days nothing expires (a year's lifetime); within 400 days every unrevoked one does.
+  CommandResult soon = devid({"cert", "list", "--expiring", "30d", "-o", "json"});
+  EXPECT_EQ(nlohmann::json::parse(soon.out).size(), 0u) << soon.out;
+  CommandResult later = devid({"cert", "list", "--expiring", "400d", "-o", "json"});
+  for (const auto& item : nlohmann::json::parse(later.out)) EXPECT_NE(item["status"], "revoked");
+}
+
+TEST_F(EstTest, CertCli_RefusesUnknownSerialAndBadReasonWithoutChanges) {
+  const std::string connection = server_->connection_file();
+  CommandResult before = RunCommand({DEVID_BINARY, "cert", "list", "--revoked", "-o", "json",
+                                     "--connection", connection});
+  CommandResult unknown = RunCommand(
+      {DEVID_BINARY, "cert", "revoke", "--serial", "0BADC0FFEE", "--connection", connection});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.err, HasSubstr("no certificate devid issued matches serialNumber"));
+  EXPECT_THAT(unknown.err, HasSubstr("CertificateNotFound 404005"));
+  CommandResult reason = RunCommand({DEVID_BINARY, "cert", "revoke", "--device", "est-device-1",
+                                     "--reason", "stolen", "--connection", connection});
+  EXPECT_EQ(reason.exit_code, 1);
+  EXPECT_THAT(reason.err, HasSubstr("unknown revocation reason"));
+  CommandResult two = RunCommand({DEVID_BINARY, "cert", "revoke", "--device", "est-device-1",
+                                  "--serial", "01", "--connection", connection});
+  EXPECT_EQ(two.exit_code, 1);
+  EXPECT_THAT(two.err, HasSubstr("exactly one"));
+  CommandResult after = RunCommand({DEVID_BINARY, "cert", "list", "--revoked", "-o", "json",
+                                    "--connection", connection});
+  EXPECT_EQ(after.out, before.out);
 }
 
 }  // namespace

@@ -206,6 +206,7 @@ Result<ServerProcess> ServerProcess::Start(ServerProcessOptions options) {
   if (!server.options_.config_toml.empty()) {
     DEVID_TRY(WriteFile(server.root_ + "/devid.toml", server.options_.config_toml));
   }
+  if (server.options_.prepare) DEVID_TRY(server.options_.prepare(server.data_dir()));
   DEVID_TRY(server.Launch());
   return server;
 }

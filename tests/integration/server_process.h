@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -24,6 +25,11 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv,
                          const std::vector<std::string>& env = {});
 
+// Describe renders a command's outcome for a failure message: exit code, stdout and stderr.
+inline std::string Describe(const CommandResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "stderr:\n" + r.err;
+}
+
 // ServerProcessOptions configures a `devid serve` child process.
 struct ServerProcessOptions {
   // args are added after `serve --data-dir D`; `--listen 127.0.0.1:0` is added unless args name
@@ -33,6 +39,9 @@ struct ServerProcessOptions {
   std::string config_toml;
   // env entries ("NAME=value", e.g. "SPDLOG_LEVEL=debug") are added to the server's environment.
   std::vector<std::string> env;
+  // prepare, when set, runs once before the first start with the data dir's path (not yet
+  // created), e.g. to run `devid ca init` there first; its error fails Start.
+  std::function<Status(const std::string& data_dir)> prepare;
 };
 
 // ServerProcess runs DEVID_BINARY serve in a fresh temporary directory (data dir <root>/data, the

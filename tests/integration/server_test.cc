@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "base/clock.h"
+#include "base/file.h"
 #include "net/https_client.h"
 #include "ossl/base64.h"
 #include "pki/certificate.h"
@@ -109,7 +110,19 @@ TEST(ServeTest, FirstStart_CreatesStateWithPrivateFileModes) {
   ASSERT_TRUE(server) << server.error().message();
   const std::string data = server->data_dir();
   EXPECT_EQ(Mode(data), 0700u);
-  EXPECT_EQ(Mode(data + "/ca/root.key"), 0600u);
+  // The CA made on first start: its keys are encrypted files, owner-only, like their directory.
+  EXPECT_EQ(Mode(data + "/ca/authority"), 0700u);
+  EXPECT_EQ(Mode(data + "/ca/authority/keys/passphrase"), 0600u);
+  int ca_keys = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(data + "/ca/authority/keys")) {
+    if (entry.path().extension() != ".key") continue;
+    ++ca_keys;
+    EXPECT_EQ(Mode(entry.path().string()), 0600u) << entry.path();
+    auto pem = ReadFile(entry.path().string());
+    ASSERT_TRUE(pem);
+    EXPECT_THAT(*pem, HasSubstr("BEGIN ENCRYPTED PRIVATE KEY")) << entry.path();
+  }
+  EXPECT_EQ(ca_keys, 2);  // root and issuing CA
   EXPECT_EQ(Mode(data + "/tls/server.key"), 0600u);
   EXPECT_EQ(Mode(data + "/connection.json"), 0600u);
   EXPECT_EQ(Mode(data + "/devid.db"), 0600u);
@@ -121,9 +134,10 @@ TEST(ServeTest, FirstStart_CreatesStateWithPrivateFileModes) {
   EXPECT_EQ(ConnectionValue(cs, "HostName"), "localhost");
   EXPECT_EQ(ConnectionValue(cs, "SharedAccessKeyName"), "provisioningserviceowner");
   EXPECT_EQ(ossl::Base64Decode(ConnectionValue(cs, "SharedAccessKey"))->size(), 32u);
-  EXPECT_EQ(server->trust_bundle_file(), data + "/ca/root.pem");
+  EXPECT_EQ(server->trust_bundle_file(), data + "/ca/trust-bundle.pem");
 
-  // The server certificate is ECDSA P-256 for localhost and 127.0.0.1, chained to the bundle.
+  // The server certificate is ECDSA P-256 for localhost and 127.0.0.1, issued by the CA's issuing
+  // CA (sent in the chain) under the server profile.
   Client client(*server);
   auto peer = client.raw().PeerCertificatesDer();
   ASSERT_FALSE(peer.empty());
@@ -132,6 +146,8 @@ TEST(ServeTest, FirstStart_CreatesStateWithPrivateFileModes) {
   EXPECT_EQ(X509_check_host(leaf->get(), "localhost", 0, 0, nullptr), 1);
   EXPECT_EQ(X509_check_ip_asc(leaf->get(), "127.0.0.1", 0), 1);
   EXPECT_EQ(EVP_PKEY_get_base_id(X509_get0_pubkey(leaf->get())), EVP_PKEY_EC);
+  EXPECT_EQ(X509_check_purpose(leaf->get(), X509_PURPOSE_SSL_SERVER, 0), 1);
+  EXPECT_EQ(peer.size(), 2u);  // leaf and issuing CA
   auto health = client.raw().Send("GET", "/healthz");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
@@ -142,15 +158,18 @@ TEST(ServeTest, Restart_ReusesScopeKeysCertificatesAndData) {
   ASSERT_TRUE(server) << server.error().message();
   json before = server->connection();
   std::string root_pem = server->trust_bundle_pem();
+  std::string leaf_before;
   {
     Client client(*server);
     CreateGroup(client);
+    leaf_before = client.raw().PeerCertificatesDer().at(0);
   }
   ASSERT_TRUE(server->Restart());
   EXPECT_EQ(server->id_scope(), before["idScope"]);
   EXPECT_EQ(server->service_connection_string(), before["serviceConnectionString"]);
   EXPECT_EQ(server->trust_bundle_pem(), root_pem);
   Client client(*server);
+  EXPECT_EQ(client.raw().PeerCertificatesDer().at(0), leaf_before);
   auto group = client.Service("GET", "/enrollmentGroups/grp1");
   ASSERT_TRUE(group);
   EXPECT_EQ(group->status, 200) << group->body;
@@ -277,6 +296,29 @@ TEST(ServeTest, Config_SetsHubsAndIdScope) {
   auto state = client.Service("GET", "/registrations/dev-h");
   EXPECT_THAT(json::parse(state->body)["assignedHub"].get<std::string>(),
               ::testing::AnyOf("hub-1.example", "hub-2.example"));
+}
+
+// [ca] passphrase_env: the CA made on first start is encrypted under the variable's value, and a
+// later start with a wrong or missing value refuses to run rather than serve without its CA.
+TEST(ServeTest, CaPassphraseFromEnvironment_WrongOrMissingRefusesToStart) {
+  ServerProcessOptions options;
+  options.config_toml = "[ca]\npassphrase_env = \"DEVID_TEST_CA_PASS\"\n";
+  options.env = {"DEVID_TEST_CA_PASS=correct horse battery staple"};
+  auto server = ServerProcess::Start(options);
+  ASSERT_TRUE(server) << server.error().message();
+  EXPECT_FALSE(std::filesystem::exists(server->data_dir() + "/ca/authority/keys/passphrase"));
+  ASSERT_TRUE(server->Stop());
+
+  std::vector<std::string> argv = {DEVID_BINARY, "serve",  "--data-dir", server->data_dir(),
+                                   "--config",   server->root() + "/devid.toml",
+                                   "--listen",   "127.0.0.1:0"};
+  CommandResult wrong = RunCommand(argv, {"DEVID_TEST_CA_PASS=wrong"});
+  EXPECT_EQ(wrong.exit_code, 1) << wrong.err;
+  EXPECT_THAT(wrong.err, HasSubstr("loading the CA"));
+  EXPECT_THAT(wrong.err, HasSubstr("wrong passphrase"));
+  CommandResult missing = RunCommand(argv);
+  EXPECT_EQ(missing.exit_code, 1) << missing.err;
+  EXPECT_THAT(missing.err, HasSubstr("DEVID_TEST_CA_PASS"));
 }
 
 }  // namespace

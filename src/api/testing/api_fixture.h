@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "api/certificate_api.h"
 #include "api/device_api.h"
+#include "api/est_api.h"
 #include "api/router.h"
 #include "api/service_api.h"
 #include "api/service_auth.h"
@@ -15,14 +17,16 @@
 #include "base/clock.h"
 #include "base/random.h"
 #include "base/url.h"
+#include "ca/testing/mini_ca.h"
 #include "ossl/base64.h"
 #include "pki/sas_token.h"
 #include "registry/sqlite/sqlite_registry.h"
 
 namespace devid::api::testing {
 
-// ApiFixture wires the real request path (Router → DeviceApi/ServiceApi → verifier → SQLite)
-// without sockets, on a temporary database and a fake clock.
+// ApiFixture wires the real request path (Router → DeviceApi/ServiceApi/EstApi/CertificateApi →
+// verifier → SQLite) without sockets, on a temporary database, a fake clock and an in-memory test
+// CA.
 class ApiFixture : public ::testing::Test {
  protected:
   static constexpr const char* kScope = "0ne00000001";
@@ -41,19 +45,29 @@ class ApiFixture : public ::testing::Test {
     ASSERT_TRUE(registry) << registry.error().message();
     registry_ = std::move(*registry);
     verifier_ = std::make_unique<attestation::SymmetricKeyVerifier>(*registry_, clock_);
-    device_ = std::make_unique<DeviceApi>(DeviceApiOptions{kScope, {"hub-a", "hub-b"}, 1},
-                                          *registry_, *verifier_, clock_, random_);
+    auto authority = ca::testing::MakeTestCa(clock_, random_);
+    ASSERT_TRUE(authority) << authority.error().message();
+    authority_ = std::move(*authority);
+    DeviceApiOptions device_options{kScope, {"hub-a", "hub-b"}, 1};
+    device_options.authority = authority_.get();
+    device_ = std::make_unique<DeviceApi>(device_options, *registry_, *verifier_, clock_, random_);
     auth_ = std::make_unique<ServiceAuthenticator>(
         kHost,
         std::vector<AccessPolicy>{{"provisioningserviceowner", kOwnerKey, "", AllServiceRights()},
                                   {"reader", kOwnerKey, "", {ServiceRight::kEnrollmentRead}}},
         clock_);
     service_ = std::make_unique<ServiceApi>(*registry_, *auth_, random_);
-    router_ = std::make_unique<Router>(*device_, *service_, random_);
+    est_ = std::make_unique<EstApi>(*authority_, *verifier_, *registry_, clock_, kScope);
+    certificates_ = std::make_unique<CertificateApi>(*registry_, *auth_, clock_);
+    router_ = std::make_unique<Router>(*device_, *service_, random_,
+                                       std::vector<Route*>{est_.get(), certificates_.get()});
   }
 
   void TearDown() override {
     router_.reset();
+    certificates_.reset();
+    est_.reset();
+    authority_.reset();
     service_.reset();
     device_.reset();
     verifier_.reset();
@@ -148,6 +162,9 @@ class ApiFixture : public ::testing::Test {
   std::unique_ptr<DeviceApi> device_;
   std::unique_ptr<ServiceAuthenticator> auth_;
   std::unique_ptr<ServiceApi> service_;
+  std::unique_ptr<ca::Authority> authority_;
+  std::unique_ptr<EstApi> est_;
+  std::unique_ptr<CertificateApi> certificates_;
   std::unique_ptr<Router> router_;
 };
 

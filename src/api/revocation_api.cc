@@ -1,0 +1,165 @@
+#include "api/revocation_api.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+
+#include "base/url.h"
+#include "ossl/base64.h"
+
+namespace devid::api {
+namespace {
+
+using std::chrono::system_clock;
+
+// kMaxAge caps how long an HTTP cache may keep a CRL or OCSP response without asking again:
+// devid publishes a new one as soon as a certificate is revoked, and a cache should pick it up
+// within minutes even though the document itself stays valid longer.
+constexpr std::chrono::seconds kMaxAge{300};
+
+Response Text(int status, std::string message) {
+  Response response;
+  response.status = status;
+  response.SetHeader("Content-Type", "text/plain; charset=utf-8");
+  response.body = std::move(message) + "\n";
+  return response;
+}
+
+// HttpDate renders t as an IMF-fixdate (RFC 9110 §5.6.7).
+std::string HttpDate(system_clock::time_point t) {
+  std::time_t seconds = system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buffer[40];
+  std::strftime(buffer, sizeof buffer, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buffer;
+}
+
+// SetCaching labels a document valid until next_update, made at made: caches may keep it
+// kMaxAge at most, and never past next_update (RFC 5019 §6.2 for OCSP).
+void SetCaching(Response& response, system_clock::time_point now, system_clock::time_point made,
+                system_clock::time_point next_update, const std::string& etag) {
+  auto left = std::chrono::duration_cast<std::chrono::seconds>(next_update - now);
+  auto max_age = std::clamp(left, std::chrono::seconds(0), kMaxAge);
+  response.SetHeader("Cache-Control", "max-age=" + std::to_string(max_age.count()) +
+                                          ", public, no-transform, must-revalidate");
+  response.SetHeader("Expires", HttpDate(now + max_age));
+  response.SetHeader("Last-Modified", HttpDate(made));
+  response.SetHeader("ETag", "\"" + etag + "\"");
+}
+
+// Strip removes suffix from name, or returns "" when name does not end with it.
+std::string Strip(const std::string& name, std::string_view suffix) {
+  if (name.size() <= suffix.size() || !name.ends_with(suffix)) return "";
+  std::string key_id = name.substr(0, name.size() - suffix.size());
+  std::transform(key_id.begin(), key_id.end(), key_id.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return key_id;
+}
+
+}  // namespace
+
+bool RevocationApi::Matches(const Target& target) const {
+  if (target.segments.empty()) return false;
+  const std::string& first = target.segments[0];
+  return first == "crl" || first == "ca" || first == "ocsp";
+}
+
+Response RevocationApi::Handle(const Request& request, const Target& target,
+                               std::string_view tracking_id) {
+  const auto& s = target.segments;
+  if (s[0] == "ocsp") {
+    // RFC 6960 Appendix A.1: POST to the responder URL, or GET with the request appended.
+    if (request.method == "POST" && (s.size() == 1 || (s.size() == 2 && s[1].empty()))) {
+      std::string_view type = request.HeaderValue("content-type");
+      if (!type.empty() && type.substr(0, type.find(';')) != "application/ocsp-request") {
+        return Text(415, "OCSP requests are Content-Type: application/ocsp-request");
+      }
+      return Ocsp(request.body, tracking_id);
+    }
+    if (request.method == "GET" && s.size() >= 2) {
+      // The base64 may hold '/', escaped or not: decode the raw path after "/ocsp/" as a whole.
+      std::string_view encoded =
+          std::string_view(target.path).substr(std::string_view("/ocsp/").size());
+      auto base64 = PercentDecode(encoded);
+      // Undecodable text is answered as any undecodable request: malformedRequest.
+      if (!base64) return Ocsp("", tracking_id);
+      auto der = ossl::Base64Decode(*base64);
+      if (!der) return Ocsp("", tracking_id);
+      return Ocsp(std::string_view(reinterpret_cast<const char*>(der->data()), der->size()),
+                  tracking_id);
+    }
+    return Text(405, "OCSP takes POST /ocsp or GET /ocsp/<base64 request>");
+  }
+  if (s.size() != 2) return Text(404, "nothing at " + target.path);
+  if (request.method != "GET") return Text(405, target.path + " takes GET");
+  if (s[0] == "crl") return Crl(request, s[1], tracking_id);
+  return CaCertificate(s[1]);
+}
+
+Response RevocationApi::Crl(const Request& request, const std::string& name,
+                            std::string_view tracking_id) {
+  std::string key_id = Strip(name, ".crl");
+  if (key_id.empty()) return Text(404, "CRLs are at /crl/<issuing CA key ID>.crl");
+  auto crl = crls_.Crl(key_id);
+  if (!crl) {
+    if (crl.error().code() == ErrorCode::kNotFound) return Text(404, crl.error().message());
+    spdlog::error("CRL request {} failed: {}", tracking_id, crl.error().message());
+    return Text(crl.error().code() == ErrorCode::kUnavailable ? 503 : 500,
+                "internal error; tracking id " + std::string(tracking_id));
+  }
+  Response response;
+  SetCaching(response, clock_.Now(), (*crl)->this_update, (*crl)->next_update, (*crl)->etag);
+  if (request.HeaderValue("if-none-match") == "\"" + (*crl)->etag + "\"") {
+    response.status = 304;
+    return response;
+  }
+  response.SetHeader("Content-Type", "application/pkix-crl");
+  response.body = (*crl)->der;
+  return response;
+}
+
+Response RevocationApi::CaCertificate(const std::string& name) {
+  std::string key_id = Strip(name, ".cer");
+  if (key_id.empty()) return Text(404, "CA certificates are at /ca/<key ID>.cer");
+  const pki::Certificate* found = nullptr;
+  for (const ca::IssuingCa& issuer : authority_.issuers()) {
+    if (ca::KeyIdHex(issuer.certificate) == key_id) found = &issuer.certificate;
+  }
+  for (const pki::Certificate& root : authority_.roots()) {
+    if (ca::KeyIdHex(root) == key_id) found = &root;
+  }
+  if (found == nullptr) return Text(404, "no CA certificate has key ID " + key_id);
+  Response response;
+  response.SetHeader("Content-Type", "application/pkix-cert");
+  // A CA certificate does not change under its key ID; a day's caching is safe.
+  response.SetHeader("Cache-Control", "max-age=86400, public");
+  response.body = found->ToDer();
+  return response;
+}
+
+Response RevocationApi::Ocsp(std::string_view request_der, std::string_view tracking_id) {
+  ca::OcspAnswer answer = ocsp_.Respond(request_der);
+  Response response;
+  response.SetHeader("Content-Type", "application/ocsp-response");
+  switch (answer.status) {
+    case ca::OcspResponseStatus::kSuccessful:
+      SetCaching(response, clock_.Now(), answer.produced_at, answer.next_update, answer.etag);
+      break;
+    case ca::OcspResponseStatus::kInternalError:
+    case ca::OcspResponseStatus::kTryLater:
+      spdlog::error("OCSP request {} failed: {}", tracking_id, answer.error);
+      response.SetHeader("Cache-Control", "no-store");
+      break;
+    default:
+      spdlog::debug("OCSP request {} refused: {}", tracking_id, answer.error);
+      response.SetHeader("Cache-Control", "no-store");
+      break;
+  }
+  response.body = std::move(answer.der);
+  return response;
+}
+
+}  // namespace devid::api

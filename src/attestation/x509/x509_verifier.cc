@@ -1,0 +1,141 @@
+#include "attestation/x509/x509_verifier.h"
+
+#include <openssl/x509v3.h>
+#include <spdlog/spdlog.h>
+
+#include <vector>
+
+#include "ca/inventory.h"
+#include "pki/certificate.h"
+
+namespace devid::attestation {
+namespace {
+
+ChainPolicy DevicePolicy(bool partial_chain) {
+  ChainPolicy policy;
+  policy.purpose = X509_PURPOSE_SSL_CLIENT;
+  policy.partial_chain = partial_chain;
+  // Revocation of devid-issued certificates is checked in the inventory below; CRLs of
+  // third-party CAs are not fetched yet.
+  policy.check_revocation = false;
+  return policy;
+}
+
+// Anchors parses an enrollment's PEM certificates, skipping empty slots.
+Result<std::vector<pki::Certificate>> Anchors(std::initializer_list<const std::string*> pems) {
+  std::vector<pki::Certificate> out;
+  for (const std::string* pem : pems) {
+    if (pem->empty()) continue;
+    auto certificate = pki::Certificate::FromPem(*pem);
+    if (!certificate) {
+      return std::unexpected(
+          Internal("an enrolled certificate does not parse: " + certificate.error().message()));
+    }
+    out.push_back(std::move(*certificate));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
+                                            std::span<const std::string> peer_chain_der) {
+  if (peer_chain_der.empty()) {
+    return std::unexpected(Unauthenticated(
+        "no credential: send a SAS token in Authorization or a TLS client certificate"));
+  }
+  std::vector<pki::Certificate> chain;
+  for (const std::string& der : peer_chain_der) {
+    auto certificate = pki::Certificate::FromDer(der);
+    if (!certificate)
+      return std::unexpected(Unauthenticated("a client certificate does not parse"));
+    chain.push_back(std::move(*certificate));
+  }
+  const pki::Certificate& leaf = chain.front();
+  std::span<const pki::Certificate> intermediates(chain.begin() + 1, chain.end());
+  if (leaf.SubjectCommonName() != registration_id) {
+    return std::unexpected(Unauthenticated("the client certificate's CN \"" +
+                                           leaf.SubjectCommonName() +
+                                           "\" is not the registration ID"));
+  }
+  // Discovery: every certificate presented is recorded, matched or not (best effort).
+  if (auto observed = registry_.ObserveCertificate(ca::InventoryRecord(
+          leaf, registry::CertificateSource::kObserved, std::string(registration_id), ""));
+      !observed) {
+    spdlog::warn("recording an observed certificate failed: {}", observed.error().message());
+  }
+
+  VerifiedDevice device;
+  device.registration_id = std::string(registration_id);
+  device.attestation_type = registry::AttestationType::kX509;
+  device.x509_leaf_der = leaf.ToDer();
+  std::optional<Error> path_error;
+  const std::string thumbprint = leaf.Sha256Thumbprint();
+  Result<std::vector<pki::Certificate>> path = std::unexpected(Internal("no match"));
+
+  auto enrollment = registry_.GetEnrollment(registration_id);
+  if (!enrollment && enrollment.error().code() != ErrorCode::kNotFound) {
+    return std::unexpected(enrollment.error());
+  }
+  if (enrollment && enrollment->settings.attestation.type == registry::AttestationType::kX509) {
+    const auto& x509 = enrollment->settings.attestation.x509;
+    DEVID_ASSIGN_OR_RETURN(auto enrolled,
+                           Anchors({&x509.client_primary_pem, &x509.client_secondary_pem}));
+    for (const pki::Certificate& candidate : enrolled) {
+      if (candidate.Sha256Thumbprint() != thumbprint) continue;
+      path = VerifyChain(leaf, intermediates, std::span(&candidate, 1), {}, clock_.Now(),
+                         DevicePolicy(/*partial_chain=*/true));
+      if (!path) return std::unexpected(path.error());
+      device.enrollment = std::move(*enrollment);
+      break;
+    }
+  }
+  if (!device.enrollment) {
+    DEVID_ASSIGN_OR_RETURN(auto groups, registry_.FindGroupCandidates(
+                                            registration_id, registry::AttestationType::kX509));
+    for (registry::EnrollmentGroup& group : groups) {
+      const auto& x509 = group.settings.attestation.x509;
+      DEVID_ASSIGN_OR_RETURN(auto signers,
+                             Anchors({&x509.signing_primary_pem, &x509.signing_secondary_pem}));
+      for (const pki::Certificate& signer : signers) {
+        auto validated = VerifyChain(leaf, intermediates, std::span(&signer, 1), {}, clock_.Now(),
+                                     DevicePolicy(/*partial_chain=*/true));
+        if (!validated) {
+          // Say why the chain failed when it did reach this group's certificate.
+          if (!path_error) path_error = validated.error();
+          continue;
+        }
+        path = std::move(validated);
+        device.x509_signing_der = signer.ToDer();
+        device.group = std::move(group);
+        break;
+      }
+      if (device.group) break;
+    }
+  }
+  if (!device.enrollment && !device.group) {
+    return std::unexpected(Unauthenticated(
+        path_error ? "the certificate chain does not validate: " + path_error->message()
+                   : "no enrollment trusts this certificate"));
+  }
+  // Revocation: devid's own inventory knows every certificate it issued.
+  for (const pki::Certificate& certificate : *path) {
+    registry::CertificateFilter filter;
+    filter.sha256_thumbprint = certificate.Sha256Thumbprint();
+    filter.revoked = true;
+    DEVID_ASSIGN_OR_RETURN(auto revoked, registry_.QueryCertificates(filter, {.max_items = 1}));
+    if (!revoked.items.empty()) {
+      return std::unexpected(Unauthenticated("certificate " + certificate.SubjectName() +
+                                             " (serial " + certificate.SerialHex() +
+                                             ") was revoked"));
+    }
+  }
+  if (!device.settings().enabled) {
+    return std::unexpected(PermissionDenied(
+        std::string(device.enrollment ? "the enrollment" : "the enrollment group") +
+        " is disabled"));
+  }
+  return device;
+}
+
+}  // namespace devid::attestation

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "attestation/verified_device.h"
+#include "attestation/x509/chain_verifier.h"
+#include "base/clock.h"
+#include "base/result.h"
+#include "registry/registry.h"
+
+namespace devid::attestation {
+
+// X509Verifier authenticates a device by the TLS client certificate chain it presented (protocol
+// notes §3): the TLS handshake proved the device holds the leaf's key; this decides which
+// enrollment, if any, trusts that certificate. Matching, most specific first:
+//   1. the individual enrollment for the registration ID, when its primary or secondary client
+//      certificate has the leaf's SHA-256 thumbprint;
+//   2. else the first group candidate (Registry::FindGroupCandidates, x509) whose primary or
+//      secondary signing certificate the chain validates to.
+// The leaf's subject CN must be the registration ID. The path is validated with VerifyChain
+// (RFC 5280, strict, TLS client purpose, devid's algorithm floor) up to the enrolled certificate
+// as the trust anchor, and no certificate on it may be revoked in devid's inventory. The leaf is
+// recorded in the inventory as observed. The first match decides: a disabled one refuses.
+class X509Verifier {
+ public:
+  // The verifier keeps references to registry and clock; both must outlive it.
+  X509Verifier(registry::Registry& registry, const Clock& clock)
+      : registry_(registry), clock_(clock) {}
+
+  // Verify authenticates peer_chain_der (the TLS client's chain, leaf first) for registration_id.
+  // Fails with kUnauthenticated saying why (no certificate, CN mismatch, no enrollment trusts it,
+  // the path does not validate — with OpenSSL's reason —, revoked), kPermissionDenied (the
+  // matching enrollment or group is disabled) or a store error.
+  Result<VerifiedDevice> Verify(std::string_view registration_id,
+                                std::span<const std::string> peer_chain_der);
+
+ private:
+  registry::Registry& registry_;
+  const Clock& clock_;
+};
+
+}  // namespace devid::attestation
