@@ -71,7 +71,7 @@ Error Refused(std::string_view device_id, std::string_view why) {
 
 // EnrollmentSettingsFor reads the settings of the enrollment or group the device registered
 // through; a deleted one refuses the device.
-Result<registry::EnrollmentSettings> EnrollmentSettingsFor(registry::Registry& registry,
+Result<registry::EnrollmentSettings> EnrollmentSettingsFor(RegistryCache& registry,
                                                            const registry::Registration& reg) {
   if (reg.enrollment_group_id.empty()) {
     auto enrollment = registry.GetEnrollment(reg.registration_id);
@@ -101,7 +101,7 @@ std::string_view DeviceIdFromUsername(std::string_view username) {
   return rest.substr(0, id_end);
 }
 
-DeviceAuthenticator::DeviceAuthenticator(registry::Registry& registry, const Clock& clock,
+DeviceAuthenticator::DeviceAuthenticator(RegistryCache& registry, const Clock& clock,
                                          std::string required_hub)
     : registry_(registry), clock_(clock), required_hub_(std::move(required_hub)) {}
 
@@ -135,28 +135,9 @@ Result<AdmittedDevice> DeviceAuthenticator::AuthenticateSas(std::string_view cli
     return std::unexpected(Refused(device_id, "the token's sr is not " + resource));
   }
 
-  auto found = registry_.GetRegistration(device_id);
-  if (!found && found.error().code() == ErrorCode::kNotFound) {
-    return std::unexpected(Refused(device_id, "it is not registered"));
-  }
-  if (!found) return std::unexpected(found.error().WithContext("reading the registration"));
-  const registry::Registration& reg = *found;
-  if (reg.status != kAssigned) {
-    return std::unexpected(Refused(device_id, "its registration is " + reg.status));
-  }
-  if (reg.device_id != device_id) {
-    return std::unexpected(Refused(device_id, "its registration names another device ID"));
-  }
-  if (!EqualsIgnoringCase(reg.assigned_hub, hub)) {
-    return std::unexpected(Refused(device_id, "it is not assigned to hub " + std::string(hub)));
-  }
-  if (!required_hub_.empty() && !EqualsIgnoringCase(reg.assigned_hub, required_hub_)) {
-    return std::unexpected(Refused(device_id, "this gateway serves hub " + required_hub_));
-  }
-
+  DEVID_ASSIGN_OR_RETURN(registry::Registration reg, FindRegistration(device_id));
   DEVID_ASSIGN_OR_RETURN(registry::EnrollmentSettings settings,
-                         EnrollmentSettingsFor(registry_, reg));
-  if (!settings.enabled) return std::unexpected(Refused(device_id, "its enrollment is disabled"));
+                         AdmissibleSettings(reg, device_id, hub));
 
   Keys keys;
   const registry::SymmetricKeyAttestation& sk = settings.attestation.symmetric_key;
@@ -172,9 +153,50 @@ Result<AdmittedDevice> DeviceAuthenticator::AuthenticateSas(std::string_view cli
     DEVID_TRY(keys.AddDerived(sk.secondary_key, reg.registration_id));
   }
   for (const std::vector<uint8_t>& key : keys.keys()) {
-    if (pki::VerifySasSignature(token, key)) return AdmittedDevice{reg.device_id, reg.assigned_hub};
+    if (pki::VerifySasSignature(token, key)) {
+      return AdmittedDevice{reg.device_id, reg.assigned_hub, token.expiry};
+    }
   }
   return std::unexpected(Refused(device_id, "the token's signature does not match its key"));
+}
+
+Status DeviceAuthenticator::Recheck(const AdmittedDevice& device) {
+  // IoT Hub closes a session when its token expires; so does the gateway.
+  if (device.token_expiry <= clock_.UnixSeconds()) {
+    return std::unexpected(Refused(device.device_id, "the token has expired"));
+  }
+  DEVID_ASSIGN_OR_RETURN(registry::Registration reg, FindRegistration(device.device_id));
+  DEVID_TRY(AdmissibleSettings(reg, device.device_id, device.hub));
+  return Ok();
+}
+
+Result<registry::Registration> DeviceAuthenticator::FindRegistration(std::string_view device_id) {
+  auto found = registry_.GetRegistration(device_id);
+  if (!found && found.error().code() == ErrorCode::kNotFound) {
+    return std::unexpected(Refused(device_id, "it is not registered"));
+  }
+  if (!found) return std::unexpected(found.error().WithContext("reading the registration"));
+  return found;
+}
+
+Result<registry::EnrollmentSettings> DeviceAuthenticator::AdmissibleSettings(
+    const registry::Registration& reg, std::string_view device_id, std::string_view hub) {
+  if (reg.status != kAssigned) {
+    return std::unexpected(Refused(device_id, "its registration is " + reg.status));
+  }
+  if (reg.device_id != device_id) {
+    return std::unexpected(Refused(device_id, "its registration names another device ID"));
+  }
+  if (!EqualsIgnoringCase(reg.assigned_hub, hub)) {
+    return std::unexpected(Refused(device_id, "it is not assigned to hub " + std::string(hub)));
+  }
+  if (!required_hub_.empty() && !EqualsIgnoringCase(reg.assigned_hub, required_hub_)) {
+    return std::unexpected(Refused(device_id, "this gateway serves hub " + required_hub_));
+  }
+  DEVID_ASSIGN_OR_RETURN(registry::EnrollmentSettings settings,
+                         EnrollmentSettingsFor(registry_, reg));
+  if (!settings.enabled) return std::unexpected(Refused(device_id, "its enrollment is disabled"));
+  return settings;
 }
 
 }  // namespace devid::gateway

@@ -5,7 +5,7 @@
 
 #include "base/clock.h"
 #include "base/result.h"
-#include "registry/registry.h"
+#include "gateway/registry_cache.h"
 
 namespace devid::gateway {
 
@@ -13,6 +13,8 @@ namespace devid::gateway {
 struct AdmittedDevice {
   std::string device_id;
   std::string hub;  // the registration's assigned hub
+  // token_expiry is the SAS token's se (Unix seconds): the session must end by then.
+  int64_t token_expiry = 0;
 };
 
 // DeviceAuthenticator decides whether an MQTT CONNECT is a provisioned device proving its key, as
@@ -27,12 +29,12 @@ struct AdmittedDevice {
 // the service generated one (TPM), else the enrollment's primary or secondary key, else the key
 // derived from the group's primary or secondary key (§2.3).
 //
-// Thread-safe when registry is; clock and registry must outlive it.
+// Thread-safe; clock and registry must outlive it.
 class DeviceAuthenticator {
  public:
-  // DeviceAuthenticator reads registry and checks expiry against clock. required_hub "" admits
-  // devices of any hub.
-  DeviceAuthenticator(registry::Registry& registry, const Clock& clock, std::string required_hub);
+  // DeviceAuthenticator reads registry (through its cache) and checks expiry against clock.
+  // required_hub "" admits devices of any hub.
+  DeviceAuthenticator(RegistryCache& registry, const Clock& clock, std::string required_hub);
 
   // AuthenticateSas admits the client or fails: kUnauthenticated naming the reason (malformed
   // username or token, client id mismatch, unknown or unassigned device, disabled or deleted
@@ -41,8 +43,22 @@ class DeviceAuthenticator {
   Result<AdmittedDevice> AuthenticateSas(std::string_view client_id, std::string_view username,
                                          std::string_view password);
 
+  // Recheck tells whether an admitted device may keep its session: its token has not expired, its
+  // registration is still assigned to the same hub under the same device ID, and its enrollment or
+  // group still exists and is enabled. It fails as AuthenticateSas does; callers must close the
+  // session on any failure. It does not re-verify the signature.
+  Status Recheck(const AdmittedDevice& device);
+
  private:
-  registry::Registry& registry_;
+  // AdmissibleSettings checks the registration of device_id against hub and returns the settings
+  // of its enrollment or group when it may be admitted.
+  Result<registry::EnrollmentSettings> AdmissibleSettings(const registry::Registration& reg,
+                                                          std::string_view device_id,
+                                                          std::string_view hub);
+  // FindRegistration reads device_id's registration; kUnauthenticated when there is none.
+  Result<registry::Registration> FindRegistration(std::string_view device_id);
+
+  RegistryCache& registry_;
   const Clock& clock_;
   const std::string required_hub_;
 };

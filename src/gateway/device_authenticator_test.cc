@@ -91,7 +91,8 @@ class DeviceAuthenticatorTest : public ::testing::Test {
 
   Result<AdmittedDevice> Connect(const std::string& client_id, const std::string& username,
                                  const std::string& password, const std::string& hub = "") {
-    DeviceAuthenticator authenticator(*registry_, clock_, hub);
+    RegistryCache uncached(*registry_, clock_, {.max_entries = 0});
+    DeviceAuthenticator authenticator(uncached, clock_, hub);
     return authenticator.AuthenticateSas(client_id, username, password);
   }
 
@@ -228,9 +229,65 @@ TEST_F(DeviceAuthenticatorTest, Reads_ThroughReadOnlyRegistry) {
   auto reader =
       registry::SqliteRegistry::Open((dir_ / "devid.db").string(), clock_, random_, options);
   ASSERT_TRUE(reader.has_value()) << reader.error().message();
-  DeviceAuthenticator authenticator(**reader, clock_, "");
+  RegistryCache cache(**reader, clock_, {});
+  DeviceAuthenticator authenticator(cache, clock_, "");
   auto r = authenticator.AuthenticateSas("dev-1", Username("dev-1"), Token(kDeviceKey, "dev-1"));
   EXPECT_TRUE(r.has_value()) << r.error().message();
+}
+
+TEST_F(DeviceAuthenticatorTest, Recheck_KeepsAdmittedDeviceUntilItsGroupIsDisabled) {
+  PutGroup("grp1", kGroupKey);
+  PutRegistration("dev-g", "grp1");
+  std::string derived = *pki::DeriveSymmetricKey(kGroupKey, "dev-g");
+  RegistryCache uncached(*registry_, clock_, {.max_entries = 0});
+  DeviceAuthenticator authenticator(uncached, clock_, "");
+  auto admitted =
+      authenticator.AuthenticateSas("dev-g", Username("dev-g"), Token(derived, "dev-g"));
+  ASSERT_TRUE(admitted.has_value()) << admitted.error().message();
+  EXPECT_EQ(admitted->token_expiry, clock_.UnixSeconds() + 3600);
+  auto kept = authenticator.Recheck(*admitted);
+  EXPECT_TRUE(kept.has_value()) << kept.error().message();
+  PutGroup("grp1", kGroupKey, false);
+  auto refused = authenticator.Recheck(*admitted);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_THAT(refused.error().message(), HasSubstr("its enrollment is disabled"));
+}
+
+TEST_F(DeviceAuthenticatorTest, Recheck_RefusesDeletedRegistrationOrEnrollment) {
+  PutEnrollment("dev-1", kDeviceKey);
+  PutRegistration("dev-1");
+  RegistryCache uncached(*registry_, clock_, {.max_entries = 0});
+  DeviceAuthenticator authenticator(uncached, clock_, "");
+  AdmittedDevice device{"dev-1", kHub, clock_.UnixSeconds() + 60};
+  ASSERT_TRUE(authenticator.Recheck(device).has_value());
+  ASSERT_TRUE(registry_->DeleteEnrollment("dev-1", std::nullopt, actor_));
+  auto no_enrollment = authenticator.Recheck(device);
+  ASSERT_FALSE(no_enrollment.has_value());
+  EXPECT_THAT(no_enrollment.error().message(), HasSubstr("no longer exists"));
+  PutEnrollment("dev-1", kDeviceKey);
+  ASSERT_TRUE(registry_->DeleteRegistration("dev-1", std::nullopt, actor_));
+  auto unregistered = authenticator.Recheck(device);
+  ASSERT_FALSE(unregistered.has_value());
+  EXPECT_EQ(unregistered.error().code(), ErrorCode::kUnauthenticated);
+  EXPECT_THAT(unregistered.error().message(), HasSubstr("not registered"));
+}
+
+TEST_F(DeviceAuthenticatorTest, Recheck_RefusesOnceTheTokenExpiresOrTheHubChanges) {
+  PutEnrollment("dev-1", kDeviceKey);
+  PutRegistration("dev-1");
+  RegistryCache uncached(*registry_, clock_, {.max_entries = 0});
+  DeviceAuthenticator authenticator(uncached, clock_, "");
+  AdmittedDevice device{"dev-1", kHub, clock_.UnixSeconds() + 60};
+  clock_.Advance(std::chrono::seconds(60));
+  auto expired = authenticator.Recheck(device);
+  ASSERT_FALSE(expired.has_value());
+  EXPECT_THAT(expired.error().message(), HasSubstr("expired"));
+  device.token_expiry = clock_.UnixSeconds() + 60;
+  device.hub = "hub-b.example.net";
+  auto moved = authenticator.Recheck(device);
+  ASSERT_FALSE(moved.has_value());
+  EXPECT_THAT(moved.error().message(), HasSubstr("not assigned to hub hub-b.example.net"));
 }
 
 TEST(DeviceIdFromUsernameTest, Extracts_DeviceId) {

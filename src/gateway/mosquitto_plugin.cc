@@ -1,12 +1,13 @@
-// libdevid_mosquitto.so: the Mosquitto 2.0 plugin (API v5) that admits only provisioned devices
-// and confines each to its own topics. This file is only the C ABI: every entry point catches
-// everything and fails closed (deny); the decisions are DeviceAuthenticator's and
-// IsTopicAllowed's.
+// libdevid_mosquitto.so: the Mosquitto 2.0 plugin (API v5) that admits only provisioned devices,
+// confines each to its own topics and closes the sessions of devices disabled since. This file is
+// only the C ABI: every entry point catches everything and fails closed (deny); the decisions are
+// DeviceAuthenticator's, AuthThrottle's, SessionMonitor's and IsTopicAllowed's.
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
+#include <chrono>
 #include <exception>
 #include <memory>
 #include <string>
@@ -15,9 +16,13 @@
 
 #include "base/clock.h"
 #include "base/random.h"
+#include "gateway/auth_throttle.h"
 #include "gateway/device_authenticator.h"
 #include "gateway/plugin_options.h"
+#include "gateway/registry_cache.h"
+#include "gateway/session_monitor.h"
 #include "gateway/topic_policy.h"
+#include "registry/postgres/postgres_registry.h"
 #include "registry/sqlite/sqlite_registry.h"
 
 namespace devid::gateway {
@@ -30,10 +35,22 @@ constexpr int kPluginApiVersion = 5;
 struct Plugin {
   mosquitto_plugin_id_t* identifier = nullptr;
   SystemClock clock;
-  SecureRandom random;  // the registry's writer would use it; read-only, it is never called
-  std::unique_ptr<registry::SqliteRegistry> registry;
+  SecureRandom random;  // the registry's writers would use it; the plugin only reads
+  std::unique_ptr<registry::Registry> registry;
+  std::unique_ptr<RegistryCache> cache;
   std::unique_ptr<DeviceAuthenticator> authenticator;
+  std::unique_ptr<SessionMonitor> sessions;
+  std::unique_ptr<AuthThrottle> client_throttle;
+  std::unique_ptr<AuthThrottle> address_throttle;
+  // loaded and ticked tell whether the broker delivers MOSQ_EVT_TICK: Mosquitto 2.0 does not with
+  // per_listener_settings true, and then disabled devices would keep their sessions.
+  std::chrono::steady_clock::time_point loaded = std::chrono::steady_clock::now();
+  bool ticked = false;
 };
+
+// kTickGrace is how long after loading the plugin admits devices without having seen a tick (the
+// broker's loop ticks every 100 ms at most once it runs).
+constexpr std::chrono::seconds kTickGrace{5};
 
 const char* OrEmpty(const char* s) { return s == nullptr ? "" : s; }
 
@@ -42,18 +59,32 @@ int OnBasicAuth(int /*event*/, void* event_data, void* userdata) {
     auto* plugin = static_cast<Plugin*>(userdata);
     auto* ed = static_cast<mosquitto_evt_basic_auth*>(event_data);
     const char* client_id = mosquitto_client_id(ed->client);
-    if (plugin == nullptr || client_id == nullptr || ed->username == nullptr ||
-        ed->password == nullptr) {
-      mosquitto_log_printf(MOSQ_LOG_NOTICE, "devid: refused client \"%s\": no username or password",
-                           OrEmpty(client_id));
-      return MOSQ_ERR_AUTH;
+    const char* address = mosquitto_client_address(ed->client);
+    if (plugin == nullptr || client_id == nullptr || address == nullptr) return MOSQ_ERR_AUTH;
+    // Throttled keys are refused before their credentials are looked at, so guessing a key gets
+    // slower with every failure and stops for a while after too many (docs/gateway.md).
+    Status allowed = plugin->client_throttle->Check(client_id);
+    if (allowed) allowed = plugin->address_throttle->Check(address);
+    Result<AdmittedDevice> admitted = std::unexpected(Unauthenticated("no username or password"));
+    if (!plugin->ticked && std::chrono::steady_clock::now() - plugin->loaded > kTickGrace) {
+      // Fail closed: without ticks a disabled device's session would never be closed.
+      admitted = std::unexpected(
+          FailedPrecondition("the broker delivers no tick events, so live sessions could not be "
+                             "re-checked: set per_listener_settings false"));
+    } else if (!allowed) {
+      admitted = std::unexpected(allowed.error());
+    } else if (ed->username != nullptr && ed->password != nullptr) {
+      admitted = plugin->authenticator->AuthenticateSas(client_id, ed->username, ed->password);
     }
-    auto admitted = plugin->authenticator->AuthenticateSas(client_id, ed->username, ed->password);
     if (!admitted) {
-      mosquitto_log_printf(MOSQ_LOG_NOTICE, "devid: refused client \"%s\": %s", client_id,
-                           admitted.error().message().c_str());
+      plugin->client_throttle->RecordFailure(client_id);
+      plugin->address_throttle->RecordFailure(address);
+      mosquitto_log_printf(MOSQ_LOG_NOTICE, "devid: refused client \"%s\" from %s: %s", client_id,
+                           address, admitted.error().message().c_str());
       return MOSQ_ERR_AUTH;
     }
+    plugin->client_throttle->RecordSuccess(client_id);
+    plugin->sessions->Add(ed->client, std::move(*admitted));
     return MOSQ_ERR_SUCCESS;
   } catch (const std::exception& e) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "devid: authentication failed closed: %s", e.what());
@@ -61,6 +92,42 @@ int OnBasicAuth(int /*event*/, void* event_data, void* userdata) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "devid: authentication failed closed");
   }
   return MOSQ_ERR_AUTH;
+}
+
+int OnDisconnect(int /*event*/, void* event_data, void* userdata) {
+  try {
+    auto* plugin = static_cast<Plugin*>(userdata);
+    auto* ed = static_cast<mosquitto_evt_disconnect*>(event_data);
+    if (plugin != nullptr) plugin->sessions->Remove(ed->client);
+  } catch (...) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "devid: forgetting a session failed");
+  }
+  return MOSQ_ERR_SUCCESS;
+}
+
+// OnTick runs on every turn of the broker's loop (at least every 100 ms); SessionMonitor decides
+// when a sweep is due and bounds its work.
+int OnTick(int /*event*/, void* /*event_data*/, void* userdata) {
+  try {
+    auto* plugin = static_cast<Plugin*>(userdata);
+    if (plugin == nullptr) return MOSQ_ERR_SUCCESS;
+    plugin->ticked = true;
+    for (const Expired& expired : plugin->sessions->Sweep()) {
+      mosquitto_log_printf(
+          expired.reason.code() == ErrorCode::kUnauthenticated ? MOSQ_LOG_NOTICE : MOSQ_LOG_ERR,
+          "devid: closing the session of client \"%s\": %s", expired.client_id.c_str(),
+          expired.reason.message().c_str());
+      // Never with a null id, which names every client; device IDs are never empty, but check.
+      if (!expired.client_id.empty()) {
+        mosquitto_kick_client_by_clientid(expired.client_id.c_str(), false);
+      }
+    }
+  } catch (const std::exception& e) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "devid: re-checking sessions failed: %s", e.what());
+  } catch (...) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "devid: re-checking sessions failed");
+  }
+  return MOSQ_ERR_SUCCESS;
 }
 
 int OnAclCheck(int /*event*/, void* event_data, void* /*userdata*/) {
@@ -105,6 +172,27 @@ int OnAclCheck(int /*event*/, void* event_data, void* /*userdata*/) {
 void Unregister(const Plugin& plugin) {
   mosquitto_callback_unregister(plugin.identifier, MOSQ_EVT_BASIC_AUTH, OnBasicAuth, nullptr);
   mosquitto_callback_unregister(plugin.identifier, MOSQ_EVT_ACL_CHECK, OnAclCheck, nullptr);
+  mosquitto_callback_unregister(plugin.identifier, MOSQ_EVT_DISCONNECT, OnDisconnect, nullptr);
+  mosquitto_callback_unregister(plugin.identifier, MOSQ_EVT_TICK, OnTick, nullptr);
+}
+
+// OpenStore opens the store read-only where the back end allows it. The broker calls the plugin
+// from one thread, so one reader or connection is enough.
+Result<std::unique_ptr<registry::Registry>> OpenStore(const std::string& url, Plugin& plugin) {
+  if (IsSqliteStore(url)) {
+    registry::SqliteRegistryOptions options;
+    options.read_only = true;
+    options.max_readers = 1;
+    DEVID_ASSIGN_OR_RETURN(auto sqlite, registry::SqliteRegistry::Open(
+                                            SqlitePath(url), plugin.clock, plugin.random, options));
+    return std::unique_ptr<registry::Registry>(std::move(sqlite));
+  }
+  registry::PostgresRegistryOptions options;
+  options.max_connections = 1;
+  options.connection_wait = std::chrono::milliseconds(2000);
+  DEVID_ASSIGN_OR_RETURN(
+      auto postgres, registry::PostgresRegistry::Open(url, plugin.clock, plugin.random, options));
+  return std::unique_ptr<registry::Registry>(std::move(postgres));
 }
 
 int Init(mosquitto_plugin_id_t* identifier, void** userdata, mosquitto_opt* options,
@@ -120,30 +208,45 @@ int Init(mosquitto_plugin_id_t* identifier, void** userdata, mosquitto_opt* opti
   }
   auto plugin = std::make_unique<Plugin>();
   plugin->identifier = identifier;
-  registry::SqliteRegistryOptions store_options;
-  store_options.read_only = true;
-  store_options.max_readers = 1;  // the broker calls from one thread
-  auto opened = registry::SqliteRegistry::Open(parsed->store_path, plugin->clock, plugin->random,
-                                               store_options);
+  auto opened = OpenStore(parsed->store_url, *plugin);
   if (!opened) {
-    mosquitto_log_printf(MOSQ_LOG_ERR, "devid: opening the registry read-only: %s",
+    mosquitto_log_printf(MOSQ_LOG_ERR, "devid: opening the registry: %s",
                          opened.error().message().c_str());
     return MOSQ_ERR_UNKNOWN;
   }
   plugin->registry = std::move(*opened);
+  plugin->cache = std::make_unique<RegistryCache>(*plugin->registry, plugin->clock, parsed->cache);
   plugin->authenticator =
-      std::make_unique<DeviceAuthenticator>(*plugin->registry, plugin->clock, parsed->hub);
+      std::make_unique<DeviceAuthenticator>(*plugin->cache, plugin->clock, parsed->hub);
+  plugin->sessions = std::make_unique<SessionMonitor>(
+      plugin->clock, parsed->sessions,
+      [authenticator = plugin->authenticator.get()](const AdmittedDevice& device) {
+        return authenticator->Recheck(device);
+      });
+  plugin->client_throttle = std::make_unique<AuthThrottle>(plugin->clock, parsed->client_throttle);
+  plugin->address_throttle =
+      std::make_unique<AuthThrottle>(plugin->clock, parsed->address_throttle);
   if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, OnBasicAuth, nullptr,
                                   plugin.get()) != MOSQ_ERR_SUCCESS ||
       mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, OnAclCheck, nullptr,
-                                  plugin.get()) != MOSQ_ERR_SUCCESS) {
+                                  plugin.get()) != MOSQ_ERR_SUCCESS ||
+      mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, OnDisconnect, nullptr,
+                                  plugin.get()) != MOSQ_ERR_SUCCESS ||
+      mosquitto_callback_register(identifier, MOSQ_EVT_TICK, OnTick, nullptr, plugin.get()) !=
+          MOSQ_ERR_SUCCESS) {
     Unregister(*plugin);
     mosquitto_log_printf(MOSQ_LOG_ERR, "devid: registering the plugin's callbacks failed");
     return MOSQ_ERR_UNKNOWN;
   }
-  mosquitto_log_printf(MOSQ_LOG_INFO, "devid: admitting devices from %s%s%s",
-                       parsed->store_path.c_str(), parsed->hub.empty() ? "" : " for hub ",
-                       parsed->hub.c_str());
+  // The URL is not logged: a postgresql:// URL may carry a password.
+  mosquitto_log_printf(MOSQ_LOG_INFO,
+                       "devid: admitting devices from the %s store%s%s; cache %zu entries for "
+                       "%lld ms; sessions re-checked every %lld ms, %zu at a time",
+                       IsSqliteStore(parsed->store_url) ? "SQLite" : "PostgreSQL",
+                       parsed->hub.empty() ? "" : " for hub ", parsed->hub.c_str(),
+                       parsed->cache.max_entries, static_cast<long long>(parsed->cache.ttl.count()),
+                       static_cast<long long>(parsed->sessions.interval.count()),
+                       parsed->sessions.batch);
   *userdata = plugin.release();  // The broker keeps it until mosquitto_plugin_cleanup.
   return MOSQ_ERR_SUCCESS;
 }

@@ -16,11 +16,43 @@ using Options = std::vector<std::pair<std::string, std::string>>;
 TEST(PluginOptionsTest, Parses_StoreAndHub) {
   auto parsed = ParsePluginOptions(Options{{"store", "sqlite:///data/devid.db"}, {"hub", "h.io"}});
   ASSERT_TRUE(parsed.has_value()) << parsed.error().message();
-  EXPECT_EQ(parsed->store_path, "/data/devid.db");
+  EXPECT_EQ(parsed->store_url, "sqlite:///data/devid.db");
+  EXPECT_TRUE(IsSqliteStore(parsed->store_url));
+  EXPECT_EQ(SqlitePath(parsed->store_url), "/data/devid.db");
   EXPECT_EQ(parsed->hub, "h.io");
   auto no_hub = ParsePluginOptions(Options{{"store", "sqlite:///devid.db"}});
   ASSERT_TRUE(no_hub.has_value());
   EXPECT_EQ(no_hub->hub, "");
+}
+
+TEST(PluginOptionsTest, Parses_PostgresStoreAndLimits) {
+  auto parsed = ParsePluginOptions(Options{{"store", "postgresql://gw@db/devid"},
+                                           {"cache_entries", "500"},
+                                           {"cache_ttl_ms", "1000"},
+                                           {"recheck_interval_ms", "4000"},
+                                           {"recheck_batch", "200"},
+                                           {"throttle_slow_after", "2"},
+                                           {"throttle_refuse_after", "4"},
+                                           {"throttle_address_slow_after", "8"},
+                                           {"throttle_address_refuse_after", "16"},
+                                           {"throttle_refuse_seconds", "60"},
+                                           {"throttle_entries", "100"}});
+  ASSERT_TRUE(parsed.has_value()) << parsed.error().message();
+  EXPECT_FALSE(IsSqliteStore(parsed->store_url));
+  EXPECT_EQ(parsed->cache.max_entries, 500u);
+  EXPECT_EQ(parsed->cache.ttl, std::chrono::milliseconds(1000));
+  EXPECT_EQ(parsed->sessions.interval, std::chrono::milliseconds(4000));
+  EXPECT_EQ(parsed->sessions.batch, 200u);
+  EXPECT_EQ(parsed->client_throttle.slow_after, 2);
+  EXPECT_EQ(parsed->client_throttle.refuse_after, 4);
+  EXPECT_EQ(parsed->address_throttle.slow_after, 8);
+  EXPECT_EQ(parsed->address_throttle.refuse_after, 16);
+  EXPECT_EQ(parsed->address_throttle.refuse_for, std::chrono::seconds(60));
+  EXPECT_EQ(parsed->client_throttle.max_entries, 100u);
+  // The defaults keep a disable within kMaxDisableDelayMs.
+  auto defaults = ParsePluginOptions(Options{{"store", "postgres://db/devid"}});
+  ASSERT_TRUE(defaults.has_value()) << defaults.error().message();
+  EXPECT_LE(defaults->cache.ttl.count() + defaults->sessions.interval.count(), kMaxDisableDelayMs);
 }
 
 TEST(PluginOptionsTest, Rejects_BadOptionsNamingThem) {
@@ -30,12 +62,26 @@ TEST(PluginOptionsTest, Rejects_BadOptionsNamingThem) {
   };
   for (const Case& c : std::vector<Case>{
            {{}, "plugin_opt_store: missing"},
-           {{{"store", "postgres://db/devid"}}, "plugin_opt_store"},
+           {{{"store", "mysql://db/devid"}}, "plugin_opt_store: is neither"},
            {{{"store", "sqlite://relative.db"}}, "absolute"},
            {{{"store", "sqlite:///a.db"}, {"store", "sqlite:///b.db"}}, "twice"},
            {{{"store", "sqlite:///a.db"}, {"hub", ""}}, "plugin_opt_hub"},
            {{{"store", "sqlite:///a.db"}, {"hub", "a/b"}}, "plugin_opt_hub"},
            {{{"store", "sqlite:///a.db"}, {"sotre", "x"}}, "plugin_opt_sotre: unknown"},
+           {{{"store", "sqlite:///a.db"}, {"cache_ttl_ms", "-1"}}, "plugin_opt_cache_ttl_ms"},
+           {{{"store", "sqlite:///a.db"}, {"cache_entries", "10k"}}, "plugin_opt_cache_entries"},
+           {{{"store", "sqlite:///a.db"}, {"recheck_interval_ms", "50"}}, "from 100 to 5000"},
+           {{{"store", "sqlite:///a.db"}, {"recheck_batch", "0"}}, "plugin_opt_recheck_batch"},
+           {{{"store", "sqlite:///a.db"},
+             {"cache_ttl_ms", "4000"},
+             {"recheck_interval_ms", "1500"}},
+            "plugin_opt_cache_ttl_ms: plus recheck_interval_ms exceeds 5000 ms"},
+           {{{"store", "sqlite:///a.db"}, {"throttle_slow_after", "11"}},
+            "plugin_opt_throttle_slow_after: must not exceed throttle_refuse_after"},
+           {{{"store", "sqlite:///a.db"}, {"throttle_address_refuse_after", "5"}},
+            "plugin_opt_throttle_address_slow_after: must not exceed"},
+           {{{"store", "sqlite:///a.db"}, {"throttle_entries", "0"}},
+            "plugin_opt_throttle_entries"},
        }) {
     auto parsed = ParsePluginOptions(c.options);
     ASSERT_FALSE(parsed.has_value()) << c.message;

@@ -29,6 +29,7 @@
 #include "dps_client.h"
 #include "ossl/base64.h"
 #include "pki/sas_token.h"
+#include "registry/postgres/testing/test_database.h"
 #include "server_process.h"
 
 extern char** environ;
@@ -37,6 +38,10 @@ namespace devid::testing {
 namespace {
 
 using nlohmann::json;
+using registry::postgres::testing::MissingServerIsFailure;
+using registry::postgres::testing::MissingServerMessage;
+using registry::postgres::testing::TestDatabase;
+using registry::postgres::testing::TestServerUrl;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -79,27 +84,44 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-// Broker runs `mosquitto -c <dir>/mosquitto.conf` with the devid plugin reading store_path, on a
-// plain TCP listener on 127.0.0.1, logging everything to <dir>/mosquitto.log. The destructor
-// stops it (SIGTERM) and prints the log when the test failed.
+// BrokerOptions configures Broker.
+struct BrokerOptions {
+  // store_url is the plugin's plugin_opt_store.
+  std::string store_url;
+  // tls_dir, when set, is a devid serve data dir: the listener serves TLS with its server
+  // certificate (<tls_dir>/tls/server.pem, server.key) and its trust bundle as cafile.
+  std::string tls_dir;
+  // extra_conf lines are appended to mosquitto.conf (more plugin options).
+  std::vector<std::string> extra_conf;
+  // per_listener_settings is mosquitto.conf's option of that name.
+  bool per_listener_settings = false;
+};
+
+// Broker runs `mosquitto -c <dir>/mosquitto.conf` with the devid plugin, on a listener on
+// 127.0.0.1 (TLS when options.tls_dir is set), logging everything to <dir>/mosquitto.log. The
+// destructor stops it (SIGTERM) and prints the log when the test failed.
 class Broker {
  public:
-  Broker(const std::string& dir, const std::string& store_path,
-         const std::vector<std::string>& extra_conf = {})
-      : dir_(dir), port_(FreePort()) {
+  Broker(const std::string& dir, const BrokerOptions& options) : dir_(dir), port_(FreePort()) {
     const passwd* user = ::getpwuid(::geteuid());
     std::ofstream conf(dir_ + "/mosquitto.conf");
-    conf << "per_listener_settings false\n"
+    conf << "per_listener_settings " << (options.per_listener_settings ? "true" : "false") << "\n"
          << "allow_anonymous false\n"
          << "persistence false\n"
-         << "listener " << port_ << " 127.0.0.1\n"
-         << "plugin " << DEVID_MOSQUITTO_PLUGIN << "\n"
-         << "plugin_opt_store sqlite://" << store_path << "\n"
+         << "listener " << port_ << " 127.0.0.1\n";
+    if (!options.tls_dir.empty()) {
+      conf << "certfile " << options.tls_dir << "/tls/server.pem\n"
+           << "keyfile " << options.tls_dir << "/tls/server.key\n"
+           << "cafile " << options.tls_dir << "/ca/trust-bundle.pem\n"
+           << "tls_version tlsv1.2\n";
+    }
+    conf << "plugin " << DEVID_MOSQUITTO_PLUGIN << "\n"
+         << "plugin_opt_store " << options.store_url << "\n"
          << "log_dest file " << log_path() << "\n"
          << "log_type all\n"
          // As root the broker would switch to the mosquitto user, who cannot read the test's store.
          << "user " << (user != nullptr ? user->pw_name : "root") << "\n";
-    for (const std::string& line : extra_conf) conf << line << "\n";
+    for (const std::string& line : options.extra_conf) conf << line << "\n";
     conf.close();
     std::string conf_path = dir_ + "/mosquitto.conf";
     std::vector<char*> argv = {const_cast<char*>(DEVID_MOSQUITTO_BROKER), const_cast<char*>("-c"),
@@ -172,6 +194,71 @@ class Broker {
   int exit_code_ = -1;
 };
 
+// Background runs argv (argv[0] a path) with its output in out_path until it exits or is
+// destroyed (SIGTERM), for clients that stay connected while the test acts.
+class Background {
+ public:
+  Background(const std::vector<std::string>& args, const std::string& out_path)
+      : out_path_(out_path) {
+    std::vector<char*> argv;
+    for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0600);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    if (::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&actions);
+  }
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+  ~Background() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+
+  // WaitExit waits up to timeout for the process to exit and returns its exit code, or nullopt.
+  std::optional<int> WaitExit(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (pid_ > 0) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        break;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return exit_code_;
+  }
+
+  std::string output() const { return ReadFile(out_path_); }
+
+ private:
+  std::string out_path_;
+  pid_t pid_ = -1;
+  int exit_code_ = -1;
+};
+
+// WaitFor polls done every 20 ms until it holds or timeout passes; it returns how long it took,
+// or nullopt on timeout.
+template <typename Done>
+std::optional<std::chrono::milliseconds> WaitFor(Done done, std::chrono::milliseconds timeout) {
+  auto start = std::chrono::steady_clock::now();
+  while (true) {
+    auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    if (done()) return elapsed;
+    if (elapsed >= timeout) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 // Device is how a device authenticates to the broker.
 struct Device {
   std::string id;
@@ -190,8 +277,14 @@ struct Device {
 
 class GatewayTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    auto server = ServerProcess::Start();
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(StartAndProvision()); }
+
+  // StartAndProvision starts devid serve on store_url ("" = its SQLite file), enrolls group grp1,
+  // provisions dev-1 and dev-2 through it and starts the broker on the same store.
+  void StartAndProvision(const std::string& store_url = "") {
+    ServerProcessOptions options;
+    if (!store_url.empty()) options.config_toml = "[store]\nurl = \"" + store_url + "\"\n";
+    auto server = ServerProcess::Start(options);
     ASSERT_TRUE(server) << server.error().message();
     server_.emplace(std::move(*server));
     DpsClient client(*server_);
@@ -214,8 +307,8 @@ class GatewayTest : public ::testing::Test {
       ASSERT_EQ(json::parse(state->body)["status"], "assigned") << state->body;
       ASSERT_EQ(json::parse(state->body)["assignedHub"], "localhost") << state->body;
     }
-    broker_.emplace(server_->root(), server_->data_dir() + "/devid.db");
-    ASSERT_TRUE(broker_->WaitListening()) << broker_->log();
+    store_url_ = store_url;
+    StartBroker();
   }
 
   void TearDown() override {
@@ -223,44 +316,83 @@ class GatewayTest : public ::testing::Test {
     server_.reset();
   }
 
+  // StartBroker (re)starts the broker on the server's store, over TLS with the server's
+  // certificate, with extra_conf appended to its configuration.
+  void StartBroker(const std::vector<std::string>& extra_conf = {}) {
+    broker_.reset();
+    broker_.emplace(
+        server_->root(),
+        BrokerOptions{
+            store_url_.empty() ? "sqlite://" + server_->data_dir() + "/devid.db" : store_url_,
+            server_->data_dir(), extra_conf});
+    ASSERT_TRUE(broker_->WaitListening()) << broker_->log();
+  }
+
   static Device Provisioned(const std::string& id) {
     return Device{id, *pki::DeriveSymmetricKey(kGroupKey, id)};
+  }
+
+  // ClientArgs is the start of a mosquitto_pub/mosquitto_sub command line: MQTT 5 over TLS to the
+  // broker, trusting devid's trust bundle, as device (client id = device.id unless client_id).
+  std::vector<std::string> ClientArgs(const char* tool, const Device& device,
+                                      const std::string& client_id = "") const {
+    return {tool,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            std::to_string(broker_->port()),
+            "--cafile",
+            server_->data_dir() + "/ca/trust-bundle.pem",
+            "-V",
+            "mqttv5",
+            "-q",
+            "1",
+            "-i",
+            client_id.empty() ? device.id : client_id,
+            "-u",
+            device.Username(),
+            "-P",
+            device.Password()};
   }
 
   // Publish sends one QoS 1 message as device (client id = device.id unless client_id is set).
   CommandResult Publish(const Device& device, const std::string& topic,
                         const std::string& client_id = "") {
-    return RunCommand({DEVID_MOSQUITTO_PUB, "-h", "127.0.0.1", "-p",
-                       std::to_string(broker_->port()), "-V", "mqttv5", "-q", "1", "-i",
-                       client_id.empty() ? device.id : client_id, "-u", device.Username(), "-P",
-                       device.Password(), "-t", topic, "-m", R"({"temperature":21.5})"});
+    std::vector<std::string> args = ClientArgs(DEVID_MOSQUITTO_PUB, device, client_id);
+    args.insert(args.end(), {"-t", topic, "-m", R"({"temperature":21.5})"});
+    return RunCommand(args);
   }
 
   // Subscribe subscribes as device and waits up to wait_s for one message.
   CommandResult Subscribe(const Device& device, const std::string& filter, int wait_s = 1) {
-    return RunCommand({DEVID_MOSQUITTO_SUB,
-                       "-h",
-                       "127.0.0.1",
-                       "-p",
-                       std::to_string(broker_->port()),
-                       "-V",
-                       "mqttv5",
-                       "-q",
-                       "1",
-                       "-i",
-                       device.id,
-                       "-u",
-                       device.Username(),
-                       "-P",
-                       device.Password(),
-                       "-t",
-                       filter,
-                       "-C",
-                       "1",
-                       "-W",
-                       std::to_string(wait_s)});
+    std::vector<std::string> args = ClientArgs(DEVID_MOSQUITTO_SUB, device);
+    args.insert(args.end(), {"-t", filter, "-C", "1", "-W", std::to_string(wait_s)});
+    return RunCommand(args);
   }
 
+  // Subscribe keeps device subscribed to its cloud-to-device topic in the background.
+  Background Subscribe(const std::string& device_id) {
+    std::vector<std::string> args = ClientArgs(DEVID_MOSQUITTO_SUB, Provisioned(device_id));
+    args.insert(args.end(),
+                {"-t", "devices/" + device_id + "/messages/devicebound/#", "-C", "1", "-W", "60"});
+    return Background(args, server_->root() + "/sub-" + device_id + ".out");
+  }
+
+  // DisableGroup sets grp1's provisioningStatus to disabled through the service API.
+  void DisableGroup() {
+    DpsClient client(*server_);
+    auto disabled = client.Service(
+        "PUT", "/enrollmentGroups/grp1",
+        {{"enrollmentGroupId", "grp1"},
+         {"provisioningStatus", "disabled"},
+         {"attestation",
+          {{"type", "symmetricKey"}, {"symmetricKey", {{"primaryKey", kGroupKey}}}}}},
+        {{"if-match", "*"}});
+    ASSERT_TRUE(disabled) << disabled.error().message();
+    ASSERT_EQ(disabled->status, 200) << disabled->body;
+  }
+
+  std::string store_url_;
   std::optional<ServerProcess> server_;
   std::optional<Broker> broker_;
 };
@@ -306,10 +438,37 @@ TEST_F(GatewayTest, Rejects_ValidTokenOfAnotherDeviceAndMismatchedClientId) {
 }
 
 TEST_F(GatewayTest, Rejects_AnonymousClient) {
-  auto r = RunCommand({DEVID_MOSQUITTO_PUB, "-h", "127.0.0.1", "-p",
-                       std::to_string(broker_->port()), "-V", "mqttv5", "-i", "dev-1", "-t",
-                       "devices/dev-1/messages/events/", "-m", "x"});
+  auto r =
+      RunCommand({DEVID_MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", std::to_string(broker_->port()),
+                  "--cafile", server_->data_dir() + "/ca/trust-bundle.pem", "-V", "mqttv5", "-i",
+                  "dev-1", "-t", "devices/dev-1/messages/events/", "-m", "x"});
   EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("authori"));
+  EXPECT_THAT(broker_->log(),
+              HasSubstr("devid: refused client \"dev-1\" from 127.0.0.1: no username"));
+}
+
+TEST_F(GatewayTest, Rejects_PlainMqttOnTheTlsListener) {
+  std::vector<std::string> args = ClientArgs(DEVID_MOSQUITTO_PUB, Provisioned("dev-1"));
+  args.erase(args.begin() + 5, args.begin() + 7);  // no --cafile: plain MQTT
+  args.insert(args.end(), {"-t", "devices/dev-1/messages/events/", "-m", "x"});
+  auto r = RunCommand(args);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(broker_->log(), Not(HasSubstr("New client connected")));
+  EXPECT_THAT(broker_->log(), Not(HasSubstr("devid: refused")));
+}
+
+TEST_F(GatewayTest, ClientRefusesBroker_WhenItDoesNotTrustDevidsCa) {
+  // The broker presents devid's server certificate, which only devid's trust bundle verifies.
+  std::vector<std::string> args = ClientArgs(DEVID_MOSQUITTO_PUB, Provisioned("dev-1"));
+  args[6] = server_->root() + "/other-ca.pem";
+  std::ofstream(args[6]) << ReadFile("/etc/ssl/certs/ca-certificates.crt");
+  args.insert(args.end(), {"-t", "devices/dev-1/messages/events/", "-m", "x"});
+  auto r = RunCommand(args);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("TLS error"));
+  EXPECT_THAT(broker_->log(), HasSubstr("unknown ca"));
+  EXPECT_THAT(broker_->log(), Not(HasSubstr("New client connected")));
 }
 
 TEST_F(GatewayTest, Denies_PublishingToAnotherDevicesTopic) {
@@ -337,25 +496,210 @@ TEST_F(GatewayTest, Denies_SubscribingOutsideItsOwnTopics) {
 TEST_F(GatewayTest, Refuses_DeviceOnNextConnectOnceItsGroupIsDisabled) {
   Device device = Provisioned("dev-1");
   ASSERT_EQ(Publish(device, "devices/dev-1/messages/events/").exit_code, 0);
-  DpsClient client(*server_);
-  auto disabled = client.Service(
-      "PUT", "/enrollmentGroups/grp1",
-      {{"enrollmentGroupId", "grp1"},
-       {"provisioningStatus", "disabled"},
-       {"attestation", {{"type", "symmetricKey"}, {"symmetricKey", {{"primaryKey", kGroupKey}}}}}},
-      {{"if-match", "*"}});
-  ASSERT_TRUE(disabled) << disabled.error().message();
-  ASSERT_EQ(disabled->status, 200) << disabled->body;
-  // The plugin reads the store on every connect, so the next one is refused.
-  auto r = Publish(device, "devices/dev-1/messages/events/");
-  EXPECT_NE(r.exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(DisableGroup());
+  // The plugin's cached lookups live for cache_ttl_ms (2000 by default); no connect after that
+  // is admitted.
+  auto refused_after =
+      WaitFor([&] { return Publish(device, "devices/dev-1/messages/events/").exit_code != 0; },
+              std::chrono::milliseconds(2500));
+  ASSERT_TRUE(refused_after.has_value()) << "still admitted 2.5 s after the group was disabled";
   EXPECT_THAT(broker_->log(), HasSubstr("its enrollment is disabled"));
+}
+
+TEST_F(GatewayTest, ClosesLiveSessionWithin5s_WhenItsGroupIsDisabled) {
+  Background sub = Subscribe("dev-1");
+  ASSERT_TRUE(WaitFor([&] { return broker_->log().find("as dev-1 (") != std::string::npos; },
+                      std::chrono::milliseconds(5000)));
+  ASSERT_NO_FATAL_FAILURE(DisableGroup());
+  auto closed_after = WaitFor(
+      [&] {
+        return broker_->log().find(
+                   "devid: closing the session of client \"dev-1\": device "
+                   "\"dev-1\": its enrollment is disabled") != std::string::npos;
+      },
+      std::chrono::milliseconds(5000));
+  ASSERT_TRUE(closed_after.has_value()) << "the session outlived the disable by 5 s";
+  std::cerr << "session closed " << closed_after->count() << " ms after the disable\n";
+  // The broker closed the connection: mosquitto_sub ends without its message.
+  EXPECT_TRUE(sub.WaitExit(std::chrono::milliseconds(5000)).has_value()) << sub.output();
+  EXPECT_THAT(broker_->log(), HasSubstr("Client dev-1 been disconnected by administrative action"));
+  // And it cannot come back.
+  auto again = Publish(Provisioned("dev-1"), "devices/dev-1/messages/events/");
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_THAT(again.err, HasSubstr("authori"));
+}
+
+TEST_F(GatewayTest, ClosesLiveSessionWithin5s_WhenItsRegistrationIsDeleted) {
+  Background sub1 = Subscribe("dev-1");
+  Background sub2 = Subscribe("dev-2");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::string log = broker_->log();
+        return log.find("as dev-1 (") != std::string::npos &&
+               log.find("as dev-2 (") != std::string::npos;
+      },
+      std::chrono::milliseconds(5000)));
+  DpsClient client(*server_);
+  auto deleted = client.Service("DELETE", "/registrations/dev-1", nullptr, {{"if-match", "*"}});
+  ASSERT_TRUE(deleted) << deleted.error().message();
+  ASSERT_EQ(deleted->status, 204) << deleted->body;
+  auto closed_after = WaitFor(
+      [&] {
+        return broker_->log().find(
+                   "devid: closing the session of client \"dev-1\": device "
+                   "\"dev-1\": it is not registered") != std::string::npos;
+      },
+      std::chrono::milliseconds(5000));
+  ASSERT_TRUE(closed_after.has_value()) << "the session outlived the deletion by 5 s";
+  EXPECT_TRUE(sub1.WaitExit(std::chrono::milliseconds(5000)).has_value()) << sub1.output();
+  EXPECT_NE(Publish(Provisioned("dev-1"), "devices/dev-1/messages/events/").exit_code, 0);
+  // The other device of the group keeps its session.
+  EXPECT_FALSE(sub2.WaitExit(std::chrono::milliseconds(1500)).has_value()) << sub2.output();
+  EXPECT_THAT(broker_->log(), Not(HasSubstr("closing the session of client \"dev-2\"")));
+}
+
+TEST_F(GatewayTest, ClosesLiveSession_WhenItsTokenExpires) {
+  // As IoT Hub does: a session lasts no longer than the SAS token it was opened with.
+  Device device = Provisioned("dev-1");
+  device.lifetime_s = 3;
+  std::vector<std::string> args = ClientArgs(DEVID_MOSQUITTO_SUB, device);
+  args.insert(args.end(), {"-t", "devices/dev-1/messages/devicebound/#", "-C", "1", "-W", "60"});
+  Background sub(args, server_->root() + "/sub-expiring.out");
+  ASSERT_TRUE(WaitFor([&] { return broker_->log().find("as dev-1 (") != std::string::npos; },
+                      std::chrono::milliseconds(3000)));
+  auto closed_after = WaitFor(
+      [&] {
+        return broker_->log().find(
+                   "devid: closing the session of client \"dev-1\": device "
+                   "\"dev-1\": the token has expired") != std::string::npos;
+      },
+      std::chrono::milliseconds(6000));
+  ASSERT_TRUE(closed_after.has_value()) << "the session outlived its token";
+  EXPECT_TRUE(sub.WaitExit(std::chrono::milliseconds(5000)).has_value()) << sub.output();
+  // A fresh token gets the device back in.
+  EXPECT_EQ(Publish(Provisioned("dev-1"), "devices/dev-1/messages/events/").exit_code, 0);
+}
+
+TEST_F(GatewayTest, ThrottlesRepeatedFailures_ThenRefusesEvenTheRightKey) {
+  StartBroker({"plugin_opt_throttle_slow_after 3", "plugin_opt_throttle_refuse_after 3",
+               "plugin_opt_throttle_refuse_seconds 60"});
+  Device wrong = Provisioned("dev-1");
+  wrong.key = kOtherKey;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NE(Publish(wrong, "devices/dev-1/messages/events/").exit_code, 0);
+  }
+  EXPECT_THAT(broker_->log(), HasSubstr("signature does not match"));
+  // Refused without its credentials being checked, for throttle_refuse_seconds.
+  auto r = Publish(Provisioned("dev-1"), "devices/dev-1/messages/events/");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("authori"));
+  EXPECT_THAT(broker_->log(), HasSubstr("devid: refused client \"dev-1\" from 127.0.0.1: 3 failed "
+                                        "authentications; retry in 60 s"));
+  // Another device from the same address is unaffected (the address threshold is higher).
+  auto other = Publish(Provisioned("dev-2"), "devices/dev-2/messages/events/");
+  EXPECT_EQ(other.exit_code, 0) << other.err;
+}
+
+TEST_F(GatewayTest, ThrottlesAnAddressTryingManyClientIds) {
+  StartBroker(
+      {"plugin_opt_throttle_address_slow_after 3", "plugin_opt_throttle_address_refuse_after 3"});
+  for (const char* id : {"dev-7", "dev-8", "dev-9"}) {
+    EXPECT_NE(
+        Publish(Provisioned(id), std::string("devices/") + id + "/messages/events/").exit_code, 0);
+  }
+  auto r = Publish(Provisioned("dev-1"), "devices/dev-1/messages/events/");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(broker_->log(), HasSubstr("devid: refused client \"dev-1\" from 127.0.0.1: 3 failed "
+                                        "authentications; retry in 300 s"));
+}
+
+// The same gateway on PostgreSQL: devid serve and the plugin share one database.
+class GatewayPostgresTest : public GatewayTest {
+ protected:
+  void SetUp() override {
+    if (TestServerUrl().empty()) {
+      if (MissingServerIsFailure()) FAIL() << MissingServerMessage();
+      GTEST_SKIP() << MissingServerMessage();
+    }
+    auto db = TestDatabase::Create();
+    ASSERT_TRUE(db.has_value()) << db.error().message();
+    db_.emplace(std::move(*db));
+    ASSERT_NO_FATAL_FAILURE(StartAndProvision(db_->url()));
+  }
+  void TearDown() override {
+    GatewayTest::TearDown();  // the broker and server close their connections first
+    db_.reset();
+  }
+
+  std::optional<TestDatabase> db_;
+};
+
+TEST_F(GatewayPostgresTest, AdmitsProvisionedDevice_AndRefusesWrongKey) {
+  auto ok = Publish(Provisioned("dev-1"), "devices/dev-1/messages/events/");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_THAT(broker_->log(), HasSubstr("devid: admitting devices from the PostgreSQL store"));
+  Device wrong = Provisioned("dev-2");
+  wrong.key = kOtherKey;
+  EXPECT_NE(Publish(wrong, "devices/dev-2/messages/events/").exit_code, 0);
+  EXPECT_THAT(broker_->log(), HasSubstr("signature does not match"));
+  EXPECT_NE(Publish(Provisioned("dev-9"), "devices/dev-9/messages/events/").exit_code, 0);
+  EXPECT_THAT(broker_->log(), HasSubstr("not registered"));
+}
+
+TEST_F(GatewayPostgresTest, ClosesLiveSessionWithin5s_WhenItsGroupIsDisabled) {
+  Background sub = Subscribe("dev-1");
+  ASSERT_TRUE(WaitFor([&] { return broker_->log().find("as dev-1 (") != std::string::npos; },
+                      std::chrono::milliseconds(5000)));
+  ASSERT_NO_FATAL_FAILURE(DisableGroup());
+  auto closed_after = WaitFor(
+      [&] {
+        return broker_->log().find(
+                   "devid: closing the session of client \"dev-1\": device "
+                   "\"dev-1\": its enrollment is disabled") != std::string::npos;
+      },
+      std::chrono::milliseconds(5000));
+  ASSERT_TRUE(closed_after.has_value()) << "the session outlived the disable by 5 s";
+  EXPECT_TRUE(sub.WaitExit(std::chrono::milliseconds(5000)).has_value()) << sub.output();
+  EXPECT_NE(Publish(Provisioned("dev-1"), "devices/dev-1/messages/events/").exit_code, 0);
+}
+
+TEST(GatewayPluginTest, BrokerRefusesToStart_WhenPostgresIsUnreachable) {
+  auto server = ServerProcess::Start();
+  ASSERT_TRUE(server) << server.error().message();
+  // Port 1 on loopback refuses connections.
+  Broker broker(server->root(),
+                BrokerOptions{"postgresql://devid@127.0.0.1:1/devid?connect_timeout=2", "", {}});
+  EXPECT_NE(broker.WaitExit(), 0);
+  EXPECT_THAT(broker.log() + ReadFile(server->root() + "/mosquitto.out"),
+              HasSubstr("devid: opening the registry"));
+}
+
+TEST_F(GatewayTest, RefusesEveryone_WhenTheBrokerDeliversNoTicks) {
+  // With per_listener_settings true Mosquitto 2.0 never calls MOSQ_EVT_TICK, so the plugin could
+  // not close disabled devices' sessions: after a grace period it admits no one.
+  broker_.reset();
+  broker_.emplace(server_->root(),
+                  BrokerOptions{.store_url = "sqlite://" + server_->data_dir() + "/devid.db",
+                                .tls_dir = server_->data_dir(),
+                                .per_listener_settings = true});
+  ASSERT_TRUE(broker_->WaitListening()) << broker_->log();
+  auto refused_after = WaitFor(
+      [&] {
+        return Publish(Provisioned("dev-1"), "devices/dev-1/messages/events/").exit_code != 0;
+      },
+      std::chrono::milliseconds(8000));
+  ASSERT_TRUE(refused_after.has_value());
+  EXPECT_GE(refused_after->count(), 4000);
+  EXPECT_THAT(broker_->log(), HasSubstr("devid: refused client \"dev-1\" from 127.0.0.1: the "
+                                        "broker delivers no tick events"));
 }
 
 TEST(GatewayPluginTest, BrokerRefusesToStart_WithBadPluginOption) {
   auto server = ServerProcess::Start();
   ASSERT_TRUE(server) << server.error().message();
-  Broker broker(server->root(), server->data_dir() + "/devid.db", {"plugin_opt_sotre x"});
+  Broker broker(
+      server->root(),
+      BrokerOptions{"sqlite://" + server->data_dir() + "/devid.db", "", {"plugin_opt_sotre x"}});
   EXPECT_NE(broker.WaitExit(), 0);
   EXPECT_THAT(broker.log() + ReadFile(server->root() + "/mosquitto.out"),
               HasSubstr("plugin_opt_sotre"));

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# bench/gateway.sh measures MQTT connects/s (TLS connect + CONNECT with credentials + CONNACK +
+# DISCONNECT) through Mosquitto 2.0 on one TLS listener, three ways, same client, same run:
+#   anonymous  allow_anonymous true, no plugin (the issue's baseline)
+#   password   Mosquitto's own password_file (the built-in authentication)
+#   devid      the devid plugin admitting group devices provisioned through devid (IoT Hub SAS)
+# The broker serves devid's own server certificate; the client verifies it against devid's trust
+# bundle. Rounds are interleaved so a change in machine load affects all three alike. Results go
+# to $OUT (default: a new temp dir) as JSON lines, and a summary is printed.
+#
+# Environment (defaults): DEVICES=64 THREADS=8 DURATION=10 WARMUP=2 ROUNDS=3
+#   BUILD_DIR=build/release (configured with the release preset, DEVID_BENCH=ON, when needed)
+#   PLUGIN=$BUILD_DIR/libdevid_mosquitto.so
+set -euo pipefail
+
+DEVICES=${DEVICES:-64}
+THREADS=${THREADS:-8}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+ROUNDS=${ROUNDS:-3}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+BUILD_DIR=${BUILD_DIR:-build/release}
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'bench/gateway.sh: %s\n' "$*" >&2; exit 1; }
+
+for tool in curl jq mosquitto mosquitto_passwd; do
+  command -v "$tool" >/dev/null || die "$tool is required"
+done
+if [[ ! -x $BUILD_DIR/devid || ! -x $BUILD_DIR/libdevid_mosquitto.so ||
+      ! -x $BUILD_DIR/bench/devid_mqtt_connect_load ]]; then
+  if [[ $BUILD_DIR == build/release ]]; then
+    log "building the release preset"
+    cmake --preset release -DDEVID_BENCH=ON >/dev/null
+  fi
+  cmake --build "$BUILD_DIR" --target devid devid_mosquitto devid_register_load \
+    devid_mqtt_connect_load
+fi
+devid=$BUILD_DIR/devid
+register=$BUILD_DIR/bench/devid_register_load
+load=$BUILD_DIR/bench/devid_mqtt_connect_load
+plugin=$(realpath "${PLUGIN:-$BUILD_DIR/libdevid_mosquitto.so}")
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/devid-gw-bench.XXXXXX")
+OUT=${OUT:-$tmp/results}
+mkdir -p "$OUT"
+devid_pid=""
+broker_pid=""
+
+stop() {
+  local pid=$1
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+# shellcheck disable=SC2317  # called by the EXIT trap
+cleanup() {
+  stop "$broker_pid"
+  stop "$devid_pid"
+  if [[ ${KEEP_TMP:-0} != 1 ]]; then
+    find "$tmp" -mindepth 1 -maxdepth 1 ! -path "$OUT" -exec rm -rf {} + 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+
+free_port() {
+  local port
+  for _ in $(seq 100); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)
+if [[ $commit != none ]] && ! git diff --quiet HEAD 2>/dev/null; then commit+="+changes"; fi
+log "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit, load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- devid: a group and DEVICES provisioned devices --------------------------------------------
+data=$tmp/data
+"$devid" serve --data-dir "$data" --listen 127.0.0.1:0 >"$tmp/devid.log" 2>&1 &
+devid_pid=$!
+port=""
+for _ in $(seq 300); do
+  port=$(sed -n 's/^devid serve: listening on https:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' \
+    "$tmp/devid.log" 2>/dev/null || true)
+  [[ -n $port ]] && break
+  kill -0 "$devid_pid" 2>/dev/null || { cat "$tmp/devid.log" >&2; die "devid serve exited"; }
+  sleep 0.1
+done
+[[ -n $port ]] || die "devid serve did not start within 30 s"
+connection=$data/connection.json
+trust=$(jq -r .trustBundle "$connection")
+connection_string=$(jq -r .serviceConnectionString "$connection")
+host_name=$(sed -n 's/.*HostName=\([^;]*\).*/\1/p' <<<"$connection_string")
+group_key=$(openssl rand -base64 32)
+service_token=$("$register" --make-service-token --connection-string "$connection_string")
+curl -sS --fail-with-body --max-time 30 --cacert "$trust" \
+  --resolve "$host_name:$port:127.0.0.1" \
+  -X PUT "https://$host_name:$port/enrollmentGroups/gw?api-version=2021-10-01" \
+  -H "Authorization: $service_token" -H 'Content-Type: application/json' \
+  --data-binary "{\"enrollmentGroupId\":\"gw\",\"attestation\":{\"type\":\"symmetricKey\",\
+\"symmetricKey\":{\"primaryKey\":\"$group_key\"}}}" -o "$tmp/group.json"
+log "provisioning $DEVICES devices"
+"$register" --host 127.0.0.1 --port "$port" --trust-bundle "$trust" \
+  --id-scope "$(jq -r .idScope "$connection")" --group-key "$group_key" --devices "$DEVICES" \
+  --id-prefix gw- --concurrency 8 --label provision >/dev/null
+# devid keeps running (idle): the plugin reads its SQLite store beside it, as on a gateway node.
+
+# --- the broker, three ways, same listener -----------------------------------------------------
+mqtt_port=$(free_port)
+mosquitto_passwd -b -c "$tmp/passwords" bench bench-password 2>/dev/null
+run_broker() {
+  local mode=$1 round=$2 conf=$tmp/mosquitto-$1.conf
+  {
+    echo "per_listener_settings false"
+    echo "persistence false"
+    echo "listener $mqtt_port 127.0.0.1"
+    echo "certfile $data/tls/server.pem"
+    echo "keyfile $data/tls/server.key"
+    echo "log_dest file $tmp/mosquitto-$mode.log"
+    echo "log_type error"
+    echo "log_type warning"
+    echo "user $(id -un)"
+    case $mode in
+      anonymous) echo "allow_anonymous true" ;;
+      password) echo "allow_anonymous false"; echo "password_file $tmp/passwords" ;;
+      devid) echo "allow_anonymous false"; echo "plugin $plugin"
+             echo "plugin_opt_store sqlite://$data/devid.db" ;;
+    esac
+  } >"$conf"
+  mosquitto -c "$conf" >>"$tmp/mosquitto-$mode.out" 2>&1 &
+  broker_pid=$!
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$mqtt_port") 2>/dev/null && break
+    kill -0 "$broker_pid" 2>/dev/null || die "mosquitto ($mode) exited: $(cat "$tmp/mosquitto-$mode.out")"
+    sleep 0.1
+  done
+  local auth=(--auth "$mode")
+  case $mode in
+    password) auth+=(--username bench --password bench-password) ;;
+    devid) auth=(--auth sas --hub "$host_name" --group-key "$group_key" --devices "$DEVICES"
+                 --id-prefix gw-) ;;
+  esac
+  "$load" --port "$mqtt_port" --cafile "$trust" --threads "$THREADS" --duration "$DURATION" \
+    --warmup "$WARMUP" --label "$mode-$round" "${auth[@]}" | tee -a "$OUT/results.jsonl" ||
+    log "$mode round $round had failed connects (see $tmp/mosquitto-$mode.log)"
+  stop "$broker_pid"
+  broker_pid=""
+}
+for round in $(seq "$ROUNDS"); do
+  for mode in anonymous password devid; do run_broker "$mode" "$round"; done
+done
+
+log "summary (connects/s, median of $ROUNDS rounds):"
+jq -rs 'group_by(.label | sub("-[0-9]+$"; "")) | map({mode: (.[0].label | sub("-[0-9]+$"; "")),
+        rates: (map(.connects_per_s) | sort)}) | map(.median = .rates[(.rates | length) / 2 | floor])
+        | .[] | "\(.mode): \(.median) (rounds: \(.rates | map(tostring) | join(", ")))"' \
+  "$OUT/results.jsonl"
+log "load after: $(cut -d' ' -f1-3 /proc/loadavg); results in $OUT"
