@@ -1,17 +1,25 @@
-// devid_register_load: a closed-loop load generator for the DPS device registration route.
+// devid_register_load: a closed-loop load generator for the DPS device registration route and for
+// EST enrollment.
 //
 // C workers each hold one kept-alive TLS connection and send the next precomputed request as soon
-// as the previous response has arrived; every request registers a distinct device of a
-// symmetric-key enrollment group (protocol notes §1.2, §2.2). All tokens and request bytes are
-// built, and all connections opened and verified, before the clock starts, so the measured window
-// holds only request/response exchanges. The same requests can be sent to any HTTPS server
+// as the previous response has arrived. In the default mode every request registers a distinct
+// device of a symmetric-key enrollment group (protocol notes §1.2, §2.2). With
+// --operation est-enroll every request is an EST simpleenroll (RFC 7030 §4.2.1) of an
+// individually enrolled device: a P-256 PKCS #10 request with CN = the registration ID, authorized
+// by the device's SAS token; --create-enrollments first creates those enrollments through the
+// service API's bulk operation. All keys, requests, tokens and request bytes are built, and all
+// connections opened and verified, before the clock starts, so the measured window holds only
+// request/response exchanges. The same requests can be sent to any HTTPS server
 // (--path-only-baseline) to measure the TLS and HTTP floor of the machine.
 //
 // It also mints a service SAS token from a connection string (--make-service-token), so scripts
 // can call the service API with curl.
 
+#include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -37,6 +45,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -48,6 +57,8 @@
 #include "base/result.h"
 #include "net/tls.h"
 #include "ossl/base64.h"
+#include "ossl/error.h"
+#include "ossl/unique_ptr.h"
 #include "pki/sas_token.h"
 
 namespace devid::bench {
@@ -82,7 +93,15 @@ struct Options {
   std::vector<int> cpu_pids;
   std::string json_out;
   std::string label;
+  // "register" (DPS registration) or "est-enroll" (EST simpleenroll).
+  std::string operation = "register";
+  // est-enroll: create the individual enrollments first, with a service token for this
+  // connection string.
+  bool create_enrollments = false;
+  std::string connection_string;
 };
+
+bool IsEst(const Options& o) { return o.operation == "est-enroll"; }
 
 // Fail prints a one-line error and returns the exit code for usage and set-up failures.
 int Fail(const std::string& message) {
@@ -92,6 +111,68 @@ int Fail(const std::string& message) {
 
 int64_t UnixNow() { return static_cast<int64_t>(std::time(nullptr)); }
 
+// RegistrationId is device i's registration ID: the prefix and i zero-padded to a fixed width.
+std::string RegistrationId(const Options& o, uint64_t i) {
+  size_t width = std::to_string(o.devices - 1).size();
+  std::string index = std::to_string(i);
+  return o.id_prefix + std::string(width - index.size(), '0') + index;
+}
+
+// EstCsrBase64 makes a fresh P-256 key and returns a PKCS #10 request for CN=common_name signed
+// with it (ecdsa-with-SHA256), base64 DER as RFC 7030 §4.2.1 sends it.
+Result<std::string> EstCsrBase64(const std::string& common_name) {
+  ossl::UniquePtr<EVP_PKEY> key(EVP_EC_gen("P-256"));
+  ossl::UniquePtr<X509_REQ> req(X509_REQ_new());
+  if (!key || !req) return std::unexpected(ossl::ErrorFromQueue("making a P-256 key"));
+  X509_NAME* subject = X509_REQ_get_subject_name(req.get());
+  if (X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1 ||
+      X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
+                                 reinterpret_cast<const unsigned char*>(common_name.c_str()), -1,
+                                 -1, 0) != 1 ||
+      X509_REQ_set_pubkey(req.get(), key.get()) != 1 ||
+      X509_REQ_sign(req.get(), key.get(), EVP_sha256()) <= 0) {
+    return std::unexpected(ossl::ErrorFromQueue("signing a certificate request"));
+  }
+  unsigned char* der = nullptr;
+  int length = i2d_X509_REQ(req.get(), &der);
+  if (length <= 0) return std::unexpected(ossl::ErrorFromQueue("encoding a certificate request"));
+  std::string bytes(reinterpret_cast<const char*>(der), static_cast<size_t>(length));
+  OPENSSL_free(der);
+  return ossl::Base64Encode(bytes);
+}
+
+// BuildEstRequests renders one simpleenroll request per device: its own fresh key's CSR and a SAS
+// token signed with the device's individual enrollment key (derived from --group-key, so the
+// enrollments can be created from the same input).
+Result<std::vector<std::string>> BuildEstRequests(const Options& o) {
+  std::vector<std::string> out;
+  out.reserve(o.devices);
+  int64_t expiry = UnixNow() + o.token_ttl;
+  std::string host_header =
+      (o.server_name.empty() ? o.host : o.server_name) + ":" + std::to_string(o.port);
+  for (uint64_t i = 0; i < o.devices; ++i) {
+    std::string reg_id = RegistrationId(o, i);
+    DEVID_ASSIGN_OR_RETURN(std::string device_key, pki::DeriveSymmetricKey(o.group_key, reg_id));
+    DEVID_ASSIGN_OR_RETURN(std::vector<uint8_t> key, ossl::Base64Decode(device_key));
+    std::string token =
+        pki::CreateSasToken(key, o.id_scope + "/registrations/" + reg_id, expiry, "registration");
+    DEVID_ASSIGN_OR_RETURN(std::string body, EstCsrBase64(reg_id));
+    std::string request;
+    request.reserve(1024);
+    request += "POST /.well-known/est/simpleenroll HTTP/1.1\r\n";
+    request += "Host: " + host_header + "\r\n";
+    request += "Content-Type: application/pkcs10\r\n";
+    request += "Content-Transfer-Encoding: base64\r\n";
+    request += "Authorization: " + token + "\r\n";
+    request += "User-Agent: devid-register-load/1\r\n";
+    request += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    request += "Connection: keep-alive\r\n\r\n";
+    request += body;
+    out.push_back(std::move(request));
+  }
+  return out;
+}
+
 // BuildRequests renders every request's bytes: the headers the Node device SDK sends (protocol
 // notes §1.2) with a device token signed by the key derived from the group key (§2.2).
 Result<std::vector<std::string>> BuildRequests(const Options& o) {
@@ -100,10 +181,8 @@ Result<std::vector<std::string>> BuildRequests(const Options& o) {
   int64_t expiry = UnixNow() + o.token_ttl;
   std::string host_header =
       (o.server_name.empty() ? o.host : o.server_name) + ":" + std::to_string(o.port);
-  size_t width = std::to_string(o.devices - 1).size();
   for (uint64_t i = 0; i < o.devices; ++i) {
-    std::string index = std::to_string(i);
-    std::string reg_id = o.id_prefix + std::string(width - index.size(), '0') + index;
+    std::string reg_id = RegistrationId(o, i);
     DEVID_ASSIGN_OR_RETURN(std::string device_key, pki::DeriveSymmetricKey(o.group_key, reg_id));
     DEVID_ASSIGN_OR_RETURN(std::vector<uint8_t> key, ossl::Base64Decode(device_key));
     std::string resource = o.id_scope + "/registrations/" + reg_id;
@@ -173,6 +252,7 @@ struct Shared {
   uint64_t count = 0;
   std::optional<Clock::time_point> deadline;
   bool baseline = false;
+  unsigned success_status = 202;
   std::atomic<uint64_t> next{0};
   std::atomic<bool> aborted{false};
 };
@@ -306,9 +386,9 @@ asio::awaitable<void> Worker(Shared& shared, Connector& connector,
     } else {
       unsigned status = parser.get().result_int();
       ++stats.statuses[std::to_string(status)];
-      // devid answers a durable registration 202 (protocol notes §1.3); the baseline takes any
-      // 2xx.
-      bool ok = shared.baseline ? status / 100 == 2 : status == 202;
+      // devid answers a durable registration 202 (protocol notes §1.3) and an issued EST
+      // certificate 200 (RFC 7030 §4.2.3); the baseline takes any 2xx.
+      bool ok = shared.baseline ? status / 100 == 2 : status == shared.success_status;
       if (ok) ++stats.ok;
       reconnect = !parser.get().keep_alive();
     }
@@ -359,6 +439,101 @@ double Round(double v, int digits) {
   return std::round(v * scale) / scale;
 }
 
+// ServiceToken mints a service SAS token for the connection string's policy (sr = HostName).
+Result<std::string> ServiceToken(const std::string& connection_string, int ttl) {
+  std::map<std::string, std::string> fields;
+  std::string_view rest = connection_string;
+  while (!rest.empty()) {
+    size_t semicolon = rest.find(';');
+    std::string_view part = rest.substr(0, semicolon);
+    size_t eq = part.find('=');
+    if (eq != std::string_view::npos) {
+      fields[std::string(part.substr(0, eq))] = std::string(part.substr(eq + 1));
+    }
+    rest = semicolon == std::string_view::npos ? "" : rest.substr(semicolon + 1);
+  }
+  for (const char* name : {"HostName", "SharedAccessKeyName", "SharedAccessKey"}) {
+    if (fields[name].empty()) {
+      return std::unexpected(InvalidArgument(std::string("the connection string has no ") + name));
+    }
+  }
+  auto key = ossl::Base64Decode(fields["SharedAccessKey"]);
+  if (!key) {
+    return std::unexpected(
+        InvalidArgument("the connection string's SharedAccessKey is not base64"));
+  }
+  return pki::CreateSasToken(*key, fields["HostName"], UnixNow() + ttl,
+                             fields["SharedAccessKeyName"]);
+}
+
+// CreateEnrollments creates the individual symmetric-key enrollments of devices 0..devices-1 with
+// the service API's bulk create (POST /enrollments), several batches at once on separate
+// connections, each batch under the server's 96 KiB body limit. Fails on any refused item.
+Status CreateEnrollments(const Options& o, Connector& connector) {
+  DEVID_ASSIGN_OR_RETURN(std::string token, ServiceToken(o.connection_string, o.token_ttl));
+  constexpr uint64_t kBatch = 250;
+  uint64_t batches = (o.devices + kBatch - 1) / kBatch;
+  std::atomic<uint64_t> next{0};
+  std::mutex mu;
+  std::optional<Error> failure;
+  auto work = [&] {
+    asio::io_context io(1);
+    auto stream = connector.ConnectNow(io);
+    if (!stream) {
+      std::lock_guard lock(mu);
+      failure = stream.error();
+      return;
+    }
+    beast::flat_buffer buffer;
+    for (uint64_t b = next++; b < batches; b = next++) {
+      nlohmann::json items = nlohmann::json::array();
+      for (uint64_t i = b * kBatch; i < std::min(o.devices, (b + 1) * kBatch); ++i) {
+        std::string reg_id = RegistrationId(o, i);
+        auto key = pki::DeriveSymmetricKey(o.group_key, reg_id);
+        if (!key) {
+          std::lock_guard lock(mu);
+          failure = key.error();
+          return;
+        }
+        items.push_back({{"registrationId", reg_id},
+                         {"attestation",
+                          {{"type", "symmetricKey"},
+                           {"symmetricKey", {{"primaryKey", *key}, {"secondaryKey", *key}}}}}});
+      }
+      http::request<http::string_body> request{http::verb::post,
+                                               "/enrollments?api-version=2021-10-01", 11};
+      request.set(http::field::host, connector.name() + ":" + std::to_string(o.port));
+      request.set(http::field::authorization, token);
+      request.set(http::field::content_type, "application/json");
+      request.body() = nlohmann::json{{"mode", "create"}, {"enrollments", items}}.dump();
+      request.prepare_payload();
+      http::response<http::string_body> response;
+      beast::error_code ec;
+      http::write(**stream, request, ec);
+      if (!ec) http::read(**stream, buffer, response, ec);
+      std::string refused;
+      if (ec) {
+        refused = ec.message();
+      } else if (response.result_int() != 200 ||
+                 !nlohmann::json::parse(response.body(), nullptr, false)
+                      .value("isSuccessful", false)) {
+        refused =
+            "HTTP " + std::to_string(response.result_int()) + ": " + response.body().substr(0, 300);
+      }
+      if (!refused.empty()) {
+        std::lock_guard lock(mu);
+        failure = Unavailable("creating enrollments: " + refused);
+        return;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (uint64_t t = 0; t < std::min<uint64_t>(batches, 8); ++t) threads.emplace_back(work);
+  for (auto& t : threads) t.join();
+  if (failure) return std::unexpected(*failure);
+  return Ok();
+}
+
 int RunLoad(Options o) {
   if (o.port == 0) return Fail("--port is required");
   if (o.trust_bundle.empty()) return Fail("--trust-bundle is required");
@@ -366,13 +541,25 @@ int RunLoad(Options o) {
   if (o.devices == 0 || o.concurrency < 1 || o.threads < 1 || o.threads > 2) {
     return Fail("--devices and --concurrency must be positive and --threads 1 or 2");
   }
+  if (o.operation != "register" && o.operation != "est-enroll") {
+    return Fail("--operation must be register or est-enroll");
+  }
+  if (o.create_enrollments && (!IsEst(o) || o.connection_string.empty())) {
+    return Fail("--create-enrollments needs --operation est-enroll and --connection-string");
+  }
   if (o.count == 0) o.count = o.duration > 0 ? UINT64_MAX : o.devices;
 
   Connector connector;
   if (auto s = connector.Init(o); !s) return Fail(s.error().message());
 
+  double enroll_seconds = 0;
+  if (o.create_enrollments) {
+    auto started = Clock::now();
+    if (auto s = CreateEnrollments(o, connector); !s) return Fail(s.error().message());
+    enroll_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  }
   auto built_at = Clock::now();
-  auto requests = BuildRequests(o);
+  auto requests = IsEst(o) ? BuildEstRequests(o) : BuildRequests(o);
   if (!requests) return Fail("building requests: " + requests.error().message());
   double build_seconds = std::chrono::duration<double>(Clock::now() - built_at).count();
 
@@ -392,6 +579,7 @@ int RunLoad(Options o) {
   shared.requests = &*requests;
   shared.count = o.count;
   shared.baseline = o.baseline;
+  shared.success_status = IsEst(o) ? 200 : 202;
   std::vector<WorkerStats> stats(static_cast<size_t>(o.concurrency));
   for (auto& s : stats)
     s.latency_us.reserve(static_cast<size_t>(
@@ -464,7 +652,8 @@ int RunLoad(Options o) {
   uint64_t total = latency.size();
   std::map<std::string, uint64_t> errors;
   for (const auto& [k, v] : statuses) {
-    bool is_ok = o.baseline ? (k.size() == 3 && k[0] == '2') : k == "202";
+    bool is_ok =
+        o.baseline ? (k.size() == 3 && k[0] == '2') : k == std::to_string(shared.success_status);
     if (!is_ok) errors[k] = v;
   }
   double elapsed = std::chrono::duration<double>(end - start).count();
@@ -473,7 +662,7 @@ int RunLoad(Options o) {
 
   nlohmann::json out = {
       {"label", o.label},
-      {"mode", o.baseline ? "baseline" : "register"},
+      {"mode", o.baseline ? "baseline" : o.operation},
       {"target", o.host + ":" + std::to_string(o.port)},
       {"tls",
        {{"version", tls_version}, {"cipher", tls_cipher}, {"verified_name", connector.name()}}},
@@ -501,6 +690,7 @@ int RunLoad(Options o) {
         {"other_processes", Round(other_cpu, 2)}}},
       {"precompute_s", Round(build_seconds, 2)},
   };
+  if (o.create_enrollments) out["create_enrollments_s"] = Round(enroll_seconds, 2);
   if (!o.cpu_pids.empty()) out["server_cpu_s"] = Round(server_cpu, 2);
 
   if (!o.json_out.empty()) {
@@ -511,11 +701,12 @@ int RunLoad(Options o) {
   std::printf(
       "%s%s: %llu requests, %llu ok, errors %s, %.2f s, %.0f %s/s, latency ms p50 %.2f "
       "p90 %.2f p99 %.2f max %.2f, cpu s: client %.2f%s, other processes %.2f\n",
-      o.label.empty() ? "" : (o.label + " ").c_str(), o.baseline ? "baseline" : "register",
+      o.label.empty() ? "" : (o.label + " ").c_str(), o.baseline ? "baseline" : o.operation.c_str(),
       static_cast<unsigned long long>(total), static_cast<unsigned long long>(ok),
-      nlohmann::json(errors).dump().c_str(), elapsed, rps, o.baseline ? "req" : "registrations",
-      p.p50, p.p90, p.p99, p.max, user + sys,
-      o.cpu_pids.empty() ? "" : (", server " + Fixed(server_cpu)).c_str(), other_cpu);
+      nlohmann::json(errors).dump().c_str(), elapsed, rps,
+      o.baseline ? "req" : (IsEst(o) ? "certificates" : "registrations"), p.p50, p.p90, p.p99,
+      p.max, user + sys, o.cpu_pids.empty() ? "" : (", server " + Fixed(server_cpu)).c_str(),
+      other_cpu);
   std::printf("%s\n", out.dump().c_str());
   if (shared.aborted) return 3;
   return errors.empty() && ok > 0 ? 0 : 1;
@@ -523,40 +714,27 @@ int RunLoad(Options o) {
 
 // MakeServiceToken prints a service SAS token for the connection string's policy (sr = HostName).
 int MakeServiceToken(const std::string& connection_string, int ttl) {
-  std::map<std::string, std::string> fields;
-  std::string_view rest = connection_string;
-  while (!rest.empty()) {
-    size_t semicolon = rest.find(';');
-    std::string_view part = rest.substr(0, semicolon);
-    size_t eq = part.find('=');
-    if (eq != std::string_view::npos) {
-      fields[std::string(part.substr(0, eq))] = std::string(part.substr(eq + 1));
-    }
-    rest = semicolon == std::string_view::npos ? "" : rest.substr(semicolon + 1);
-  }
-  for (const char* name : {"HostName", "SharedAccessKeyName", "SharedAccessKey"}) {
-    if (fields[name].empty()) return Fail(std::string("the connection string has no ") + name);
-  }
-  auto key = ossl::Base64Decode(fields["SharedAccessKey"]);
-  if (!key) return Fail("the connection string's SharedAccessKey is not base64");
-  std::printf("%s\n", pki::CreateSasToken(*key, fields["HostName"], UnixNow() + ttl,
-                                          fields["SharedAccessKeyName"])
-                          .c_str());
+  auto token = ServiceToken(connection_string, ttl);
+  if (!token) return Fail(token.error().message());
+  std::printf("%s\n", token->c_str());
   return 0;
 }
 
 int Main(int argc, char** argv) {
   Options o;
-  std::string connection_string;
   bool make_token = false;
-  CLI::App app{"devid_register_load: HTTPS load generator for DPS device registration"};
+  CLI::App app{"devid_register_load: HTTPS load generator for DPS registration and EST enrollment"};
   app.add_option("--host", o.host, "server IP address");
   app.add_option("--port", o.port, "server port");
   app.add_option("--server-name", o.server_name,
                  "name the certificate must match (default: --host)");
   app.add_option("--trust-bundle", o.trust_bundle, "PEM file of the only trusted roots");
   app.add_option("--id-scope", o.id_scope, "DPS ID scope");
-  app.add_option("--group-key", o.group_key, "base64 enrollment group primary key");
+  app.add_option("--group-key", o.group_key,
+                 "base64 enrollment group primary key (est-enroll: device keys derive from it)");
+  app.add_option("--operation", o.operation, "register (DPS) or est-enroll (EST simpleenroll)");
+  app.add_flag("--create-enrollments", o.create_enrollments,
+               "est-enroll: first create the devices' individual enrollments (service API bulk)");
   app.add_option("--id-prefix", o.id_prefix, "registration ID prefix");
   app.add_option("--devices", o.devices, "distinct devices (requests precomputed)");
   app.add_option("--count", o.count,
@@ -574,9 +752,9 @@ int Main(int argc, char** argv) {
   app.add_option("--label", o.label, "name of this run in the output");
   app.add_flag("--make-service-token", make_token,
                "print a service SAS token for --connection-string and exit");
-  app.add_option("--connection-string", connection_string, "service connection string");
+  app.add_option("--connection-string", o.connection_string, "service connection string");
   CLI11_PARSE(app, argc, argv);
-  if (make_token) return MakeServiceToken(connection_string, o.token_ttl);
+  if (make_token) return MakeServiceToken(o.connection_string, o.token_ttl);
   return RunLoad(std::move(o));
 }
 
