@@ -28,32 +28,12 @@ SIGN_SECONDS=${SIGN_SECONDS:-3}
 HANDLER_THREADS=${HANDLER_THREADS:-}
 PERF=${PERF:-0}
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-BUILD_DIR=${BUILD_DIR:-build/release}
-
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench/est.sh: %s\n' "$*" >&2; exit 1; }
-
-for tool in openssl jq softhsm2-util; do
-  command -v "$tool" >/dev/null || die "$tool is required"
-done
-[[ $PERF != 1 ]] || command -v perf >/dev/null || die "perf is required for PERF=1"
-
-targets=(devid devid_register_load devid_sign_bench)
-if [[ ! -x $BUILD_DIR/devid || ! -x $BUILD_DIR/bench/devid_register_load ||
-      ! -x $BUILD_DIR/bench/devid_sign_bench ]]; then
-  if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
-    if [[ $BUILD_DIR == build/release ]]; then
-      log "configuring the release preset"
-      cmake --preset release -DDEVID_BENCH=ON >/dev/null
-    else
-      cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDEVID_BENCH=ON \
-        >/dev/null
-    fi
-  fi
-  cmake --build "$BUILD_DIR" --target "${targets[@]}"
-fi
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+require_tools openssl jq softhsm2-util
+[[ $PERF != 1 ]] || require_tools perf
+ensure_built "devid devid_register_load devid_sign_bench" "$BUILD_DIR/devid" \
+  "$BUILD_DIR/bench/devid_register_load" "$BUILD_DIR/bench/devid_sign_bench"
 devid=$BUILD_DIR/devid
 load=$BUILD_DIR/bench/devid_register_load
 sign=$BUILD_DIR/bench/devid_sign_bench
@@ -61,40 +41,19 @@ sign=$BUILD_DIR/bench/devid_sign_bench
 module=$(sed -n 's/^DEVID_SOFTHSM2_MODULE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt")
 [[ -n $module && -f $module ]] || die "no SoftHSM2 module in $BUILD_DIR/CMakeCache.txt"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/devid-est-bench.XXXXXX")
-OUT=${OUT:-$tmp/results}
-mkdir -p "$OUT"
+make_workspace devid-est-bench
 devid_pid=""
 perf_pid=""
 
-# stop PID: SIGTERM (SIGINT for perf), then SIGKILL after 15 s.
-stop() {
-  local pid=$1 signal=${2:-TERM}
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill "-$signal" "$pid" 2>/dev/null || true
-  for _ in $(seq 150); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   stop "$perf_pid" INT
   stop "$devid_pid"
-  if [[ ${KEEP_TMP:-0} != 1 ]]; then
-    find "$tmp" -mindepth 1 -maxdepth 1 ! -path "$OUT" -exec rm -rf {} + 2>/dev/null || true
-  fi
+  remove_workspace
 }
 trap cleanup EXIT
 
-log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)
-if [[ $commit != none ]] && ! git diff --quiet HEAD 2>/dev/null; then commit+="+changes"; fi
-machine="$(nproc) cores, $cpu_model, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit"
-log "machine: $machine"
+describe_machine
 echo "$machine" >"$OUT/machine.txt"
 
 # --- baseline: openssl speed -------------------------------------------------------------------
@@ -112,19 +71,6 @@ read -r wall_sign wall_verify < <(speed elapsed -elapsed)
 jq -n --arg s1 "$cpu_sign" --arg v1 "$cpu_verify" --arg s2 "$wall_sign" --arg v2 "$wall_verify" \
   '{cpu_time: {sign_per_s: ($s1|tonumber), verify_per_s: ($v1|tonumber)},
     elapsed: {sign_per_s: ($s2|tonumber), verify_per_s: ($v2|tonumber)}}' >"$OUT/openssl-speed.json"
-
-# wait_listening LOG PID prints the port devid serve reports, or fails.
-wait_listening() {
-  local log_file=$1 pid=$2 port=""
-  for _ in $(seq 300); do
-    port=$(sed -n 's/^devid serve: listening on https:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' \
-      "$log_file" 2>/dev/null || true)
-    [[ -n $port ]] && { echo "$port"; return 0; }
-    kill -0 "$pid" 2>/dev/null || { cat "$log_file" >&2; die "devid serve exited"; }
-    sleep 0.1
-  done
-  die "devid serve did not start within 30 s"
-}
 
 for mode in $MODES; do
   data=$tmp/$mode/data

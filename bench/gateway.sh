@@ -19,86 +19,35 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 ROUNDS=${ROUNDS:-3}
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-BUILD_DIR=${BUILD_DIR:-build/release}
-
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench/gateway.sh: %s\n' "$*" >&2; exit 1; }
-
-for tool in curl jq mosquitto mosquitto_passwd; do
-  command -v "$tool" >/dev/null || die "$tool is required"
-done
-if [[ ! -x $BUILD_DIR/devid || ! -x $BUILD_DIR/libdevid_mosquitto.so ||
-      ! -x $BUILD_DIR/bench/devid_mqtt_connect_load ]]; then
-  if [[ $BUILD_DIR == build/release ]]; then
-    log "building the release preset"
-    cmake --preset release -DDEVID_BENCH=ON >/dev/null
-  fi
-  cmake --build "$BUILD_DIR" --target devid devid_mosquitto devid_register_load \
-    devid_mqtt_connect_load
-fi
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+require_tools curl jq mosquitto mosquitto_passwd
+ensure_built "devid devid_mosquitto devid_register_load devid_mqtt_connect_load" \
+  "$BUILD_DIR/devid" "$BUILD_DIR/libdevid_mosquitto.so" "$BUILD_DIR/bench/devid_mqtt_connect_load"
 devid=$BUILD_DIR/devid
 register=$BUILD_DIR/bench/devid_register_load
 load=$BUILD_DIR/bench/devid_mqtt_connect_load
 plugin=$(realpath "${PLUGIN:-$BUILD_DIR/libdevid_mosquitto.so}")
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/devid-gw-bench.XXXXXX")
-OUT=${OUT:-$tmp/results}
-mkdir -p "$OUT"
+make_workspace devid-gw-bench
 devid_pid=""
 broker_pid=""
 
-stop() {
-  local pid=$1
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 150); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   stop "$broker_pid"
   stop "$devid_pid"
-  if [[ ${KEEP_TMP:-0} != 1 ]]; then
-    find "$tmp" -mindepth 1 -maxdepth 1 ! -path "$OUT" -exec rm -rf {} + 2>/dev/null || true
-  fi
+  remove_workspace
 }
 trap cleanup EXIT
 
-free_port() {
-  local port
-  for _ in $(seq 100); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  die "no free port found"
-}
-
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)
-if [[ $commit != none ]] && ! git diff --quiet HEAD 2>/dev/null; then commit+="+changes"; fi
-log "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit, load $(cut -d' ' -f1-3 /proc/loadavg)"
+describe_machine
 
 # --- devid: a group and DEVICES provisioned devices --------------------------------------------
 data=$tmp/data
 "$devid" serve --data-dir "$data" --listen 127.0.0.1:0 >"$tmp/devid.log" 2>&1 &
 devid_pid=$!
-port=""
-for _ in $(seq 300); do
-  port=$(sed -n 's/^devid serve: listening on https:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' \
-    "$tmp/devid.log" 2>/dev/null || true)
-  [[ -n $port ]] && break
-  kill -0 "$devid_pid" 2>/dev/null || { cat "$tmp/devid.log" >&2; die "devid serve exited"; }
-  sleep 0.1
-done
-[[ -n $port ]] || die "devid serve did not start within 30 s"
+port=$(wait_listening "$tmp/devid.log" "$devid_pid")
 connection=$data/connection.json
 trust=$(jq -r .trustBundle "$connection")
 connection_string=$(jq -r .serviceConnectionString "$connection")

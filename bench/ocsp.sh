@@ -20,68 +20,25 @@ THREADS=${THREADS:-1}
 MULTI=${MULTI:-$CONNECTIONS}
 HANDLER_THREADS=${HANDLER_THREADS:-}
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-BUILD_DIR=${BUILD_DIR:-build/release}
-
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench/ocsp.sh: %s\n' "$*" >&2; exit 1; }
-
-for tool in curl openssl wrk jq; do
-  command -v "$tool" >/dev/null || die "$tool is required"
-done
-if [[ ! -x $BUILD_DIR/devid ]]; then
-  if [[ $BUILD_DIR == build/release ]]; then
-    log "building the release preset"
-    cmake --preset release >/dev/null
-  else
-    cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  fi
-  cmake --build "$BUILD_DIR" --target devid
-fi
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+require_tools curl openssl wrk jq
+ensure_built devid "$BUILD_DIR/devid"
 devid=$BUILD_DIR/devid
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/devid-ocsp-bench.XXXXXX")
-OUT=${OUT:-$tmp/results}
-mkdir -p "$OUT"
+make_workspace devid-ocsp-bench
 devid_pid=""
 openssl_pid=""
 
-# stop PID: SIGTERM, then SIGKILL after 15 s.
-stop() {
-  local pid=$1
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 150); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   # openssl ocsp -multi puts itself and its workers in a process group of their own.
   [[ -n $openssl_pid ]] && kill -TERM -- "-$openssl_pid" 2>/dev/null || true
   stop "$openssl_pid"
   stop "$devid_pid"
-  if [[ ${KEEP_TMP:-0} != 1 ]]; then
-    find "$tmp" -mindepth 1 -maxdepth 1 ! -path "$OUT" -exec rm -rf {} + 2>/dev/null || true
-  fi
+  remove_workspace
 }
 trap cleanup EXIT
-
-free_port() {
-  local port
-  for _ in $(seq 100); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  die "no free port found"
-}
 
 # cpu_ticks PID...: user+system clock ticks of the processes (and their reaped children).
 cpu_ticks() {
@@ -93,11 +50,7 @@ cpu_ticks() {
   echo "$total"
 }
 
-log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)
-if [[ $commit != none ]] && ! git diff --quiet HEAD 2>/dev/null; then commit+="+changes"; fi
-log "machine: $(nproc) cores, $cpu_model, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit"
+describe_machine
 
 # --- devid -------------------------------------------------------------------------------------
 data=$tmp/data
@@ -109,15 +62,7 @@ fi
 log "starting devid serve (data dir $data) ${devid_args[*]}"
 "$devid" serve --data-dir "$data" --listen 127.0.0.1:0 "${devid_args[@]}" >"$tmp/devid.log" 2>&1 &
 devid_pid=$!
-port=""
-for _ in $(seq 300); do
-  port=$(sed -n 's/^devid serve: listening on https:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' \
-    "$tmp/devid.log" 2>/dev/null || true)
-  [[ -n $port ]] && break
-  kill -0 "$devid_pid" 2>/dev/null || { cat "$tmp/devid.log" >&2; die "devid serve exited"; }
-  sleep 0.1
-done
-[[ -n $port ]] || die "devid serve did not start within 30 s"
+port=$(wait_listening "$tmp/devid.log" "$devid_pid")
 trust=$(jq -r .trustBundle "$data/connection.json")
 
 # The certificate asked about: the server's own TLS certificate, which devid issued from its CA

@@ -20,77 +20,26 @@ SKIP_NGINX=${SKIP_NGINX:-0}
 HANDLER_THREADS=${HANDLER_THREADS:-}
 DEVID_ARGS=${DEVID_ARGS:-}
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-BUILD_DIR=${BUILD_DIR:-build/release}
-
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
-
-for tool in curl openssl nginx jq; do
-  command -v "$tool" >/dev/null || die "$tool is required"
-done
-
-if [[ ! -x $BUILD_DIR/devid || ! -x $BUILD_DIR/bench/devid_register_load ]]; then
-  if [[ $BUILD_DIR == build/release ]]; then
-    log "building the release preset"
-    cmake --preset release -DDEVID_BENCH=ON >/dev/null
-  else
-    cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDEVID_BENCH=ON \
-      >/dev/null
-  fi
-  cmake --build "$BUILD_DIR" --target devid devid_register_load
-fi
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+require_tools curl openssl nginx jq
+ensure_built "devid devid_register_load" "$BUILD_DIR/devid" "$BUILD_DIR/bench/devid_register_load"
 devid=$BUILD_DIR/devid
 load=$BUILD_DIR/bench/devid_register_load
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/devid-bench.XXXXXX")
-OUT=${OUT:-$tmp/results}
-mkdir -p "$OUT"
+make_workspace devid-bench
 devid_pid=""
 nginx_pid=""
 
-# stop PID: SIGTERM, then SIGKILL after 15 s.
-stop() {
-  local pid=$1
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 150); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   stop "$nginx_pid"
   stop "$devid_pid"
-  if [[ ${KEEP_TMP:-0} != 1 ]]; then
-    # Keep the results when they were written under tmp.
-    find "$tmp" -mindepth 1 -maxdepth 1 ! -path "$OUT" -exec rm -rf {} + 2>/dev/null || true
-  fi
+  remove_workspace
 }
 trap cleanup EXIT
 
-# free_port prints a TCP port that nothing on 127.0.0.1 listens on now.
-free_port() {
-  local port
-  for _ in $(seq 100); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  die "no free port found"
-}
-
-log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)
-if [[ $commit != none ]] && ! git diff --quiet HEAD 2>/dev/null; then commit+="+changes"; fi
-log "machine: $(nproc) cores, $cpu_model, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit"
+describe_machine
 
 # --- devid -------------------------------------------------------------------------------------
 data=$tmp/data
@@ -102,15 +51,7 @@ log "starting devid serve (data dir $data) $DEVID_ARGS"
 # shellcheck disable=SC2086
 "$devid" serve --data-dir "$data" --listen 127.0.0.1:0 $DEVID_ARGS >"$tmp/devid.log" 2>&1 &
 devid_pid=$!
-port=""
-for _ in $(seq 300); do
-  port=$(sed -n 's/^devid serve: listening on https:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' \
-    "$tmp/devid.log" 2>/dev/null || true)
-  [[ -n $port ]] && break
-  kill -0 "$devid_pid" 2>/dev/null || { cat "$tmp/devid.log" >&2; die "devid serve exited"; }
-  sleep 0.1
-done
-[[ -n $port ]] || die "devid serve did not start within 30 s"
+port=$(wait_listening "$tmp/devid.log" "$devid_pid")
 connection=$data/connection.json
 id_scope=$(jq -r .idScope "$connection")
 trust=$(jq -r .trustBundle "$connection")

@@ -16,6 +16,7 @@
 #include "keys/testing/softhsm_token.h"  // RunShell
 #include "ossl/base64.h"
 #include "pki/sas_token.h"
+#include "est_client.h"
 #include "server_process.h"
 
 namespace devid::testing {
@@ -68,22 +69,11 @@ class EstReenrollTest : public ::testing::Test {
     ca_pem_ = Pkcs7ToPem(dir_ + "/cacerts.b64");
   }
 
-  static std::string Token() {
-    auto key = ossl::Base64Decode(kDeviceKey);
-    return pki::CreateSasToken(*key, server_->id_scope() + "/registrations/" + kDevice,
-                               SystemClock().UnixSeconds() + 600, "registration");
-  }
+  static std::string Token() { return DeviceSasToken(*server_, kDevice, kDeviceKey); }
 
-  // Curl runs curl on /.well-known/est/<operation> with extra args; returns the HTTP status and
-  // leaves the body in body_file.
   std::string Curl(const std::string& operation, const std::string& args,
                    const std::string& body_file) {
-    std::string output;
-    RunShell("curl -s --cacert " + server_->trust_bundle_file() + " -o " + body_file +
-                 " -w '%{http_code}' " + args + " " + server_->device_endpoint() +
-                 "/.well-known/est/" + operation,
-             &output);
-    return output;
+    return EstCurl(*server_, operation, args, body_file);
   }
 
   // Post posts the base64 request in csr_file to operation, authenticated by the SAS token when
@@ -97,21 +87,10 @@ class EstReenrollTest : public ::testing::Test {
     return Curl(operation, args + " " + extra_args, body_file);
   }
 
-  std::string Pkcs7ToPem(const std::string& body_file) {
-    std::string pem = body_file + ".pem";
-    Shell("openssl base64 -d -in " + body_file + " | openssl pkcs7 -inform DER -print_certs -out " +
-          pem);
-    return pem;
-  }
-
   // NewCsr writes a fresh P-256 key (<name>.key) and a base64 DER request for CN=cn; returns the
   // request's path.
   std::string NewCsr(const std::string& name, const std::string& cn = kDevice) {
-    std::string path = dir_ + "/" + name + ".b64";
-    Shell("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + dir_ +
-          "/" + name + ".key -subj /CN=" + cn + " -outform DER 2>/dev/null | openssl base64 > " +
-          path);
-    return path;
+    return MakeCsrBase64(dir_, name, cn);
   }
 
   // EnrollWithSas gets a certificate for kDevice; returns (certificate PEM, key PEM) paths.

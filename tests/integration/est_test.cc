@@ -14,6 +14,7 @@
 #include "keys/testing/softhsm_token.h"  // RunShell
 #include "ossl/base64.h"
 #include "pki/sas_token.h"
+#include "est_client.h"
 #include "server_process.h"
 
 namespace devid::testing {
@@ -50,21 +51,12 @@ class EstTest : public ::testing::Test {
   }
 
   static std::string Token(const std::string& registration_id) {
-    auto key = ossl::Base64Decode(kDeviceKey);
-    return pki::CreateSasToken(*key, server_->id_scope() + "/registrations/" + registration_id,
-                               SystemClock().UnixSeconds() + 600, "registration");
+    return DeviceSasToken(*server_, registration_id, kDeviceKey);
   }
 
-  // Curl runs curl on /.well-known/est/<operation> with extra args; returns the HTTP status and
-  // leaves the body in body_file.
   std::string Curl(const std::string& operation, const std::string& args,
                    const std::string& body_file) {
-    std::string output;
-    RunShell("curl -s --cacert " + server_->trust_bundle_file() + " -o " + body_file +
-                 " -w '%{http_code}' " + args + " " + server_->device_endpoint() +
-                 "/.well-known/est/" + operation,
-             &output);
-    return output;
+    return EstCurl(*server_, operation, args, body_file);
   }
 
   // Enroll posts the base64 request in csr_file with authorization ("" = none).
@@ -75,32 +67,9 @@ class EstTest : public ::testing::Test {
     return Curl("simpleenroll", args, body_file);
   }
 
-  // Pkcs7ToPem decodes a base64 certs-only PKCS #7 body into PEM certificates with openssl.
-  std::string Pkcs7ToPem(const std::string& body_file) {
-    std::string pem = body_file + ".pem";
-    std::string output;
-    EXPECT_EQ(RunShell("openssl base64 -d -in " + body_file +
-                           " | openssl pkcs7 -inform DER "
-                           "-print_certs -out " +
-                           pem,
-                       &output),
-              0)
-        << output;
-    return pem;
-  }
-
-  // MakeCsrBase64 writes a key (key_spec is openssl req's -newkey argument) and a base64 DER
-  // request for CN=cn; returns the request's path.
   std::string MakeCsrBase64(const std::string& cn,
                             const std::string& key_spec = "ec -pkeyopt ec_paramgen_curve:P-256") {
-    std::string path = dir_ + "/" + cn + ".b64";
-    std::string output;
-    EXPECT_EQ(RunShell("openssl req -new -newkey " + key_spec + " -nodes -keyout " + dir_ + "/" +
-                           cn + ".key -subj /CN=" + cn + " -outform DER | openssl base64 > " + path,
-                       &output),
-              0)
-        << output;
-    return path;
+    return testing::MakeCsrBase64(dir_, cn, cn, key_spec);
   }
 
   static ServerProcess* server_;

@@ -19,6 +19,7 @@
 #include "ossl/base64.h"
 #include "pki/sas_token.h"
 #include "registry/postgres/testing/test_database.h"
+#include "est_client.h"
 #include "server_process.h"
 
 namespace devid::testing {
@@ -96,23 +97,7 @@ class RevocationTest : public ::testing::Test {
   // Enroll gets a device-client certificate for registration_id through EST simpleenroll and
   // returns the path of its PEM.
   std::string Enroll(const std::string& registration_id) {
-    std::string csr = dir_ + "/" + registration_id + ".b64";
-    Shell("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + dir_ +
-          "/" + registration_id + ".key -subj /CN=" + registration_id +
-          " -outform DER | openssl base64 > " + csr);
-    auto key = ossl::Base64Decode(kDeviceKey);
-    std::string token =
-        pki::CreateSasToken(*key, server_->id_scope() + "/registrations/" + registration_id,
-                            SystemClock().UnixSeconds() + 600, "registration");
-    std::string body = dir_ + "/" + registration_id + ".p7";
-    EXPECT_EQ(Curl(server_->device_endpoint() + "/.well-known/est/simpleenroll", body,
-                   "-X POST -H 'Content-Type: application/pkcs10' -H 'Authorization: " + token +
-                       "' --data-binary @" + csr),
-              "200");
-    std::string pem = dir_ + "/" + registration_id + ".pem";
-    Shell("openssl base64 -d -in " + body + " | openssl pkcs7 -inform DER -print_certs -out " +
-          pem);
-    return pem;
+    return EstEnroll(*server_, dir_, registration_id, kDeviceKey);
   }
 
   // Extension returns the URL after `prefix` in the certificate's text (CRL DP, AIA).

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# bench/lib.sh: what every benchmark script shares. Source it after `set -euo pipefail`; it
+# moves to the repository root and sets BUILD_DIR (default build/release).
+# shellcheck disable=SC2034  # root and machine are for the sourcing script
+
+bench_name=$(basename "$0")
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root" || exit 1
+BUILD_DIR=${BUILD_DIR:-build/release}
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'bench/%s: %s\n' "$bench_name" "$*" >&2; exit 1; }
+
+# require_tools TOOL...: each must be on PATH.
+require_tools() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || die "$tool is required"
+  done
+}
+
+# ensure_built "TARGET..." FILE...: builds the targets when any of the files is missing,
+# configuring BUILD_DIR first when it has no cache (the release preset for build/release, else
+# RelWithDebInfo), both with the benchmarks on.
+ensure_built() {
+  local targets=$1 file missing=0
+  shift
+  for file in "$@"; do
+    [[ -e $file ]] || missing=1
+  done
+  ((missing)) || return 0
+  if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
+    if [[ $BUILD_DIR == build/release ]]; then
+      log "configuring the release preset"
+      cmake --preset release -DDEVID_BENCH=ON >/dev/null
+    else
+      cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDEVID_BENCH=ON \
+        >/dev/null
+    fi
+  fi
+  # shellcheck disable=SC2086  # a list of targets
+  cmake --build "$BUILD_DIR" --target $targets
+}
+
+# make_workspace PREFIX: a temp dir in $tmp and the results dir $OUT (default: inside it).
+make_workspace() {
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  OUT=${OUT:-$tmp/results}
+  mkdir -p "$OUT"
+}
+
+# remove_workspace deletes $tmp but the results under it (KEEP_TMP=1 keeps everything).
+remove_workspace() {
+  if [[ ${KEEP_TMP:-0} != 1 ]]; then
+    find "$tmp" -mindepth 1 -maxdepth 1 ! -path "$OUT" -exec rm -rf {} + 2>/dev/null || true
+  fi
+}
+
+# stop PID [SIGNAL]: SIGNAL (default TERM), then SIGKILL after 15 s.
+stop() {
+  local pid=$1 signal=${2:-TERM}
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill "-$signal" "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# free_port prints a TCP port that nothing on 127.0.0.1 listens on now.
+free_port() {
+  local port
+  for _ in $(seq 100); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+# describe_machine logs the load average and sets $machine: cores, CPU, kernel, time and commit
+# (+changes when the tree differs from it), as RESULTS.md records them.
+describe_machine() {
+  local cpu_model commit
+  log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
+  commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)
+  if [[ $commit != none ]] && ! git diff --quiet HEAD 2>/dev/null; then commit+="+changes"; fi
+  machine="$(nproc) cores, $cpu_model, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit"
+  log "machine: $machine"
+}
+
+# wait_listening LOG PID prints the port `devid serve` (PID, output in LOG) reports, or fails.
+wait_listening() {
+  local log_file=$1 pid=$2 port=""
+  for _ in $(seq 300); do
+    port=$(sed -n 's/^devid serve: listening on https:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' \
+      "$log_file" 2>/dev/null || true)
+    [[ -n $port ]] && { echo "$port"; return 0; }
+    kill -0 "$pid" 2>/dev/null || { cat "$log_file" >&2; die "devid serve exited"; }
+    sleep 0.1
+  done
+  die "devid serve did not start within 30 s"
+}
