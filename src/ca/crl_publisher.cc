@@ -1,11 +1,32 @@
 #include "ca/crl_publisher.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+
+#include <ctime>
 
 #include "base/hex.h"
 #include "ca/crl.h"
+#include "ossl/revocation_handles.h"
 
 namespace devid::ca {
+namespace {
+
+// Etag labels a CRL for HTTP caching by its content: 16 bytes of SHA-256(DER), hex.
+std::string Etag(const std::string& der) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(der.data(), der.size(), md, &length, EVP_sha256(), nullptr);
+  return HexEncode(std::span<const uint8_t>(md, 16));
+}
+
+std::chrono::system_clock::time_point TimeOf(const ASN1_TIME* time) {
+  std::tm tm{};
+  if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) return {};
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+}  // namespace
 
 CrlPublisher::CrlPublisher(const Authority& authority, registry::Registry& registry,
                            const Clock& clock, CrlOptions options)
@@ -17,7 +38,9 @@ Result<std::shared_ptr<const PublishedCrl>> CrlPublisher::Crl(std::string_view k
     if (KeyIdHex(candidate.certificate) == key_id) issuer = &candidate;
   }
   if (issuer == nullptr) {
-    return std::unexpected(NotFound("no issuing CA has key ID " + std::string(key_id)));
+    std::lock_guard lock(mutex_);
+    if (auto it = signed_.find(key_id); it != signed_.end()) return it->second;
+    return std::unexpected(NotFound("no CA of this server has key ID " + std::string(key_id)));
   }
   DEVID_ASSIGN_OR_RETURN(int64_t version, registry_.RevocationVersion());
   std::lock_guard lock(mutex_);
@@ -62,11 +85,25 @@ Result<std::shared_ptr<const PublishedCrl>> CrlPublisher::Make(const IssuingCa& 
   crl->next_update = content.next_update;
   crl->number = content.number;
   crl->version = version;
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(crl->der.data(), crl->der.size(), md, &length, EVP_sha256(), nullptr);
-  crl->etag = HexEncode(std::span<const uint8_t>(md, 16));
+  crl->etag = Etag(crl->der);
   return crl;
+}
+
+Status CrlPublisher::AddSigned(std::string key_id, std::string der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  ossl::UniquePtr<X509_CRL> parsed(d2i_X509_CRL(nullptr, &p, static_cast<long>(der.size())));
+  if (!parsed) {
+    ERR_clear_error();
+    return std::unexpected(InvalidArgument("the CRL of " + key_id + " does not parse"));
+  }
+  auto crl = std::make_shared<PublishedCrl>();
+  crl->this_update = TimeOf(X509_CRL_get0_lastUpdate(parsed.get()));
+  crl->next_update = TimeOf(X509_CRL_get0_nextUpdate(parsed.get()));
+  crl->etag = Etag(der);
+  crl->der = std::move(der);
+  std::lock_guard lock(mutex_);
+  signed_[std::move(key_id)] = std::move(crl);
+  return Ok();
 }
 
 }  // namespace devid::ca

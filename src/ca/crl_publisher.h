@@ -48,7 +48,13 @@ class CrlPublisher {
 
   // Crl returns the current CRL of the issuing CA whose KeyIdHex is key_id. Fails with kNotFound
   // when no issuing CA has that key ID, and as the registry and the CA key.
+  // For a key ID that is no issuing CA's it returns the CRL added with AddSigned, if any.
   Result<std::shared_ptr<const PublishedCrl>> Crl(std::string_view key_id);
+
+  // AddSigned serves der, a CRL signed elsewhere (a root CA's, made by `devid ca` where the root
+  // key lives), as the CRL of the CA whose key ID is key_id. Fails with kInvalidArgument when der
+  // is not a CRL.
+  Status AddSigned(std::string key_id, std::string der);
 
  private:
   Result<std::shared_ptr<const PublishedCrl>> Make(const IssuingCa& issuer, int64_t version);
@@ -59,6 +65,7 @@ class CrlPublisher {
   CrlOptions options_;
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<const PublishedCrl>, std::less<>> cache_;  // by key ID
+  std::map<std::string, std::shared_ptr<const PublishedCrl>, std::less<>> signed_;  // by key ID
 };
 
 }  // namespace devid::ca

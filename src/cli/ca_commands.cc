@@ -13,8 +13,8 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/random.h"
-#include "ca/recorded_issuance.h"
 #include "ca/profile.h"
+#include "ca/recorded_issuance.h"
 #include "keys/pkcs11/pkcs11_key_store.h"
 #include "keys/software/file_key_store.h"
 #include "pki/csr.h"
@@ -131,6 +131,20 @@ Status Rollover(const CaOptions& options) {
   DEVID_TRY(store.Rollover(WithModule(options.key, options), algorithm, options.name,
                            options.passphrase_env, stores.table, clock, random));
   std::cout << "Added a new issuing CA; it issues from now on, the older ones stay trusted.\n";
+  return Ok();
+}
+
+// RootCrl re-signs the roots' CRLs where their keys are (`devid serve` does it by itself when its
+// data dir holds them); copy crls/ to the servers when the root lives elsewhere.
+Status RootCrl(const CaOptions& options) {
+  CommandKeyStores stores(options);
+  SystemClock clock;
+  server::CaStore store(options.data_dir);
+  int days = options.days > 0 ? options.days : 365;
+  DEVID_TRY(store.PublishRootCrls(stores.table, clock, std::chrono::hours(24 * days),
+                                  /*force=*/true));
+  std::cout << "Wrote the root CRLs to " << store.directory() << "/crls, valid " << days
+            << " days.\n";
   return Ok();
 }
 
@@ -253,6 +267,9 @@ void AddCaCommands(CLI::App& app, int& exit_code, const server::RegistryFactorie
       ->capture_default_str();
 
   leaf("list", "List the root and issuing CAs", List);
+  leaf("root-crl", "Sign the roots' CRLs again (where the root keys are)", RootCrl)
+      ->add_option("--days", o.days, "Validity in days (default 365)")
+      ->check(CLI::PositiveNumber);
 
   CLI::App* issue =
       leaf("issue", "Issue a certificate for a PKCS #10 request and record it in the inventory",

@@ -1,5 +1,6 @@
 #include "server/ca_store.h"
 
+#include <openssl/err.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -7,9 +8,11 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "base/file.h"
+#include "ca/crl.h"
 #include "ca/profile.h"
 #include "ossl/base64.h"
-#include "base/file.h"
+#include "ossl/revocation_handles.h"
 #include "server/data_dir.h"
 
 namespace devid::server {
@@ -312,6 +315,50 @@ Result<std::unique_ptr<ca::Authority>> CaStore::Load(const std::string& base_url
   ca::AuthorityOptions options{.base_url = base_url.empty() ? manifest.base_url : base_url};
   return ca::Authority::Create(std::move(options), std::move(roots), std::move(issuers), clock,
                                random);
+}
+
+Status CaStore::PublishRootCrls(const keys::KeyStores& key_stores, const Clock& clock,
+                                std::chrono::seconds validity, bool force) const {
+  DEVID_ASSIGN_OR_RETURN(Manifest manifest, ReadManifest(dir_));
+  DEVID_TRY(MakeDir(dir_ + "/crls"));
+  for (const Entry& entry : manifest.roots) {
+    if (entry.key_uri.empty()) continue;
+    DEVID_ASSIGN_OR_RETURN(pki::Certificate root, ReadCertificate(dir_, entry));
+    std::string path = dir_ + "/crls/" + ca::KeyIdHex(root) + ".crl";
+    if (!force) {
+      if (auto existing = ReadFile(path)) {
+        const auto* p = reinterpret_cast<const unsigned char*>(existing->data());
+        ossl::UniquePtr<X509_CRL> crl(
+            d2i_X509_CRL(nullptr, &p, static_cast<long>(existing->size())));
+        time_t half = std::chrono::system_clock::to_time_t(clock.Now() + validity / 2);
+        if (crl && X509_CRL_get0_nextUpdate(crl.get()) != nullptr &&
+            X509_cmp_time(X509_CRL_get0_nextUpdate(crl.get()), &half) > 0) {
+          continue;
+        }
+        ERR_clear_error();
+      }
+    }
+    auto key = key_stores.Load(entry.key_uri);
+    if (!key) return std::unexpected(key.error().WithContext("loading the root CA key"));
+    ca::CrlContent content;
+    content.this_update = clock.Now();
+    content.next_update = content.this_update + validity;
+    content.number = ca::CrlNumber(content.this_update, 0);
+    DEVID_ASSIGN_OR_RETURN(std::string der, ca::BuildCrl(root, **key, content));
+    DEVID_TRY(WriteFileAtomically(path, der, 0644));
+  }
+  return Ok();
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> CaStore::RootCrls() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::error_code ec;
+  for (const auto& file : std::filesystem::directory_iterator(dir_ + "/crls", ec)) {
+    if (file.path().extension() != ".crl") continue;
+    DEVID_ASSIGN_OR_RETURN(std::string der, ReadFile(file.path().string()));
+    out.emplace_back(file.path().stem().string(), std::move(der));
+  }
+  return out;
 }
 
 Result<std::vector<CaSummary>> CaStore::List() const {

@@ -1,7 +1,10 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/random.h"
@@ -75,6 +78,18 @@ class CaStore {
   Result<std::unique_ptr<ca::Authority>> Load(const std::string& base_url,
                                               const keys::KeyStores& key_stores, const Clock& clock,
                                               Random& random) const;
+
+  // PublishRootCrls signs, for every root whose key the store holds, an empty CRL valid for
+  // validity and writes it to crls/<root key ID>.crl, unless the CRL there still has more than
+  // half of validity left (force: always). Issuing CAs are replaced by rollover, never revoked,
+  // so a root's CRL has no entries; it exists so that relying parties that check CRLs for the
+  // whole chain (openssl verify -crl_check_all, devices authenticating peers offline) find one at
+  // the issuing CA's CRL distribution point. Roots whose key is elsewhere are skipped.
+  Status PublishRootCrls(const keys::KeyStores& key_stores, const Clock& clock,
+                         std::chrono::seconds validity, bool force) const;
+
+  // RootCrls returns the published root CRLs as (root key ID, DER).
+  Result<std::vector<std::pair<std::string, std::string>>> RootCrls() const;
 
   // List describes the stored CA certificates, roots first.
   Result<std::vector<CaSummary>> List() const;

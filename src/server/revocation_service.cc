@@ -117,6 +117,13 @@ Result<std::unique_ptr<RevocationService>> StartRevocationService(const std::str
                                                 registry, clock, random));
   auto service = std::make_unique<RevocationService>();
   service->crls = std::make_unique<ca::CrlPublisher>(*ca.authority, registry, clock);
+  // Roots' CRLs are signed where the root key is: here when this data dir holds it (remade when
+  // half their year has passed), else by `devid ca root-crl` on the machine that does.
+  DEVID_TRY(store.PublishRootCrls(ca.key_stores, clock, kRootCrlValidity, /*force=*/false));
+  DEVID_ASSIGN_OR_RETURN(auto root_crls, store.RootCrls());
+  for (auto& [key_id, der] : root_crls) {
+    DEVID_TRY(service->crls->AddSigned(std::move(key_id), std::move(der)));
+  }
   DEVID_ASSIGN_OR_RETURN(
       service->ocsp, ca::OcspResponder::Create(*ca.authority, std::move(signers), registry, clock));
   service->api =

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,9 @@ Result<std::vector<ca::OcspSigner>> LoadOrIssueOcspSigners(const std::string& ca
                                                            const keys::KeyStores& key_stores,
                                                            registry::Registry& registry,
                                                            const Clock& clock, Random& random);
+
+// kRootCrlValidity is how long a root CA's CRL is valid: roots sign rarely and may be offline.
+inline constexpr std::chrono::seconds kRootCrlValidity{std::chrono::hours(24 * 365)};
 
 // RevocationService is what `devid serve` runs for revocation: the CRL publisher, the OCSP
 // responder and the route serving both, in the order they must be destroyed (last first).

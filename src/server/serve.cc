@@ -138,8 +138,10 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   if (!dir) return Fail(dir.error());
   auto registry = OpenStore(*config, *dir, factories, clock, random);
   if (!registry) return Fail(registry.error().WithContext("opening the store"));
-  auto ca = OpenServerAuthority(dir->path(), CaInitOptionsFrom(config->ca),
-                                CaBaseUrl(*config, *listen), Getenv, clock, random);
+  std::string base_url = CaBaseUrl(*config, *listen);
+  CaInitOptions init = CaInitOptionsFrom(config->ca);
+  init.base_url = base_url;  // the issuing CA points at its root's CRL here too
+  auto ca = OpenServerAuthority(dir->path(), init, base_url, Getenv, clock, random);
   if (!ca) return Fail(ca.error());
   const ca::Authority& authority = *(*ca)->authority;
   auto tls = LoadOrIssueServerTls(*config, *dir, authority, clock);

@@ -151,6 +151,27 @@ TEST_F(CaCliTest, Issue_RecordsTheCertificateInTheInventory) {
   EXPECT_EQ(revoked.exit_code, 0) << Describe(revoked);
 }
 
+// The root's CRL is signed where the root key is; openssl checks its signature with the root.
+TEST_F(CaCliTest, RootCrl_SignsAVerifiableCrlForTheRoot) {
+  ASSERT_EQ(Devid({"ca", "init", "--data-dir", data_dir_}).exit_code, 0);
+  CommandResult crl = Devid({"ca", "root-crl", "--data-dir", data_dir_, "--days", "30"});
+  ASSERT_EQ(crl.exit_code, 0) << Describe(crl);
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(data_dir_ + "/ca/authority/crls")) {
+    files.push_back(entry.path().string());
+  }
+  ASSERT_EQ(files.size(), 1u);
+  std::string output;
+  EXPECT_EQ(RunShell("openssl crl -inform DER -in " + files[0] + " -CAfile " + Roots() +
+                         " -noout -nextupdate 2>&1",
+                     &output),
+            0)
+      << output;
+  EXPECT_THAT(output, HasSubstr("verify OK"));
+  CommandResult bad = Devid({"ca", "root-crl", "--data-dir", data_dir_, "--days", "0"});
+  EXPECT_NE(bad.exit_code, 0);
+}
+
 TEST_F(CaCliTest, Issue_ServerProfile_ForOpensslSslServer) {
   ASSERT_EQ(Devid({"ca", "init", "--data-dir", data_dir_}).exit_code, 0);
   std::string chain = Issue("devid.example.com", {"--profile", "server", "--dns",

@@ -240,6 +240,27 @@ TEST_F(RevocationTest, OpensslVerifyCrlCheck_PassesThenFailsAfterRevocation) {
   EXPECT_NE(Shell("openssl crl -in " + dir_ + "/crl.pem -noout -crlnumber"), number_before);
 }
 
+// The whole chain with CRLs (-crl_check_all): the issuing CA's CRL from the leaf's CRL
+// distribution point and the root's from the issuing CA's, both fetched from devid.
+TEST_F(RevocationTest, OpensslVerifyCrlCheckAll_FindsACrlForEveryCertificateOfTheChain) {
+  std::string leaf = Enroll("rev-device-1");
+  auto [issuer, chain] = Issuer(leaf);
+  std::string crls = dir_ + "/crls.pem";
+  for (const std::string& certificate : {leaf, issuer}) {
+    std::string url = Base() + "/crl/" + Url(certificate, "URI:" + Base() + "/crl/");
+    ASSERT_EQ(Curl(url, dir_ + "/one.crl"), "200") << url;
+    Shell("openssl crl -inform DER -in " + dir_ + "/one.crl >> " + crls);
+  }
+  std::string verify = "openssl verify -crl_check_all -x509_strict -CAfile " +
+                       server_->trust_bundle_file() + " -untrusted " + issuer + " -CRLfile " +
+                       crls + " " + leaf;
+  EXPECT_THAT(Shell(verify), HasSubstr(": OK"));
+  // The last one fetched is the root's: signed by the root (where its key lives), no entries.
+  std::string root_crl = Shell("openssl crl -inform DER -in " + dir_ + "/one.crl -noout -text");
+  EXPECT_THAT(root_crl, HasSubstr("Issuer: CN = devid root CA"));
+  EXPECT_THAT(root_crl, HasSubstr("No Revoked Certificates"));
+}
+
 TEST_F(RevocationTest, UnknownKeyIds_Are404) {
   EXPECT_EQ(Curl(Base() + "/crl/00ff.crl", dir_ + "/body"), "404");
   EXPECT_EQ(Curl(Base() + "/ca/00ff.cer", dir_ + "/body"), "404");
