@@ -190,10 +190,32 @@ TEST_F(CrlTest, Publisher_Rejects_UnknownKeyId) {
   ASSERT_FALSE(crl);
   EXPECT_EQ(crl.error().code(), ErrorCode::kNotFound);
   EXPECT_NE(crl.error().message().find("00ff"), std::string::npos);
-  // The root's key is not held by the authority: it has no CRL here either.
+  // The root's key is not held by the authority: it has no CRL here until one is added.
   auto root = publisher.Crl(KeyIdHex(authority_->roots().front()));
   ASSERT_FALSE(root);
   EXPECT_EQ(root.error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(CrlTest, Publisher_ServesACrlSignedElsewhere_AndRefusesOneThatDoesNotParse) {
+  CrlPublisher publisher(*authority_, *registry_, clock_);
+  const IssuingCa& issuing = authority_->issuers().front();
+  CrlContent content{.this_update = clock_.Now(),
+                     .next_update = clock_.Now() + std::chrono::hours(24 * 365),
+                     .number = 7};
+  auto der = BuildCrl(issuing.certificate, *issuing.key, content);
+  ASSERT_TRUE(der) << der.error().message();
+  std::string root_id = KeyIdHex(authority_->roots().front());
+  ASSERT_TRUE(publisher.AddSigned(root_id, *der));
+  auto served = publisher.Crl(root_id);
+  ASSERT_TRUE(served) << served.error().message();
+  EXPECT_EQ((*served)->der, *der);
+  EXPECT_EQ((*served)->next_update, content.next_update);
+  EXPECT_FALSE((*served)->etag.empty());
+
+  auto bad = publisher.AddSigned("00ff", "not a CRL");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(publisher.Crl("00ff"));
 }
 
 }  // namespace
