@@ -109,7 +109,7 @@ TEST_F(RevocationApiTest, Rejects_UnknownKeyIdsAndNames_With404) {
   size_t audit = registry_->ListAudit(0, 1000)->size();
   Response crl = Send("GET", "/crl/00ff.crl");
   EXPECT_EQ(crl.status, 404);
-  EXPECT_THAT(crl.body, HasSubstr("no issuing CA has key ID 00ff"));
+  EXPECT_THAT(crl.body, HasSubstr("no CA of this server has key ID 00ff"));
   Response cer = Send("GET", "/ca/00ff.cer");
   EXPECT_EQ(cer.status, 404);
   EXPECT_THAT(cer.body, HasSubstr("no CA certificate has key ID 00ff"));
