@@ -283,8 +283,10 @@ Result<pki::Certificate> DeviceApi::IssueForCsr(const json& csr, const std::stri
         InvalidArgument("csr: the subject CN \"" + *subject + "\" is not the registration ID"));
   }
   return ca::IssueRecorded(*options_.authority, registry_, ca::kDeviceClientProfile,
-                           {.common_name = reg_id, .public_key = request->public_key()}, reg_id,
-                           registry::kAuditCertificateIssue, {"device:" + reg_id});
+                           {.common_name = reg_id,
+                            .public_key = request->public_key(),
+                            .public_key_info = request->public_key_info()},
+                           reg_id, registry::kAuditCertificateIssue, {"device:" + reg_id});
 }
 
 Response DeviceApi::OperationStatus(const Request& request, const std::string& reg_id,

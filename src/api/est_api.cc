@@ -266,19 +266,22 @@ Response EstApi::Enroll(Operation operation, const Request& request,
 
   std::optional<pki::PrivateKey> generated;
   const EVP_PKEY* public_key = csr->public_key();
+  const X509_PUBKEY* public_key_info = csr->public_key_info();
   if (operation == Operation::kServerKeyGen) {
     auto key = pki::PrivateKey::GenerateEcP256();
     if (!key) return ErrorText(key.error(), tracking_id);
     generated = std::move(*key);
     public_key = generated->get();
+    public_key_info = nullptr;  // the request's key is ignored (RFC 7030 §4.4.1)
   }
   // No certificate leaves unrecorded: the inventory is what revocation and renewal act on.
   std::string_view action = operation == Operation::kReenroll ? registry::kAuditCertificateRenew
                                                               : registry::kAuditCertificateIssue;
-  auto certificate = ca::IssueRecorded(
-      authority_, registry_, ca::kDeviceClientProfile,
-      {.common_name = *registration_id, .public_key = public_key}, *registration_id, action,
-      {"device:" + *registration_id});
+  auto certificate = ca::IssueRecorded(authority_, registry_, ca::kDeviceClientProfile,
+                                       {.common_name = *registration_id,
+                                        .public_key = public_key,
+                                        .public_key_info = public_key_info},
+                                       *registration_id, action, {"device:" + *registration_id});
   if (!certificate) return ErrorText(certificate.error(), tracking_id);
   spdlog::info("EST {} issued certificate {} to {}", action, certificate->SerialHex(),
                *registration_id);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include <chrono>
 #include <memory>
@@ -34,6 +35,10 @@ struct CertificateRequest {
   std::vector<std::string> dns_names;
   std::vector<std::string> ip_addresses;
   const EVP_PKEY* public_key = nullptr;  // the subject's key; not owned
+  // public_key_info, when set, is public_key's SubjectPublicKeyInfo as a request carried it
+  // (X509_REQ_get_X509_PUBKEY): copied into the certificate as is, which OpenSSL 3.0 does far
+  // more cheaply than re-encoding public_key. Not owned.
+  const X509_PUBKEY* public_key_info = nullptr;
   // validity, when set and shorter than the profile's, shortens the certificate's lifetime.
   std::optional<std::chrono::seconds> validity;
 };

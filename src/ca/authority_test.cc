@@ -7,6 +7,8 @@
 #include <fstream>
 
 #include "ca/testing/mini_ca.h"
+#include "ca/testing/test_csr.h"
+#include "pki/csr.h"
 #include "keys/pkcs11/pkcs11_key_store.h"
 #include "keys/testing/softhsm_token.h"
 
@@ -204,6 +206,41 @@ TEST_F(AuthorityTest, Rollover_NewestIssues_OldCertificatesStillVerify) {
   EXPECT_NE(
       (*authority)->ChainPem(*old_leaf).find((*authority)->issuers().front().certificate.ToPem()),
       std::string::npos);
+}
+
+// A request's SubjectPublicKeyInfo copied as is gives the same certificate key as encoding the
+// parsed key, for every key type devid certifies.
+TEST_F(AuthorityTest, Issues_FromTheRequestsPublicKeyInfo_TheSameKey) {
+  auto authority = testing::MakeTestCa(clock_, random_, options_);
+  ASSERT_TRUE(authority) << authority.error().message();
+  for (const char* kind : {"P-256", "P-384", "RSA-2048", "ED25519"}) {
+    auto key = testing::TestKey(kind);
+    ASSERT_TRUE(key) << kind;
+    auto csr = pki::Csr::FromDer(testing::MakeTestCsrDer({.key = key.get()}));
+    ASSERT_TRUE(csr) << kind;
+    auto copied = (*authority)->Issue(kDeviceClientProfile,
+                                      {.common_name = "device-1",
+                                       .public_key = csr->public_key(),
+                                       .public_key_info = csr->public_key_info()});
+    ASSERT_TRUE(copied) << kind << ": " << copied.error().message();
+    auto encoded = (*authority)->Issue(
+        kDeviceClientProfile, {.common_name = "device-1", .public_key = csr->public_key()});
+    ASSERT_TRUE(encoded) << kind;
+    auto spki = [](const pki::Certificate& c) {
+      unsigned char* der = nullptr;
+      int length = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(c.get()), &der);
+      std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(length));
+      OPENSSL_free(der);
+      return out;
+    };
+    EXPECT_EQ(spki(*copied), spki(*encoded)) << kind;
+    EXPECT_EQ(EVP_PKEY_eq(X509_get0_pubkey(copied->get()), key.get()), 1) << kind;
+    EXPECT_TRUE((*authority)->Verify(*copied, X509_PURPOSE_SSL_CLIENT)) << kind;
+    // Parsed back from DER, the key is the same too (nothing cached hides a difference).
+    auto reparsed = pki::Certificate::FromDer(copied->ToDer());
+    ASSERT_TRUE(reparsed);
+    EXPECT_EQ(EVP_PKEY_eq(X509_get0_pubkey(reparsed->get()), key.get()), 1) << kind;
+  }
 }
 
 TEST_F(AuthorityTest, Rejects_WeakOrIncompleteRequests) {

@@ -182,7 +182,8 @@ Status Issue(const CaOptions& options, const server::RegistryFactories& factorie
   ca::CertificateRequest request{.common_name = common_name,
                                  .dns_names = options.dns_names,
                                  .ip_addresses = options.ip_addresses,
-                                 .public_key = csr.public_key()};
+                                 .public_key = csr.public_key(),
+                                 .public_key_info = csr.public_key_info()};
   if (options.days > 0) request.validity = std::chrono::hours(24 * options.days);
   std::string store_url = options.store_url;
   if (store_url.empty()) {

@@ -33,6 +33,9 @@ class Csr {
 
   // public_key returns the requested subject public key; owned by this object.
   EVP_PKEY* public_key() const;
+  // public_key_info returns the SubjectPublicKeyInfo as the request carried it; owned by this
+  // object (ca::CertificateRequest::public_key_info copies it into a certificate).
+  const X509_PUBKEY* public_key_info() const { return X509_REQ_get_X509_PUBKEY(req_.get()); }
 
   // get returns the OpenSSL request; it stays owned by this object.
   X509_REQ* get() const { return req_.get(); }
