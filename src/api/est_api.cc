@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "api/text_response.h"
 #include "ca/csr_policy.h"
 #include "ca/recorded_issuance.h"
 #include "ossl/base64.h"
@@ -19,33 +20,25 @@
 namespace devid::api {
 namespace {
 
-Response Text(int status, std::string message) {
-  Response response;
-  response.status = status;
-  response.SetHeader("Content-Type", "text/plain; charset=utf-8");
-  response.body = std::move(message) + "\n";
-  return response;
-}
-
 Response ErrorText(const Error& error, std::string_view tracking_id) {
   switch (error.code()) {
     case ErrorCode::kInvalidArgument:
-      return Text(400, error.message());
+      return TextResponse(400, error.message());
     case ErrorCode::kUnauthenticated: {
-      Response response = Text(401, error.message());
+      Response response = TextResponse(401, error.message());
       response.SetHeader("WWW-Authenticate", "SharedAccessSignature");
       return response;
     }
     case ErrorCode::kPermissionDenied:
-      return Text(403, error.message());
+      return TextResponse(403, error.message());
     case ErrorCode::kNotFound:
-      return Text(404, error.message());
+      return TextResponse(404, error.message());
     default:
       break;
   }
   spdlog::error("EST request {} failed: {}", tracking_id, error.message());
   int status = error.code() == ErrorCode::kUnavailable ? 503 : 500;
-  return Text(status, "internal error; tracking id " + std::string(tracking_id));
+  return TextResponse(status, "internal error; tracking id " + std::string(tracking_id));
 }
 
 // AppendBase64Lines appends data base64-encoded in 64-character CRLF-terminated lines, the
@@ -189,15 +182,15 @@ Response EstApi::Handle(const Request& request, const Target& target,
   constexpr std::string_view kOperations =
       "cacerts, csrattrs, simpleenroll, simplereenroll, serverkeygen";
   if (target.segments.size() != 3) {
-    return Text(404, "no EST operation at " + target.path + " (" + std::string(kOperations) + ")");
+    return TextResponse(404, "no EST operation at " + target.path + " (" + std::string(kOperations) + ")");
   }
   const std::string& operation = target.segments[2];
   if (operation == "cacerts") {
-    if (request.method != "GET") return Text(405, "cacerts takes GET");
+    if (request.method != "GET") return TextResponse(405, "cacerts takes GET");
     return CaCerts(tracking_id);
   }
   if (operation == "csrattrs") {
-    if (request.method != "GET") return Text(405, "csrattrs takes GET");
+    if (request.method != "GET") return TextResponse(405, "csrattrs takes GET");
     // RFC 7030 §4.5.2: rather than 204 (no preference), say what devid generates itself, so a
     // client that follows csrattrs makes a key every devid profile accepts.
     return CsrAttrsResponse();
@@ -210,10 +203,10 @@ Response EstApi::Handle(const Request& request, const Target& target,
   } else if (operation == "serverkeygen") {
     kind = Operation::kServerKeyGen;
   } else {
-    return Text(404, "EST operation \"" + operation + "\" is not offered (" +
+    return TextResponse(404, "EST operation \"" + operation + "\" is not offered (" +
                          std::string(kOperations) + ")");
   }
-  if (request.method != "POST") return Text(405, operation + " takes POST");
+  if (request.method != "POST") return TextResponse(405, operation + " takes POST");
   return Enroll(kind, request, std::move(client_certificate), tracking_id);
 }
 
@@ -247,7 +240,7 @@ Response EstApi::Enroll(Operation operation, const Request& request,
   }
   // RFC 7030 §4.2.1 and §4.4.1: the request is application/pkcs10, base64-encoded DER.
   if (MediaType(request.HeaderValue("content-type")) != "application/pkcs10") {
-    return Text(415, "EST enrollment takes Content-Type: application/pkcs10");
+    return TextResponse(415, "EST enrollment takes Content-Type: application/pkcs10");
   }
   auto der = DecodeBase64Body(request.body);
   if (!der) return ErrorText(der.error(), tracking_id);

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <ctime>
 
+#include "api/text_response.h"
 #include "base/url.h"
 #include "ossl/base64.h"
 
@@ -18,14 +19,6 @@ using std::chrono::system_clock;
 // devid publishes a new one as soon as a certificate is revoked, and a cache should pick it up
 // within minutes even though the document itself stays valid longer.
 constexpr std::chrono::seconds kMaxAge{300};
-
-Response Text(int status, std::string message) {
-  Response response;
-  response.status = status;
-  response.SetHeader("Content-Type", "text/plain; charset=utf-8");
-  response.body = std::move(message) + "\n";
-  return response;
-}
 
 // HttpDate renders t as an IMF-fixdate (RFC 9110 §5.6.7).
 std::string HttpDate(system_clock::time_point t) {
@@ -75,7 +68,7 @@ Response RevocationApi::Handle(const Request& request, const Target& target,
     if (request.method == "POST" && (s.size() == 1 || (s.size() == 2 && s[1].empty()))) {
       std::string_view type = request.HeaderValue("content-type");
       if (!type.empty() && type.substr(0, type.find(';')) != "application/ocsp-request") {
-        return Text(415, "OCSP requests are Content-Type: application/ocsp-request");
+        return TextResponse(415, "OCSP requests are Content-Type: application/ocsp-request");
       }
       return Ocsp(request.body, tracking_id);
     }
@@ -91,10 +84,10 @@ Response RevocationApi::Handle(const Request& request, const Target& target,
       return Ocsp(std::string_view(reinterpret_cast<const char*>(der->data()), der->size()),
                   tracking_id);
     }
-    return Text(405, "OCSP takes POST /ocsp or GET /ocsp/<base64 request>");
+    return TextResponse(405, "OCSP takes POST /ocsp or GET /ocsp/<base64 request>");
   }
-  if (s.size() != 2) return Text(404, "nothing at " + target.path);
-  if (request.method != "GET") return Text(405, target.path + " takes GET");
+  if (s.size() != 2) return TextResponse(404, "nothing at " + target.path);
+  if (request.method != "GET") return TextResponse(405, target.path + " takes GET");
   if (s[0] == "crl") return Crl(request, s[1], tracking_id);
   return CaCertificate(s[1]);
 }
@@ -102,12 +95,12 @@ Response RevocationApi::Handle(const Request& request, const Target& target,
 Response RevocationApi::Crl(const Request& request, const std::string& name,
                             std::string_view tracking_id) {
   std::string key_id = Strip(name, ".crl");
-  if (key_id.empty()) return Text(404, "CRLs are at /crl/<issuing CA key ID>.crl");
+  if (key_id.empty()) return TextResponse(404, "CRLs are at /crl/<issuing CA key ID>.crl");
   auto crl = crls_.Crl(key_id);
   if (!crl) {
-    if (crl.error().code() == ErrorCode::kNotFound) return Text(404, crl.error().message());
+    if (crl.error().code() == ErrorCode::kNotFound) return TextResponse(404, crl.error().message());
     spdlog::error("CRL request {} failed: {}", tracking_id, crl.error().message());
-    return Text(crl.error().code() == ErrorCode::kUnavailable ? 503 : 500,
+    return TextResponse(crl.error().code() == ErrorCode::kUnavailable ? 503 : 500,
                 "internal error; tracking id " + std::string(tracking_id));
   }
   Response response;
@@ -123,7 +116,7 @@ Response RevocationApi::Crl(const Request& request, const std::string& name,
 
 Response RevocationApi::CaCertificate(const std::string& name) {
   std::string key_id = Strip(name, ".cer");
-  if (key_id.empty()) return Text(404, "CA certificates are at /ca/<key ID>.cer");
+  if (key_id.empty()) return TextResponse(404, "CA certificates are at /ca/<key ID>.cer");
   const pki::Certificate* found = nullptr;
   for (const ca::IssuingCa& issuer : authority_.issuers()) {
     if (ca::KeyIdHex(issuer.certificate) == key_id) found = &issuer.certificate;
@@ -131,7 +124,7 @@ Response RevocationApi::CaCertificate(const std::string& name) {
   for (const pki::Certificate& root : authority_.roots()) {
     if (ca::KeyIdHex(root) == key_id) found = &root;
   }
-  if (found == nullptr) return Text(404, "no CA certificate has key ID " + key_id);
+  if (found == nullptr) return TextResponse(404, "no CA certificate has key ID " + key_id);
   Response response;
   response.SetHeader("Content-Type", "application/pkix-cert");
   // A CA certificate does not change under its key ID; a day's caching is safe.

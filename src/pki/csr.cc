@@ -42,19 +42,6 @@ Status Csr::VerifySignature() const {
   return Ok();
 }
 
-Status Csr::CheckAttributes() const {
-  for (int i = 0; i < X509_REQ_get_attr_count(req_.get()); ++i) {
-    const ASN1_OBJECT* type = X509_ATTRIBUTE_get0_object(X509_REQ_get_attr(req_.get(), i));
-    int nid = OBJ_obj2nid(type);
-    if (nid == NID_ext_req || nid == NID_pkcs9_challengePassword) continue;
-    char name[128] = {};
-    OBJ_obj2txt(name, sizeof(name), type, /*no_name=*/0);
-    return std::unexpected(
-        InvalidArgument("certificate request carries unsupported attribute " + std::string(name)));
-  }
-  return Ok();
-}
-
 std::string Csr::SubjectCommonName() const {
   const X509_NAME* name = X509_REQ_get_subject_name(req_.get());
   int index = -1;

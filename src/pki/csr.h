@@ -23,11 +23,6 @@ class Csr {
   // kInvalidArgument when it does not verify.
   Status VerifySignature() const;
 
-  // CheckAttributes refuses a request carrying attributes other than extensionRequest (RFC 2986
-  // §4.1, RFC 2985 §5.4.2) and challengePassword (RFC 2985 §5.4.1), naming the first unknown one,
-  // with kInvalidArgument. Requested extensions are not honoured: the issuing profile decides.
-  Status CheckAttributes() const;
-
   // SubjectCommonName returns the last CN in the subject, or "" when there is none.
   std::string SubjectCommonName() const;
 

@@ -47,29 +47,6 @@ TEST(CsrTest, Rejects_GarbageAndTrailingBytes) {
   EXPECT_FALSE(Csr::FromPem("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n").has_value());
 }
 
-TEST(CsrTest, Rejects_UnknownAttributes) {
-  ossl::UniquePtr<EVP_PKEY> key(EVP_EC_gen("P-256"));
-  ossl::UniquePtr<X509_REQ> req(X509_REQ_new());
-  X509_REQ_set_pubkey(req.get(), key.get());
-  // unstructuredName (RFC 2985 §5.4.2): an attribute devid does not interpret.
-  ASSERT_EQ(X509_REQ_add1_attr_by_NID(req.get(), NID_pkcs9_unstructuredName, MBSTRING_ASC,
-                                      reinterpret_cast<const unsigned char*>("x"), -1),
-            1);
-  ASSERT_GT(X509_REQ_sign(req.get(), key.get(), EVP_sha256()), 0);
-  unsigned char* der = nullptr;
-  int len = i2d_X509_REQ(req.get(), &der);
-  auto csr = Csr::FromDer(std::string(reinterpret_cast<char*>(der), static_cast<size_t>(len)));
-  OPENSSL_free(der);
-  ASSERT_TRUE(csr.has_value());
-  auto checked = csr->CheckAttributes();
-  ASSERT_FALSE(checked.has_value());
-  EXPECT_NE(checked.error().message().find("unsupported attribute unstructuredName"),
-            std::string::npos)
-      << checked.error().message();
-  auto plain = Csr::FromDer(MakeCsrDer("ok"));
-  EXPECT_TRUE(plain->CheckAttributes().has_value());
-}
-
 TEST(Pkcs7Test, RoundTrips_CertsOnly) {
   ossl::UniquePtr<EVP_PKEY> key(EVP_EC_gen("P-256"));
   ossl::UniquePtr<X509> x509(X509_new());
