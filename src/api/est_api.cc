@@ -182,7 +182,8 @@ Response EstApi::Handle(const Request& request, const Target& target,
   constexpr std::string_view kOperations =
       "cacerts, csrattrs, simpleenroll, simplereenroll, serverkeygen";
   if (target.segments.size() != 3) {
-    return TextResponse(404, "no EST operation at " + target.path + " (" + std::string(kOperations) + ")");
+    return TextResponse(
+        404, "no EST operation at " + target.path + " (" + std::string(kOperations) + ")");
   }
   const std::string& operation = target.segments[2];
   if (operation == "cacerts") {
@@ -204,7 +205,7 @@ Response EstApi::Handle(const Request& request, const Target& target,
     kind = Operation::kServerKeyGen;
   } else {
     return TextResponse(404, "EST operation \"" + operation + "\" is not offered (" +
-                         std::string(kOperations) + ")");
+                                 std::string(kOperations) + ")");
   }
   if (request.method != "POST") return TextResponse(405, operation + " takes POST");
   return Enroll(kind, request, std::move(client_certificate), tracking_id);

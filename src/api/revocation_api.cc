@@ -101,7 +101,7 @@ Response RevocationApi::Crl(const Request& request, const std::string& name,
     if (crl.error().code() == ErrorCode::kNotFound) return TextResponse(404, crl.error().message());
     spdlog::error("CRL request {} failed: {}", tracking_id, crl.error().message());
     return TextResponse(crl.error().code() == ErrorCode::kUnavailable ? 503 : 500,
-                "internal error; tracking id " + std::string(tracking_id));
+                        "internal error; tracking id " + std::string(tracking_id));
   }
   Response response;
   SetCaching(response, clock_.Now(), (*crl)->this_update, (*crl)->next_update, (*crl)->etag);
