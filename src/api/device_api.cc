@@ -124,16 +124,13 @@ Result<json> DeviceApi::Answer(const registry::Registration& registration,
                            tpm_verifier_.AuthenticationKey(*device.enrollment, registration));
     state["tpm"] = {{"authenticationKey", std::move(blob)}};
   }
-  if (!device.x509_leaf_der.empty()) {
+  if (device.x509_leaf) {
     // Protocol notes §3: the certificate the device authenticated with, and for a group the
     // signing certificate its chain was validated to.
-    DEVID_ASSIGN_OR_RETURN(pki::Certificate leaf, pki::Certificate::FromDer(device.x509_leaf_der));
-    json x509 = {{"certificateInfo", X509CertificateInfoJson(leaf)}};
-    if (device.group) {
+    json x509 = {{"certificateInfo", X509CertificateInfoJson(*device.x509_leaf)}};
+    if (device.group && device.x509_signer) {
       x509["enrollmentGroupId"] = device.group->enrollment_group_id;
-      DEVID_ASSIGN_OR_RETURN(pki::Certificate signer,
-                             pki::Certificate::FromDer(device.x509_signing_der));
-      x509["signingCertificateInfo"] = X509CertificateInfoJson(signer);
+      x509["signingCertificateInfo"] = X509CertificateInfoJson(*device.x509_signer);
     }
     state["x509"] = std::move(x509);
   }

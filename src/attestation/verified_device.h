@@ -1,8 +1,10 @@
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "pki/certificate.h"
 #include "registry/enrollment.h"
 
 namespace devid::attestation {
@@ -19,11 +21,11 @@ struct VerifiedDevice {
   std::string device_key;
   // tpm_storage_root_key is the SRK (base64 TPM2B_PUBLIC) device_key was wrapped for (TPM only).
   std::string tpm_storage_root_key;
-  // x509_leaf_der is the certificate an X.509 device authenticated with (DER), and
-  // x509_signing_der the group signing certificate its chain was validated to ("" for an
-  // individual enrollment); both "" for other attestation types.
-  std::string x509_leaf_der;
-  std::string x509_signing_der;
+  // x509_leaf is the certificate an X.509 device authenticated with, and x509_signer the group
+  // signing certificate its chain was validated to (null for an individual enrollment); both null
+  // for other attestation types. Shared, as parsed once by the verifier.
+  std::shared_ptr<const pki::Certificate> x509_leaf;
+  std::shared_ptr<const pki::Certificate> x509_signer;
 
   // settings returns the matched enrollment's or group's settings.
   const registry::EnrollmentSettings& settings() const {

@@ -68,7 +68,7 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
   VerifiedDevice device;
   device.registration_id = std::string(registration_id);
   device.attestation_type = registry::AttestationType::kX509;
-  device.x509_leaf_der = leaf.ToDer();
+  device.x509_leaf = std::make_shared<const pki::Certificate>(leaf.Clone());
   std::optional<Error> path_error;
   const std::string thumbprint = leaf.Sha256Thumbprint();
   Result<std::vector<pki::Certificate>> path = std::unexpected(Internal("no match"));
@@ -106,7 +106,7 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
           continue;
         }
         path = std::move(validated);
-        device.x509_signing_der = signer.ToDer();
+        device.x509_signer = std::make_shared<const pki::Certificate>(signer.Clone());
         device.group = std::move(group);
         break;
       }
