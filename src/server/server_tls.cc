@@ -40,9 +40,11 @@ Result<ServerTls> LoadOrIssueServerTls(const Config& config, const DataDir& dir,
     return out;
   }
   std::string tls_dir = dir.path() + "/tls";
-  std::error_code ec;
-  std::filesystem::create_directories(tls_dir, ec);
-  if (ec) return std::unexpected(Unavailable("creating " + tls_dir + ": " + ec.message()));
+  for (const std::string& made : {tls_dir, dir.path() + "/ca"}) {
+    std::error_code ec;
+    std::filesystem::create_directories(made, ec);
+    if (ec) return std::unexpected(Unavailable("creating " + made + ": " + ec.message()));
+  }
   std::string cert_path = tls_dir + "/server.pem";
   std::string key_path = tls_dir + "/server.key";
   out.trust_bundle_path = dir.path() + "/ca/trust-bundle.pem";
