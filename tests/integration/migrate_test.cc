@@ -24,10 +24,7 @@ namespace devid::testing {
 namespace {
 
 using nlohmann::json;
-using registry::postgres::testing::MissingServerIsFailure;
-using registry::postgres::testing::MissingServerMessage;
 using registry::postgres::testing::TestDatabase;
-using registry::postgres::testing::TestServerUrl;
 using ::testing::HasSubstr;
 
 constexpr char kGroupKey[] =
@@ -64,13 +61,7 @@ std::map<std::string, int64_t> PostgresCounts(const std::string& url) {
 class MigrateTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (TestServerUrl().empty()) {
-      if (MissingServerIsFailure()) FAIL() << MissingServerMessage();
-      GTEST_SKIP() << MissingServerMessage();
-    }
-    auto db = TestDatabase::Create();
-    ASSERT_TRUE(db.has_value()) << db.error().message();
-    db_.emplace(std::move(*db));
+    DEVID_CREATE_TEST_DATABASE(db_);
   }
 
   CommandResult Migrate(const std::string& sqlite_path, bool force = false) {

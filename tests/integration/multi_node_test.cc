@@ -31,10 +31,7 @@ namespace devid::testing {
 namespace {
 
 using nlohmann::json;
-using registry::postgres::testing::MissingServerIsFailure;
-using registry::postgres::testing::MissingServerMessage;
 using registry::postgres::testing::TestDatabase;
-using registry::postgres::testing::TestServerUrl;
 using ::testing::HasSubstr;
 
 constexpr char kGroupKey[] =
@@ -56,13 +53,7 @@ struct StoredRegistration {
 class MultiNodeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (TestServerUrl().empty()) {
-      if (MissingServerIsFailure()) FAIL() << MissingServerMessage();
-      GTEST_SKIP() << MissingServerMessage();
-    }
-    auto db = TestDatabase::Create();
-    ASSERT_TRUE(db.has_value()) << db.error().message();
-    db_.emplace(std::move(*db));
+    DEVID_CREATE_TEST_DATABASE(db_);
     ServerProcessOptions options;
     options.config_toml = "[store]\nurl = \"" + db_->url() + "\"\n[device]\nid_scope = \"" +
                           kIdScope + "\"\nhubs = [\"hub-1.example\", \"hub-2.example\"]\n";

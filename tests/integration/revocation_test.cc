@@ -285,15 +285,7 @@ TEST_F(RevocationTest, OcspSigner_IsRecordedInTheInventory_AndReusedAfterARestar
 class RevocationMultiNodeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    using registry::postgres::testing::MissingServerIsFailure;
-    using registry::postgres::testing::MissingServerMessage;
-    if (registry::postgres::testing::TestServerUrl().empty()) {
-      if (MissingServerIsFailure()) FAIL() << MissingServerMessage();
-      GTEST_SKIP() << MissingServerMessage();
-    }
-    auto db = registry::postgres::testing::TestDatabase::Create();
-    ASSERT_TRUE(db.has_value()) << db.error().message();
-    db_.emplace(std::move(*db));
+    DEVID_CREATE_TEST_DATABASE(db_);
     ServerProcessOptions options;
     options.config_toml = "[store]\nurl = \"" + db_->url() + "\"\n";
     auto a = ServerProcess::Start(options);

@@ -38,10 +38,7 @@ namespace devid::testing {
 namespace {
 
 using nlohmann::json;
-using registry::postgres::testing::MissingServerIsFailure;
-using registry::postgres::testing::MissingServerMessage;
 using registry::postgres::testing::TestDatabase;
-using registry::postgres::testing::TestServerUrl;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -623,13 +620,7 @@ TEST_F(GatewayTest, ThrottlesAnAddressTryingManyClientIds) {
 class GatewayPostgresTest : public GatewayTest {
  protected:
   void SetUp() override {
-    if (TestServerUrl().empty()) {
-      if (MissingServerIsFailure()) FAIL() << MissingServerMessage();
-      GTEST_SKIP() << MissingServerMessage();
-    }
-    auto db = TestDatabase::Create();
-    ASSERT_TRUE(db.has_value()) << db.error().message();
-    db_.emplace(std::move(*db));
+    DEVID_CREATE_TEST_DATABASE(db_);
     ASSERT_NO_FATAL_FAILURE(StartAndProvision(db_->url()));
   }
   void TearDown() override {

@@ -89,3 +89,20 @@ class TestDatabase {
 };
 
 }  // namespace devid::registry::postgres::testing
+
+// DEVID_CREATE_TEST_DATABASE(db) is a fixture's SetUp step for tests that need PostgreSQL: without
+// a test server it skips the test (fails it in CI, see MissingServerIsFailure), else it creates a
+// fresh database into db, a std::optional<TestDatabase>, or fails the test. A macro because the
+// skip and the failure must return from SetUp itself.
+#define DEVID_CREATE_TEST_DATABASE(db)                                                      \
+  do {                                                                                      \
+    namespace pgt = ::devid::registry::postgres::testing;                                   \
+    if (pgt::TestServerUrl().empty()) {                                                     \
+      if (pgt::MissingServerIsFailure()) FAIL() << pgt::MissingServerMessage();             \
+      GTEST_SKIP() << pgt::MissingServerMessage();                                          \
+    }                                                                                       \
+    auto created = pgt::TestDatabase::Create();                                             \
+    ASSERT_TRUE(created.has_value()) << created.error().message();                          \
+    (db).emplace(std::move(*created));                                                      \
+  } while (false)
+
