@@ -14,15 +14,15 @@
 namespace devid::api {
 namespace {
 
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 class CertificateApiTest : public testing::ApiFixture {
  protected:
   // Issue has the test CA issue a device-client certificate for device and records it.
   registry::CertificateRecord Issue(const std::string& device) {
-    auto issued = ca::IssueTlsIdentity(*authority_, ca::kDeviceClientProfile,
-                                       {.common_name = device});
+    auto issued =
+        ca::IssueTlsIdentity(*authority_, ca::kDeviceClientProfile, {.common_name = device});
     EXPECT_TRUE(issued) << issued.error().message();
     auto record = ca::InventoryRecord(issued->certificate, registry::CertificateSource::kIssued,
                                       device, std::string(ca::kDeviceClientProfile));
@@ -60,8 +60,8 @@ TEST_F(CertificateApiTest, Query_FiltersByDeviceRevokedAndExpiry) {
 
 TEST_F(CertificateApiTest, Query_PagesWithContinuation) {
   for (int i = 0; i < 3; ++i) Issue("dev-" + std::to_string(i));
-  Response first = Service("POST", "/certificates/query", json::object(),
-                           {{"x-ms-max-item-count", "2"}});
+  Response first =
+      Service("POST", "/certificates/query", json::object(), {{"x-ms-max-item-count", "2"}});
   ASSERT_EQ(first.status, 200) << first.body;
   EXPECT_EQ(Json(first).size(), 2u);
   std::string continuation;
@@ -142,7 +142,9 @@ TEST_F(CertificateApiTest, Revoke_RefusesBadRequestsAndChangesNothing) {
   std::vector<Case> cases = {
       {{{"serialNumber", "0BADC0FFEE"}}, 404, "404005", "no certificate devid issued matches"},
       {{{"deviceId", "nobody"}}, 404, "404005", "no certificate devid issued matches"},
-      {{{"serialNumber", record.serial}, {"reason", "removeFromCRL"}}, 400, "400003",
+      {{{"serialNumber", record.serial}, {"reason", "removeFromCRL"}},
+       400,
+       "400003",
        "unknown revocation reason"},
       {{{"serialNumber", record.serial}, {"reason", 7}}, 400, "400003", "unknown revocation"},
       {{{"serialNumber", record.serial}, {"deviceId", "dev-a"}}, 400, "400003", "exactly one"},
@@ -162,6 +164,34 @@ TEST_F(CertificateApiTest, Revoke_RefusesBadRequestsAndChangesNothing) {
   EXPECT_EQ(not_json.status, 400);
   EXPECT_EQ(AuditCount(), audits);
   EXPECT_EQ(Query({{"revoked", true}}).size(), 0u);
+}
+
+TEST_F(CertificateApiTest, Query_RefusesBadFilters) {
+  Issue("dev-a");
+  struct Case {
+    json filter;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{{"owner", "x"}}, "unknown filter field"},
+           {{{"source", "stolen"}}, "source must be"},
+           {{{"revoked", "yes"}}, "revoked must be true or false"},
+           {{{"expiringWithinSeconds", -1}}, "non-negative integer"},
+           {{{"expiringWithinSeconds", "30d"}}, "non-negative integer"},
+           {{{"deviceId", 5}}, "deviceId must be a string"},
+           {{{"serialNumber", "zz"}}, "hexadecimal"},
+       }) {
+    Response r = Service("POST", "/certificates/query", c.filter);
+    EXPECT_EQ(r.status, 400) << c.filter.dump() << " " << r.body;
+    EXPECT_EQ(ErrorCodeHeader(r), "400003") << c.filter.dump();
+    EXPECT_THAT(r.body, HasSubstr(c.message)) << c.filter.dump();
+  }
+  Response not_object = Service("POST", "/certificates/query", json::array());
+  EXPECT_EQ(not_object.status, 400);
+  EXPECT_EQ(ErrorCodeHeader(not_object), "400002");
+  Response bad_page =
+      Service("POST", "/certificates/query", json::object(), {{"x-ms-max-item-count", "0"}});
+  EXPECT_EQ(bad_page.status, 400);
 }
 
 TEST_F(CertificateApiTest, NeedsServiceCredentialsWithTheRight) {

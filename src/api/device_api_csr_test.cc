@@ -98,6 +98,21 @@ TEST_F(DeviceApiCsrTest, Refuses_WeakKeyBadSignatureAndGarbage) {
       "400003", "csr must be", "csr-dev-3");
 }
 
+TEST_F(DeviceApiCsrTest, Refuses_ACsrWhereNoAuthorityIssues) {
+  PutSymmetricEnrollment("csr-dev-5");
+  DeviceApi without_ca({kScope, {"hub-a"}, 1}, *registry_, *verifier_, clock_, random_);
+  Request request;
+  request.method = "PUT";
+  request.target = std::string("/") + kScope +
+                   "/registrations/csr-dev-5/register?api-version=2025-07-01-preview";
+  request.body = Body("csr-dev-5", {.subject = {{"CN", "csr-dev-5"}}});
+  request.headers = {{"authorization", DeviceToken(kPrimary, "csr-dev-5")}};
+  auto target = ParseTarget(request.target);
+  ASSERT_TRUE(target);
+  ExpectRefused(without_ca.Handle(request, *target, "tracking"), 400, "400003",
+                "does not issue certificates", "csr-dev-5");
+}
+
 TEST_F(DeviceApiCsrTest, Refuses_UnauthenticatedDeviceBeforeLookingAtTheRequest) {
   PutSymmetricEnrollment("csr-dev-4");
   ExpectRefused(Register("csr-dev-4", DeviceToken(kSecondary + std::string(""), "someone"),
