@@ -24,10 +24,14 @@ struct X509Attestation {
   std::string ca_reference_secondary;
 };
 
-// TpmAttestation holds base64 TPM2B_PUBLIC areas.
+// TpmAttestation holds base64 TPM2B_PUBLIC areas and, for individual enrollments, the devid
+// extensions: whether the device must present an EK certificate, and a measured-boot PCR policy
+// in tpm::FormatPcrPolicy's text form ("" = none).
 struct TpmAttestation {
   std::string endorsement_key;
   std::string storage_root_key;
+  bool require_ek_certificate = false;
+  std::string pcr_policy;
 };
 
 // AttestationMechanism is one enrollment's attestation; only the member for `type` is meaningful.

@@ -8,6 +8,7 @@
 
 #include "base/result.h"
 #include "registry/audit.h"
+#include "registry/ca_certificate.h"
 #include "registry/certificate_record.h"
 #include "registry/enrollment.h"
 #include "registry/registration.h"
@@ -151,6 +152,41 @@ class Registry {
   // RevocationVersion is a counter that grows with every revocation on any node sharing the store;
   // caches of revocation state (CRLs, OCSP responses) compare it to know they are stale.
   virtual Result<int64_t> RevocationVersion() = 0;
+
+  // CA certificates (DPS proof of possession), with the If-Match contract above.
+  // GetCaCertificate fails with kNotFound when there is none.
+  virtual Result<CaCertificate> GetCaCertificate(std::string_view name) = 0;
+  // PutCaCertificate creates or replaces the named certificate (der, sha256_thumbprint, subject)
+  // and returns the stored copy. It is always stored unverified with no pending code: a replaced
+  // certificate must be proved again. created is kept on update.
+  virtual Result<CaCertificate> PutCaCertificate(const CaCertificate& certificate,
+                                                 const std::optional<std::string>& if_match,
+                                                 const Actor& actor) = 0;
+  // DeleteCaCertificate fails with kNotFound when there is none, and with kFailedPrecondition
+  // (naming the group) while an enrollment group's caReferences names it, checked in the same
+  // transaction as the delete.
+  virtual Status DeleteCaCertificate(std::string_view name,
+                                     const std::optional<std::string>& if_match,
+                                     const Actor& actor) = 0;
+  // QueryCaCertificates pages through all CA certificates in name order.
+  virtual Result<Page<CaCertificate>> QueryCaCertificates(const PageRequest& page) = 0;
+  // SetCaVerificationCode makes code_hash (hex SHA-256 of a fresh code) the certificate's one
+  // pending code until expires, replacing any, and returns the stored copy. kNotFound when absent.
+  virtual Result<CaCertificate> SetCaVerificationCode(std::string_view name,
+                                                      std::string_view code_hash,
+                                                      std::chrono::system_clock::time_point expires,
+                                                      const std::optional<std::string>& if_match,
+                                                      const Actor& actor) = 0;
+  // VerifyCaCertificate consumes the pending code and marks the certificate verified, atomically:
+  // only when the stored certificate still has sha256_thumbprint, its pending code hash equals
+  // code_hash and the code has not expired at the store's clock. Of concurrent calls with one
+  // code, exactly one succeeds. Fails with kNotFound when absent, and with kFailedPrecondition
+  // saying which condition failed (no pending code — never generated or already used —, expired,
+  // not the pending code, certificate replaced); a failure changes nothing.
+  virtual Result<CaCertificate> VerifyCaCertificate(std::string_view name,
+                                                    std::string_view sha256_thumbprint,
+                                                    std::string_view code_hash,
+                                                    const Actor& actor) = 0;
 
   // ListAudit returns up to limit records with sequence > after, oldest first.
   virtual Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) = 0;

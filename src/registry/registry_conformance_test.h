@@ -70,7 +70,7 @@ inline Enrollment MakeEnrollment(const std::string& registration_id) {
                         "signing-secondary",
                         "ca-primary",
                         "ca-secondary"};
-  s.attestation.tpm = {"ZWs=", "c3Jr"};
+  s.attestation.tpm = {"ZWs=", "c3Jr", true, "sha256:0,7:ab"};
   s.enabled = false;
   s.iot_edge = true;
   s.initial_twin_json = R"({"tags":{"floor":"3"},"properties":{"desired":{"x":1}}})";
@@ -91,6 +91,8 @@ inline EnrollmentGroup MakeGroup(const std::string& group_id, const std::string&
   g.registration_id_prefix = prefix;
   g.settings = MakeEnrollment("unused").settings;
   g.settings.attestation.type = type;
+  g.settings.attestation.tpm.require_ek_certificate = false;  // individual enrollments only
+  g.settings.attestation.tpm.pcr_policy.clear();
   g.settings.iot_hubs = {"hub-c.example.net"};
   return g;
 }
@@ -145,6 +147,9 @@ inline void ExpectSameEnrollment(const Enrollment& a, const Enrollment& b) {
   EXPECT_EQ(a.device_id, b.device_id);
   EXPECT_EQ(a.optional_device_information_json, b.optional_device_information_json);
   ExpectSameSettings(a.settings, b.settings);
+  EXPECT_EQ(a.settings.attestation.tpm.require_ek_certificate,
+            b.settings.attestation.tpm.require_ek_certificate);
+  EXPECT_EQ(a.settings.attestation.tpm.pcr_policy, b.settings.attestation.tpm.pcr_policy);
 }
 
 // ExpectSameVersion compares the etag and times.

@@ -76,7 +76,7 @@ Result<EnrollmentSettings> ReadSettings(Columns& c) {
   return s;
 }
 
-// ReadEnrollment reads an enrollment row: its ID columns, then the settings.
+// ReadEnrollment reads an enrollment row: its ID columns, the settings, then the TPM policy.
 template <typename Columns>
 Result<Enrollment> ReadEnrollment(Columns& c) {
   Enrollment e;
@@ -84,7 +84,16 @@ Result<Enrollment> ReadEnrollment(Columns& c) {
   e.device_id = c.Text();
   e.optional_device_information_json = c.Text();
   DEVID_ASSIGN_OR_RETURN(e.settings, ReadSettings(c));
+  e.settings.attestation.tpm.require_ek_certificate = c.Bool();
+  e.settings.attestation.tpm.pcr_policy = c.Text();
   return e;
+}
+
+// BindEnrollmentTpmPolicy binds the enrollment-only columns that follow the settings.
+template <typename Params>
+void BindEnrollmentTpmPolicy(Params& p, const Enrollment& e) {
+  p.Int(e.settings.attestation.tpm.require_ek_certificate);
+  p.Text(e.settings.attestation.tpm.pcr_policy);
 }
 
 // ReadGroup reads an enrollment group row: its ID and prefix, then the settings.

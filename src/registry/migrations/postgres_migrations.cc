@@ -157,10 +157,37 @@ CREATE TABLE revocation_version (
 );
 )sql";
 
+// Migration 4: CA certificates, as SQLite's step 4 (der is BYTEA where SQLite has a BLOB).
+constexpr std::string_view kCaCertificates = R"sql(
+CREATE TABLE ca_certificates (
+  name TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+  der BYTEA NOT NULL,
+  sha256_thumbprint TEXT COLLATE "C" NOT NULL,
+  subject TEXT NOT NULL,
+  verified INTEGER NOT NULL,
+  verification_code_hash TEXT COLLATE "C" NOT NULL,
+  verification_code_expires_us BIGINT NOT NULL,
+  etag TEXT NOT NULL,
+  created_us BIGINT NOT NULL,
+  updated_us BIGINT NOT NULL
+);
+
+CREATE INDEX enrollment_groups_by_ca_primary ON enrollment_groups (x509_ca_reference_primary);
+CREATE INDEX enrollment_groups_by_ca_secondary ON enrollment_groups (x509_ca_reference_secondary);
+)sql";
+
+// Migration 5: the TPM enrollment policy, as SQLite's step 5.
+constexpr std::string_view kTpmPolicy = R"sql(
+ALTER TABLE enrollments ADD COLUMN tpm_require_ek_certificate INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE enrollments ADD COLUMN tpm_pcr_policy TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "registration device keys and challenges", kChallenges},
     {3, "certificate inventory", kCertificates},
+    {4, "CA certificates", kCaCertificates},
+    {5, "TPM enrollment policy", kTpmPolicy},
 };
 
 }  // namespace

@@ -163,10 +163,43 @@ CREATE TABLE revocation_version (
 );
 )sql";
 
+// Migration 4: CA certificates for proof of possession (DPS "verified CA certificates"). One row
+// per uploaded root or intermediate, keyed by the name enrollment groups' caReferences use; der is
+// the certificate's DER; verified is 0 or 1; the pending verification code is kept only as its
+// SHA-256 (hex, "" when none) with its expiry (0 when none). The two indexes find the groups that
+// reference a certificate, which keep it from being deleted.
+constexpr std::string_view kCaCertificates = R"sql(
+CREATE TABLE ca_certificates (
+  name TEXT NOT NULL PRIMARY KEY,
+  der BLOB NOT NULL,
+  sha256_thumbprint TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  verified INTEGER NOT NULL,
+  verification_code_hash TEXT NOT NULL,
+  verification_code_expires_us BIGINT NOT NULL,
+  etag TEXT NOT NULL,
+  created_us BIGINT NOT NULL,
+  updated_us BIGINT NOT NULL
+);
+
+CREATE INDEX enrollment_groups_by_ca_primary ON enrollment_groups (x509_ca_reference_primary);
+CREATE INDEX enrollment_groups_by_ca_secondary ON enrollment_groups (x509_ca_reference_secondary);
+)sql";
+
+// Migration 5: the TPM enrollment policy (devid extensions): require_ek_certificate is 0 or 1;
+// pcr_policy is tpm::FormatPcrPolicy's text ("" = no measured-boot policy). Individual
+// enrollments only: TPM attestation has no groups.
+constexpr std::string_view kTpmPolicy = R"sql(
+ALTER TABLE enrollments ADD COLUMN tpm_require_ek_certificate INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE enrollments ADD COLUMN tpm_pcr_policy TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "registration device keys and challenges", kChallenges},
     {3, "certificate inventory", kCertificates},
+    {4, "CA certificates", kCaCertificates},
+    {5, "TPM enrollment policy", kTpmPolicy},
 };
 
 }  // namespace

@@ -9,8 +9,11 @@
 #include <variant>
 
 #include "base/hex.h"
+#include "registry/ca_certificate_row.h"
+#include "registry/ca_certificate_store.h"
 #include "registry/certificate_sql.h"
 #include "registry/migrations/postgres_migrations.h"
+#include "registry/postgres/ca_certificate_queries.h"
 #include "registry/postgres/connection.h"
 #include "registry/postgres/migrate.h"
 #include "registry/postgres/queries.h"
@@ -103,6 +106,11 @@ Result<Registration> ReadRegistration(const Rows& rows, int row) {
 Result<CertificateRecord> ReadCertificate(const Rows& rows, int row) {
   Columns c(rows, row);
   return row_codec::ReadCertificate(c);
+}
+
+Result<CaCertificate> ReadCaCertificate(const Rows& rows, int row) {
+  Columns c(rows, row);
+  return row_codec::ReadCaCertificate(c);
 }
 
 // RunQuery runs a built query (certificate_sql.h), its integers formatted as text.
@@ -310,6 +318,7 @@ Result<Enrollment> PostgresRegistry::PutEnrollment(const Enrollment& enrollment,
     p.Text(stored.device_id);
     p.Text(stored.optional_device_information_json);
     BindSettings(p, stored.settings, hubs);
+    row_codec::BindEnrollmentTpmPolicy(p, stored);
     DEVID_ASSIGN_OR_RETURN(Rows upserted, db.Run(postgres::kUpsertEnrollment, p.values()));
     stored.settings.created = FromMicros(upserted.Int(0, 0));
     bool created = upserted.Bool(0, 1);
@@ -655,6 +664,129 @@ Result<int64_t> PostgresRegistry::RevocationVersion() {
     DEVID_ASSIGN_OR_RETURN(Rows rows, db.Run(postgres::kSelectRevocationVersion, {}));
     return rows.empty() ? 0 : rows.Int(0, 0);
   });
+}
+
+// CA certificates.
+
+Result<CaCertificate> PostgresRegistry::GetCaCertificate(std::string_view name) {
+  return Read<CaCertificate>([&](Connection& db) {
+    return ReadOne<CaCertificate>(db, postgres::kSelectCaCertificate, name, "CA certificate",
+                                  ReadCaCertificate);
+  });
+}
+
+Result<CaCertificate> PostgresRegistry::PutCaCertificate(
+    const CaCertificate& certificate, const std::optional<std::string>& if_match,
+    const Actor& actor) {
+  DEVID_TRY(ca_certificate_store::ValidateUpload(certificate));
+  CaCertificate stored = ca_certificate_store::Unverified(certificate);
+  DEVID_TRY(Write([&](Connection& db) -> Status {
+    if (if_match) {
+      DEVID_ASSIGN_OR_RETURN(Rows locked, db.Run(postgres::kLockCaCertificate, {stored.name}));
+      DEVID_TRY(CheckIfMatch(locked, *if_match, "updating", "CA certificate", stored.name));
+    }
+    auto [now_us, etag] = Stamp();
+    stored.etag = std::move(etag);
+    stored.created = stored.updated = FromMicros(now_us);
+    Params p;
+    row_codec::BindCaCertificate(p, stored);
+    DEVID_ASSIGN_OR_RETURN(Rows upserted, db.Run(postgres::kUpsertCaCertificate, p.values()));
+    stored.created = FromMicros(upserted.Int(0, 0));
+    bool created = upserted.Bool(0, 1);
+    return AppendAudit(db, now_us, actor,
+                       created ? kAuditCaCertificateCreate : kAuditCaCertificateUpdate,
+                       stored.name);
+  }));
+  return stored;
+}
+
+Status PostgresRegistry::DeleteCaCertificate(std::string_view name,
+                                             const std::optional<std::string>& if_match,
+                                             const Actor& actor) {
+  return Write([&](Connection& db) -> Status {
+    DEVID_ASSIGN_OR_RETURN(Rows locked, db.Run(postgres::kLockCaCertificate, {name}));
+    if (locked.empty()) return std::unexpected(NotFound(NotFoundMessage("CA certificate", name)));
+    if (if_match) DEVID_TRY(CheckIfMatch(locked, *if_match, "deleting", "CA certificate", name));
+    DEVID_ASSIGN_OR_RETURN(Rows referrer, db.Run(postgres::kCaCertificateReferrer, {name}));
+    if (!referrer.empty()) {
+      return std::unexpected(FailedPrecondition(
+          ca_certificate_store::ReferencedMessage(name, referrer.Text(0, 0))));
+    }
+    DEVID_TRY(db.Run(postgres::kDeleteCaCertificate, {name}));
+    return AppendAudit(db, NowMicros(), actor, kAuditCaCertificateDelete, name);
+  });
+}
+
+Result<Page<CaCertificate>> PostgresRegistry::QueryCaCertificates(const PageRequest& page) {
+  DEVID_ASSIGN_OR_RETURN(std::string after, DecodeContinuation(page.continuation));
+  int limit = ClampPageSize(page.max_items);
+  std::string fetch = std::to_string(limit + 1);
+  return Read<Page<CaCertificate>>([&](Connection& db) -> Result<Page<CaCertificate>> {
+    DEVID_ASSIGN_OR_RETURN(Rows rows, db.Run(postgres::kPageCaCertificates, {after, fetch}));
+    return ReadPage<CaCertificate>(rows, limit, ReadCaCertificate,
+                                   [](const CaCertificate& c) { return c.name; });
+  });
+}
+
+Result<CaCertificate> PostgresRegistry::SetCaVerificationCode(
+    std::string_view name, std::string_view code_hash,
+    std::chrono::system_clock::time_point expires, const std::optional<std::string>& if_match,
+    const Actor& actor) {
+  if (code_hash.empty()) {
+    return std::unexpected(InvalidArgument("the verification code hash is empty"));
+  }
+  CaCertificate stored;
+  DEVID_TRY(Write([&](Connection& db) -> Status {
+    DEVID_ASSIGN_OR_RETURN(Rows locked, db.Run(postgres::kLockCaCertificate, {name}));
+    if (locked.empty()) return std::unexpected(NotFound(NotFoundMessage("CA certificate", name)));
+    if (if_match) {
+      DEVID_TRY(CheckIfMatch(locked, *if_match, "generating a code for", "CA certificate", name));
+    }
+    auto [now_us, etag] = Stamp();
+    Params p;
+    p.Text(name);
+    p.Text(code_hash);
+    p.Int(ToMicros(expires));
+    p.Text(etag);
+    p.Int(now_us);
+    DEVID_ASSIGN_OR_RETURN(Rows rows, db.Run(postgres::kSetCaVerificationCode, p.values()));
+    if (rows.empty()) {
+      return std::unexpected(Internal("CA certificate " + std::string(name) + " vanished"));
+    }
+    DEVID_ASSIGN_OR_RETURN(stored, ReadCaCertificate(rows, 0));
+    return AppendAudit(db, now_us, actor, kAuditCaCertificateCode, name);
+  }));
+  return stored;
+}
+
+Result<CaCertificate> PostgresRegistry::VerifyCaCertificate(std::string_view name,
+                                                            std::string_view sha256_thumbprint,
+                                                            std::string_view code_hash,
+                                                            const Actor& actor) {
+  CaCertificate stored;
+  DEVID_TRY(Write([&](Connection& db) -> Status {
+    auto [now_us, etag] = Stamp();
+    Params p;
+    p.Text(name);
+    p.Text(sha256_thumbprint);
+    p.Text(code_hash);
+    p.Int(now_us);
+    p.Text(etag);
+    p.Int(now_us);
+    // The UPDATE re-checks its WHERE on the row after a concurrent writer commits (PostgreSQL
+    // §13.2.1), so of two nodes consuming one code, the second matches nothing.
+    DEVID_ASSIGN_OR_RETURN(Rows rows, db.Run(postgres::kConsumeCaVerificationCode, p.values()));
+    if (!rows.empty()) {
+      DEVID_ASSIGN_OR_RETURN(stored, ReadCaCertificate(rows, 0));
+      return AppendAudit(db, now_us, actor, kAuditCaCertificateVerify, name);
+    }
+    DEVID_ASSIGN_OR_RETURN(CaCertificate current,
+                           ReadOne<CaCertificate>(db, postgres::kSelectCaCertificate, name,
+                                                  "CA certificate", ReadCaCertificate));
+    return std::unexpected(ca_certificate_store::VerificationRefusal(
+        current, sha256_thumbprint, code_hash, FromMicros(now_us)));
+  }));
+  return stored;
 }
 
 // Audit.

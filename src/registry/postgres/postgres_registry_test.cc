@@ -17,6 +17,7 @@
 #include "registry/migrations/sqlite_migrations.h"
 #include "registry/postgres/connection.h"
 #include "registry/postgres/testing/test_database.h"
+#include "registry/ca_certificate_conformance_test.h"
 #include "registry/registry_conformance_test.h"
 
 namespace devid::registry {
@@ -59,6 +60,8 @@ class PostgresRegistryFactory {
 
 namespace conformance {
 INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, RegistryConformanceTest,
+                               ::testing::Types<PostgresRegistryFactory>);
+INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, CaCertificateConformanceTest,
                                ::testing::Types<PostgresRegistryFactory>);
 }  // namespace conformance
 

@@ -19,7 +19,8 @@ inline constexpr std::string_view kSelectEnrollment =
     "x509_ca_reference_primary, x509_ca_reference_secondary, tpm_endorsement_key, "
     "tpm_storage_root_key, enabled, iot_edge, initial_twin_json, "
     "reprovision_update_hub_assignment, reprovision_migrate_device_data, allocation_policy, "
-    "iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us "
+    "iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us, "
+    "tpm_require_ek_certificate, tpm_pcr_policy "
     "FROM enrollments WHERE registration_id = $1";
 
 // kPageEnrollments reads up to $2 enrollments whose registration ID is after $1, in order.
@@ -31,7 +32,8 @@ inline constexpr std::string_view kPageEnrollments =
     "x509_ca_reference_primary, x509_ca_reference_secondary, tpm_endorsement_key, "
     "tpm_storage_root_key, enabled, iot_edge, initial_twin_json, "
     "reprovision_update_hub_assignment, reprovision_migrate_device_data, allocation_policy, "
-    "iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us "
+    "iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us, "
+    "tpm_require_ek_certificate, tpm_pcr_policy "
     "FROM enrollments WHERE registration_id > $1 ORDER BY registration_id LIMIT $2";
 
 // kLockEnrollment reads and row-locks an enrollment's etag ($1: registration ID).
@@ -48,11 +50,12 @@ inline constexpr std::string_view kUpsertEnrollment =
     "x509_ca_reference_primary, x509_ca_reference_secondary, tpm_endorsement_key, "
     "tpm_storage_root_key, enabled, iot_edge, initial_twin_json, "
     "reprovision_update_hub_assignment, reprovision_migrate_device_data, allocation_policy, "
-    "iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us "
+    "iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us, "
+    "tpm_require_ek_certificate, tpm_pcr_policy "
     ") VALUES ("
     "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::integer, "
     "$16::integer, $17, $18::integer, $19::integer, $20, $21, $22, $23, $24, $25::bigint, "
-    "$26::bigint "
+    "$26::bigint, $27::integer, $28 "
     ") ON CONFLICT (registration_id) DO UPDATE SET "
     "device_id = excluded.device_id, "
     "optional_device_information_json = excluded.optional_device_information_json, "
@@ -73,7 +76,9 @@ inline constexpr std::string_view kUpsertEnrollment =
     "allocation_policy = excluded.allocation_policy, iot_hubs = excluded.iot_hubs, "
     "iot_hub_host_name = excluded.iot_hub_host_name, "
     "custom_allocation_json = excluded.custom_allocation_json, etag = excluded.etag, "
-    "updated_us = excluded.updated_us "
+    "updated_us = excluded.updated_us, "
+    "tpm_require_ek_certificate = excluded.tpm_require_ek_certificate, "
+    "tpm_pcr_policy = excluded.tpm_pcr_policy "
     "RETURNING created_us, (xmax = 0) AS inserted";
 
 // kDeleteEnrollment removes an enrollment ($1: registration ID).

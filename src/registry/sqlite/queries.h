@@ -5,7 +5,8 @@
 // The SQL SqliteRegistry runs, in one place so the column orders below can be checked against the
 // code that binds and reads them (sqlite_registry.cc). Internal to the SQLite back end.
 //
-// kEnrollmentColumns: registration_id, device_id, optional_device_information_json, settings...
+// kEnrollmentColumns: registration_id, device_id, optional_device_information_json, settings...,
+//   tpm_require_ek_certificate, tpm_pcr_policy
 // kGroupColumns: enrollment_group_id, registration_id_prefix, settings...
 // kRegistrationColumns: registration_id, device_id, assigned_hub, status, substatus,
 //   operation_id, enrollment_group_id, attestation_type, payload_json, response_payload_json,
@@ -29,7 +30,8 @@ inline constexpr std::string_view kSelectEnrollment =
     "x509_ca_reference_primary, x509_ca_reference_secondary, tpm_endorsement_key, "
     "tpm_storage_root_key, enabled, iot_edge, initial_twin_json, "
     "reprovision_update_hub_assignment, reprovision_migrate_device_data, allocation_policy, "
-    "iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us "
+    "iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us, "
+    "tpm_require_ek_certificate, tpm_pcr_policy "
     "FROM enrollments WHERE registration_id = ?1";
 
 // kPageEnrollments reads up to ?2 enrollments whose registration ID is after ?1, in order.
@@ -41,7 +43,8 @@ inline constexpr std::string_view kPageEnrollments =
     "x509_ca_reference_primary, x509_ca_reference_secondary, tpm_endorsement_key, "
     "tpm_storage_root_key, enabled, iot_edge, initial_twin_json, "
     "reprovision_update_hub_assignment, reprovision_migrate_device_data, allocation_policy, "
-    "iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us "
+    "iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us, "
+    "tpm_require_ek_certificate, tpm_pcr_policy "
     "FROM enrollments WHERE registration_id > ?1 ORDER BY registration_id LIMIT ?2";
 
 // kEnrollmentVersion reads an enrollment's etag and created_us (?1: registration ID).
@@ -58,10 +61,11 @@ inline constexpr std::string_view kUpsertEnrollment =
     "x509_ca_reference_primary, x509_ca_reference_secondary, tpm_endorsement_key, "
     "tpm_storage_root_key, enabled, iot_edge, initial_twin_json, "
     "reprovision_update_hub_assignment, reprovision_migrate_device_data, allocation_policy, "
-    "iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us "
+    "iot_hubs, iot_hub_host_name, custom_allocation_json, etag, created_us, updated_us, "
+    "tpm_require_ek_certificate, tpm_pcr_policy "
     ") VALUES ("
     "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
-    "?21, ?22, ?23, ?24, ?25, ?26 "
+    "?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28 "
     ") ON CONFLICT (registration_id) DO UPDATE SET "
     "device_id = excluded.device_id, "
     "optional_device_information_json = excluded.optional_device_information_json, "
@@ -82,7 +86,9 @@ inline constexpr std::string_view kUpsertEnrollment =
     "allocation_policy = excluded.allocation_policy, iot_hubs = excluded.iot_hubs, "
     "iot_hub_host_name = excluded.iot_hub_host_name, "
     "custom_allocation_json = excluded.custom_allocation_json, etag = excluded.etag, "
-    "updated_us = excluded.updated_us";
+    "updated_us = excluded.updated_us, "
+    "tpm_require_ek_certificate = excluded.tpm_require_ek_certificate, "
+    "tpm_pcr_policy = excluded.tpm_pcr_policy";
 
 // kDeleteEnrollment removes an enrollment (?1: registration ID).
 inline constexpr std::string_view kDeleteEnrollment =

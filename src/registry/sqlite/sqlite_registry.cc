@@ -8,8 +8,11 @@
 #include <utility>
 #include <variant>
 
+#include "registry/ca_certificate_row.h"
+#include "registry/ca_certificate_store.h"
 #include "registry/certificate_sql.h"
 #include "registry/migrations/sqlite_migrations.h"
+#include "registry/sqlite/ca_certificate_queries.h"
 #include "registry/sqlite/connection.h"
 #include "registry/sqlite/group_commit.h"
 #include "registry/sqlite/migrate.h"
@@ -84,6 +87,11 @@ Result<Registration> ReadRegistration(const Statement& stmt) {
 Result<CertificateRecord> ReadCertificate(const Statement& stmt) {
   Columns c(stmt);
   return row_codec::ReadCertificate(c);
+}
+
+Result<CaCertificate> ReadCaCertificate(const Statement& stmt) {
+  Columns c(stmt);
+  return row_codec::ReadCaCertificate(c);
 }
 
 // BindValues binds a built query's values (certificate_sql.h), which must outlive the run.
@@ -298,6 +306,7 @@ Result<Enrollment> SqliteRegistry::PutEnrollment(const Enrollment& enrollment,
     p.Text(stored.device_id);
     p.Text(stored.optional_device_information_json);
     BindSettings(p, stored.settings, hubs);
+    row_codec::BindEnrollmentTpmPolicy(p, stored);
     DEVID_TRY(stmt->Run());
     return AppendAudit(db, now_us, actor, current ? "enrollment.update" : "enrollment.create", id);
   };
@@ -676,6 +685,144 @@ Result<int64_t> SqliteRegistry::RevocationVersion() {
     DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
     return row ? stmt->ColumnInt64(0) : 0;
   });
+}
+
+// CA certificates.
+
+Result<CaCertificate> SqliteRegistry::GetCaCertificate(std::string_view name) {
+  return WithReader(*readers_, [&](Connection& db) {
+    return ReadOne<CaCertificate>(db, sqlite::kSelectCaCertificate, name, "CA certificate",
+                                  ReadCaCertificate);
+  });
+}
+
+Result<CaCertificate> SqliteRegistry::PutCaCertificate(const CaCertificate& certificate,
+                                                       const std::optional<std::string>& if_match,
+                                                       const Actor& actor) {
+  DEVID_TRY(ca_certificate_store::ValidateUpload(certificate));
+  CaCertificate stored = ca_certificate_store::Unverified(certificate);
+  auto write = [&](Connection& db) -> Status {
+    DEVID_ASSIGN_OR_RETURN(std::optional<RowVersion> current,
+                           ReadVersion(db, sqlite::kCaCertificateVersion, stored.name));
+    DEVID_TRY(CheckIfMatch(current, if_match, "updating", "CA certificate", stored.name));
+    int64_t now_us = ToMicros(clock_.Now());
+    stored.etag = random_.Hex(kEtagBytes);
+    stored.created = FromMicros(current ? current->created_us : now_us);
+    stored.updated = FromMicros(now_us);
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kUpsertCaCertificate));
+    Params p(*stmt);
+    row_codec::BindCaCertificate(p, stored);
+    DEVID_TRY(stmt->Run());
+    return AppendAudit(db, now_us, actor,
+                       current ? kAuditCaCertificateUpdate : kAuditCaCertificateCreate,
+                       stored.name);
+  };
+  DEVID_TRY(RunWrite(write));
+  return stored;
+}
+
+Status SqliteRegistry::DeleteCaCertificate(std::string_view name,
+                                           const std::optional<std::string>& if_match,
+                                           const Actor& actor) {
+  auto write = [&](Connection& db) -> Status {
+    DEVID_ASSIGN_OR_RETURN(std::optional<RowVersion> current,
+                           ReadVersion(db, sqlite::kCaCertificateVersion, name));
+    if (!current) return std::unexpected(NotFound(NotFoundMessage("CA certificate", name)));
+    DEVID_TRY(CheckIfMatch(current, if_match, "deleting", "CA certificate", name));
+    {
+      DEVID_ASSIGN_OR_RETURN(StatementRef referrer, db.Prepare(sqlite::kCaCertificateReferrer));
+      referrer->BindText(1, name);
+      DEVID_ASSIGN_OR_RETURN(bool referenced, referrer->Step());
+      if (referenced) {
+        return std::unexpected(FailedPrecondition(
+            ca_certificate_store::ReferencedMessage(name, referrer->ColumnText(0))));
+      }
+    }
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kDeleteCaCertificate));
+    stmt->BindText(1, name);
+    DEVID_TRY(stmt->Run());
+    return AppendAudit(db, ToMicros(clock_.Now()), actor, kAuditCaCertificateDelete, name);
+  };
+  return RunWrite(write);
+}
+
+Result<Page<CaCertificate>> SqliteRegistry::QueryCaCertificates(const PageRequest& page) {
+  DEVID_ASSIGN_OR_RETURN(std::string after, DecodeContinuation(page.continuation));
+  int limit = ClampPageSize(page.max_items);
+  return WithReader(*readers_, [&](Connection& db) -> Result<Page<CaCertificate>> {
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kPageCaCertificates));
+    stmt->BindText(1, after);
+    stmt->BindInt64(2, limit + 1);
+    return ReadPage<CaCertificate>(*stmt, limit, ReadCaCertificate,
+                                   [](const CaCertificate& c) { return c.name; });
+  });
+}
+
+Result<CaCertificate> SqliteRegistry::SetCaVerificationCode(
+    std::string_view name, std::string_view code_hash,
+    std::chrono::system_clock::time_point expires, const std::optional<std::string>& if_match,
+    const Actor& actor) {
+  if (code_hash.empty()) {
+    return std::unexpected(InvalidArgument("the verification code hash is empty"));
+  }
+  CaCertificate stored;
+  auto write = [&](Connection& db) -> Status {
+    DEVID_ASSIGN_OR_RETURN(std::optional<RowVersion> current,
+                           ReadVersion(db, sqlite::kCaCertificateVersion, name));
+    if (!current) return std::unexpected(NotFound(NotFoundMessage("CA certificate", name)));
+    DEVID_TRY(CheckIfMatch(current, if_match, "generating a code for", "CA certificate", name));
+    int64_t now_us = ToMicros(clock_.Now());
+    std::string etag = random_.Hex(kEtagBytes);
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kSetCaVerificationCode));
+    Params p(*stmt);
+    p.Text(name);
+    p.Text(code_hash);
+    p.Int(ToMicros(expires));
+    p.Text(etag);
+    p.Int(now_us);
+    DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (!row) return std::unexpected(Internal("CA certificate " + std::string(name) + " vanished"));
+    DEVID_ASSIGN_OR_RETURN(stored, ReadCaCertificate(*stmt));
+    stmt->Reset();
+    return AppendAudit(db, now_us, actor, kAuditCaCertificateCode, name);
+  };
+  DEVID_TRY(RunWrite(write));
+  return stored;
+}
+
+Result<CaCertificate> SqliteRegistry::VerifyCaCertificate(std::string_view name,
+                                                          std::string_view sha256_thumbprint,
+                                                          std::string_view code_hash,
+                                                          const Actor& actor) {
+  CaCertificate stored;
+  auto write = [&](Connection& db) -> Status {
+    auto now = clock_.Now();
+    int64_t now_us = ToMicros(now);
+    std::string etag = random_.Hex(kEtagBytes);
+    {
+      DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kConsumeCaVerificationCode));
+      Params p(*stmt);
+      p.Text(name);
+      p.Text(sha256_thumbprint);
+      p.Text(code_hash);
+      p.Int(now_us);
+      p.Text(etag);
+      p.Int(now_us);
+      DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
+      if (row) {
+        DEVID_ASSIGN_OR_RETURN(stored, ReadCaCertificate(*stmt));
+        stmt->Reset();
+        return AppendAudit(db, now_us, actor, kAuditCaCertificateVerify, name);
+      }
+    }
+    DEVID_ASSIGN_OR_RETURN(CaCertificate current,
+                           ReadOne<CaCertificate>(db, sqlite::kSelectCaCertificate, name,
+                                                  "CA certificate", ReadCaCertificate));
+    return std::unexpected(
+        ca_certificate_store::VerificationRefusal(current, sha256_thumbprint, code_hash, now));
+  };
+  DEVID_TRY(RunWrite(write));
+  return stored;
 }
 
 // Audit.

@@ -119,6 +119,22 @@ class SqliteRegistry final : public Registry {
                                                             const Actor& actor) override;
   Result<int64_t> RevocationVersion() override;
 
+  Result<CaCertificate> GetCaCertificate(std::string_view name) override;
+  Result<CaCertificate> PutCaCertificate(const CaCertificate& certificate,
+                                         const std::optional<std::string>& if_match,
+                                         const Actor& actor) override;
+  Status DeleteCaCertificate(std::string_view name, const std::optional<std::string>& if_match,
+                             const Actor& actor) override;
+  Result<Page<CaCertificate>> QueryCaCertificates(const PageRequest& page) override;
+  Result<CaCertificate> SetCaVerificationCode(std::string_view name, std::string_view code_hash,
+                                              std::chrono::system_clock::time_point expires,
+                                              const std::optional<std::string>& if_match,
+                                              const Actor& actor) override;
+  Result<CaCertificate> VerifyCaCertificate(std::string_view name,
+                                            std::string_view sha256_thumbprint,
+                                            std::string_view code_hash,
+                                            const Actor& actor) override;
+
   Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) override;
 
   // stats returns the write counters as of now (zero when read-only).

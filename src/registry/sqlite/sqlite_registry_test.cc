@@ -12,6 +12,7 @@
 #include "base/clock.h"
 #include "base/random.h"
 #include "registry/migrations/sqlite_migrations.h"
+#include "registry/ca_certificate_conformance_test.h"
 #include "registry/registry_conformance_test.h"
 #include "registry/sqlite/connection.h"
 #include "registry/sqlite/queries.h"
@@ -57,6 +58,8 @@ class SqliteRegistryFactory {
 
 namespace conformance {
 INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, RegistryConformanceTest,
+                               ::testing::Types<SqliteRegistryFactory>);
+INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, CaCertificateConformanceTest,
                                ::testing::Types<SqliteRegistryFactory>);
 }  // namespace conformance
 
