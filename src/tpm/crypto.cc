@@ -9,7 +9,6 @@
 #include "ossl/unique_ptr.h"
 
 namespace devid::tpm {
-namespace {
 
 const char* DigestName(Alg alg) {
   switch (alg) {
@@ -25,6 +24,8 @@ const char* DigestName(Alg alg) {
       return nullptr;
   }
 }
+
+namespace {
 
 Error UnsupportedHash(Alg alg) {
   return InvalidArgument("TPM hash algorithm 0x" + [&] {

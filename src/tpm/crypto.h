@@ -22,7 +22,9 @@ enum class Alg : uint16_t {
   kSha384 = 0x000C,
   kSha512 = 0x000D,
   kNull = 0x0010,
+  kRsassa = 0x0014,
   kRsaes = 0x0015,
+  kRsapss = 0x0016,
   kOaep = 0x0017,
   kCfb = 0x0043,
 };
@@ -30,6 +32,10 @@ enum class Alg : uint16_t {
 // DigestSize returns the output size in bytes of a TPM hash algorithm, or 0 when alg is not one
 // of SHA-1, SHA-256, SHA-384, SHA-512.
 size_t DigestSize(Alg alg);
+
+// DigestName returns OpenSSL's name for a TPM hash algorithm ("SHA256"), or nullptr when alg
+// is not one of SHA-1, SHA-256, SHA-384, SHA-512.
+const char* DigestName(Alg alg);
 
 // Hash returns H_alg(data). Fails with kInvalidArgument for an unsupported algorithm.
 Result<Bytes> Hash(Alg alg, std::span<const uint8_t> data);

@@ -6,6 +6,7 @@
 #include "ossl/base64.h"
 #include "pki/sas_token.h"
 #include "tpm/credential.h"
+#include "tpm/pcr_policy.h"
 #include "tpm/public_area.h"
 
 namespace devid::attestation {
@@ -56,12 +57,14 @@ Result<VerifiedDevice> Admit(registry::Enrollment enrollment) {
 
 }  // namespace
 
-// Match is an enrollment that holds the device's EK, with the keys parsed and the SRK to wrap for.
+// Match is an enrollment that holds the device's EK, with the keys parsed, the SRK to wrap for
+// and the enrollment's measured-boot policy, if any.
 struct TpmVerifier::Match {
   registry::Enrollment enrollment;
   tpm::RsaPublic ek;
   tpm::RsaPublic srk;
   std::string srk_base64;
+  std::optional<tpm::PcrPolicy> pcr_policy;
 };
 
 // MatchEnrollment finds the TPM enrollment whose EK is the one the device named (protocol notes
@@ -101,13 +104,67 @@ Result<TpmVerifier::Match> TpmVerifier::MatchEnrollment(std::string_view registr
                                              std::string(registration_id)));
     }
   }
+  if (!enrolled.pcr_policy.empty()) {
+    auto policy = tpm::ParsePcrPolicy(enrolled.pcr_policy);
+    if (!policy) {
+      return std::unexpected(Internal("the stored PCR policy of " + std::string(registration_id) +
+                                      " does not parse: " + policy.error().message()));
+    }
+    m.pcr_policy = std::move(*policy);
+  }
   m.enrollment = std::move(*enrollment);
+  DEVID_TRY(CheckEkCertificate(m, keys));
   return m;
 }
 
-Result<std::string> TpmVerifier::Challenge(std::string_view registration_id, const TpmKeys& keys) {
+// CheckEkCertificate holds the device to the EK certificate policy (TCG EK Credential Profile):
+// required by the fleet or the enrollment, and checked whenever one is sent and roots exist.
+Status TpmVerifier::CheckEkCertificate(const Match& match, const TpmKeys& keys) const {
+  const std::string& id = match.enrollment.registration_id;
+  bool required =
+      ek_policy_.required || match.enrollment.settings.attestation.tpm.require_ek_certificate;
+  if (keys.endorsement_key_certificate.empty()) {
+    if (!required) return Ok();
+    return std::unexpected(Unauthenticated(
+        "an EK certificate is required for registration " + id +
+        ": send tpm.endorsementKeyCertificate (base64 DER, as read from the TPM's NV)"));
+  }
+  if (!ek_policy_.roots) {
+    if (!required) return Ok();
+    return std::unexpected(Unauthenticated(
+        "an EK certificate is required for registration " + id +
+        " but this service has no TPM manufacturer roots configured to validate it"));
+  }
+  auto der = ossl::Base64Decode(keys.endorsement_key_certificate);
+  if (!der) {
+    return std::unexpected(InvalidArgument("tpm.endorsementKeyCertificate is not base64 DER"));
+  }
+  return VerifyEkCertificate(*der, match.ek, *ek_policy_.roots, clock_.Now());
+}
+
+Result<TpmChallenge> TpmVerifier::Challenge(std::string_view registration_id,
+                                             const TpmKeys& keys) {
   DEVID_ASSIGN_OR_RETURN(Match match, MatchEnrollment(registration_id, keys));
+  std::optional<tpm::RsaPublic> ak;
+  if (match.pcr_policy) {
+    if (keys.quote.attestation_key.empty()) {
+      return std::unexpected(InvalidArgument(
+          "tpm.attestationKey is required: the enrollment for " + std::string(registration_id) +
+          " has a PCR policy, so registration needs a quote signed by an attestation key"));
+    }
+    DEVID_ASSIGN_OR_RETURN(ak, ParseAttestationKey(keys.quote.attestation_key));
+  }
   std::vector<uint8_t> key = random_.Bytes(kDeviceKeyBytes);
+  TpmChallenge answer;
+  if (ak) {
+    // Same round as the activation blob (docs/device-provisioning.md, measured boot).
+    auto quote = MakeQuoteChallenge(match.ek, *ak, key, random_);
+    if (!quote) {
+      OPENSSL_cleanse(key.data(), key.size());
+      return std::unexpected(quote.error());
+    }
+    answer.quote = std::move(*quote);
+  }
   auto blob = BuildBlob(match.ek, match.srk, key, random_);
   registry::Challenge challenge{std::string(registration_id), ossl::Base64Encode(key),
                                 clock_.Now() + challenge_ttl_};
@@ -120,7 +177,8 @@ Result<std::string> TpmVerifier::Challenge(std::string_view registration_id, con
       registry_.PutChallenge(challenge, registry::Actor{"device:" + std::string(registration_id)});
   OPENSSL_cleanse(challenge.secret.data(), challenge.secret.size());
   if (!stored) return std::unexpected(stored.error());
-  return blob;
+  answer.authentication_key = std::move(*blob);
+  return answer;
 }
 
 Result<VerifiedDevice> TpmVerifier::VerifyChallengeResponse(std::string_view id_scope,
@@ -144,6 +202,16 @@ Result<VerifiedDevice> TpmVerifier::VerifyChallengeResponse(std::string_view id_
     return std::unexpected(Unauthenticated(
         "SAS token signature does not verify with the TPM challenge key for registration " +
         std::string(registration_id)));
+  }
+  if (match.pcr_policy) {
+    auto key = ossl::Base64Decode(challenge->secret);
+    if (!key) return std::unexpected(Internal("the pending challenge key is not base64"));
+    Status quoted = VerifyQuote(*match.pcr_policy, keys.quote, *key);
+    OPENSSL_cleanse(key->data(), key->size());
+    if (!quoted) {
+      OPENSSL_cleanse(challenge->secret.data(), challenge->secret.size());
+      return std::unexpected(quoted.error());
+    }
   }
   DEVID_ASSIGN_OR_RETURN(VerifiedDevice device, Admit(std::move(match.enrollment)));
   device.device_key = std::move(challenge->secret);
