@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "attestation/x509/ca_reference.h"
 #include "ca/inventory.h"
 #include "pki/certificate.h"
 
@@ -15,8 +16,8 @@ ChainPolicy DevicePolicy(bool partial_chain) {
   ChainPolicy policy;
   policy.purpose = X509_PURPOSE_SSL_CLIENT;
   policy.partial_chain = partial_chain;
-  // Revocation of devid-issued certificates is checked in the inventory below; CRLs of
-  // third-party CAs are not fetched yet.
+  // Revocation is checked after validation: devid-issued certificates in the inventory, those of
+  // third-party CAs by the CrlCache, which applies the policy for a CRL it cannot get.
   policy.check_revocation = false;
   return policy;
 }
@@ -38,6 +39,46 @@ Result<std::vector<pki::Certificate>> Anchors(std::initializer_list<const std::s
 
 }  // namespace
 
+Status X509Verifier::AddCaReferences(const registry::EnrollmentGroup& group,
+                                     const pki::Certificate& leaf,
+                                     std::span<const pki::Certificate> intermediates,
+                                     std::vector<pki::Certificate>& anchors,
+                                     std::optional<Error>& ca_error,
+                                     std::optional<Error>& unknown_ca_error) {
+  const auto& x509 = group.settings.attestation.x509;
+  for (const std::string* name : {&x509.ca_reference_primary, &x509.ca_reference_secondary}) {
+    if (name->empty()) continue;
+    auto verified = VerifiedCaCertificate(registry_, *name);
+    if (verified) {
+      anchors.push_back(std::move(*verified));
+      continue;
+    }
+    if (verified.error().code() == ErrorCode::kNotFound) {
+      if (!unknown_ca_error) {
+        unknown_ca_error =
+            Unauthenticated("enrollment group \"" + group.enrollment_group_id +
+                            "\" cannot admit devices: " + verified.error().message());
+      }
+      continue;
+    }
+    if (verified.error().code() != ErrorCode::kFailedPrecondition) {
+      return std::unexpected(verified.error());
+    }
+    // Unverified: it trusts nothing, but say so when the chain leads to it, which is what an
+    // operator who forgot the proof of possession needs to hear.
+    auto stored = registry_.GetCaCertificate(*name);
+    if (!stored) continue;
+    auto unverified = pki::Certificate::FromDer(stored->der);
+    if (!unverified) continue;
+    if (VerifyChain(leaf, intermediates, std::span(&*unverified, 1), {}, clock_.Now(),
+                    DevicePolicy(/*partial_chain=*/true))) {
+      ca_error = Unauthenticated("enrollment group \"" + group.enrollment_group_id +
+                                 "\" cannot admit devices: " + verified.error().message());
+    }
+  }
+  return Ok();
+}
+
 Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
                                             std::span<const std::string> peer_chain_der) {
   if (peer_chain_der.empty()) {
@@ -58,11 +99,16 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
                                            leaf.SubjectCommonName() +
                                            "\" is not the registration ID"));
   }
-  // Discovery: every certificate presented is recorded, matched or not (best effort).
-  if (auto observed = registry_.ObserveCertificate(ca::InventoryRecord(
-          leaf, registry::CertificateSource::kObserved, std::string(registration_id), ""));
-      !observed) {
-    spdlog::warn("recording an observed certificate failed: {}", observed.error().message());
+  // Discovery: every certificate presented is recorded, matched or not (best effort), its
+  // last_seen at most once a minute per process so that repeated requests do not write.
+  const std::string seen = leaf.Sha256Thumbprint();
+  if (observed_.ShouldRecord(seen, clock_.Now())) {
+    if (auto observed = registry_.ObserveCertificate(ca::InventoryRecord(
+            leaf, registry::CertificateSource::kObserved, std::string(registration_id), ""));
+        !observed) {
+      observed_.Forget(seen);
+      spdlog::warn("recording an observed certificate failed: {}", observed.error().message());
+    }
   }
 
   VerifiedDevice device;
@@ -70,6 +116,8 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
   device.attestation_type = registry::AttestationType::kX509;
   device.x509_leaf = std::make_shared<const pki::Certificate>(leaf.Clone());
   std::optional<Error> path_error;
+  std::optional<Error> ca_error;          // the chain leads to a referenced CA not yet verified
+  std::optional<Error> unknown_ca_error;  // a group's caReferences names no uploaded CA
   const std::string thumbprint = leaf.Sha256Thumbprint();
   Result<std::vector<pki::Certificate>> path = std::unexpected(Internal("no match"));
 
@@ -97,6 +145,7 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
       const auto& x509 = group.settings.attestation.x509;
       DEVID_ASSIGN_OR_RETURN(auto signers,
                              Anchors({&x509.signing_primary_pem, &x509.signing_secondary_pem}));
+      DEVID_TRY(AddCaReferences(group, leaf, intermediates, signers, ca_error, unknown_ca_error));
       for (const pki::Certificate& signer : signers) {
         auto validated = VerifyChain(leaf, intermediates, std::span(&signer, 1), {}, clock_.Now(),
                                      DevicePolicy(/*partial_chain=*/true));
@@ -114,6 +163,8 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
     }
   }
   if (!device.enrollment && !device.group) {
+    if (ca_error) return std::unexpected(*ca_error);
+    if (!path_error && unknown_ca_error) return std::unexpected(*unknown_ca_error);
     return std::unexpected(Unauthenticated(
         path_error ? "the certificate chain does not validate: " + path_error->message()
                    : "no enrollment trusts this certificate"));
@@ -130,6 +181,8 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
                                              ") was revoked"));
     }
   }
+  // Third-party CAs: their CRLs (RFC 5280 §6.3), fetched or configured.
+  if (crl_cache_ != nullptr) DEVID_TRY(crl_cache_->CheckPath(*path));
   if (!device.settings().enabled) {
     return std::unexpected(PermissionDenied(
         std::string(device.enrollment ? "the enrollment" : "the enrollment group") +

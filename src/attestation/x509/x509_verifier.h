@@ -1,11 +1,15 @@
 #pragma once
 
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "attestation/verified_device.h"
 #include "attestation/x509/chain_verifier.h"
+#include "attestation/x509/crl_cache.h"
+#include "attestation/x509/observation_throttle.h"
 #include "base/clock.h"
 #include "base/result.h"
 #include "registry/registry.h"
@@ -18,16 +22,20 @@ namespace devid::attestation {
 //   1. the individual enrollment for the registration ID, when its primary or secondary client
 //      certificate has the leaf's SHA-256 thumbprint;
 //   2. else the first group candidate (Registry::FindGroupCandidates, x509) whose primary or
-//      secondary signing certificate the chain validates to.
+//      secondary signing certificate, or verified CA certificate named in caReferences, the chain
+//      validates to. A caReferences entry naming an unknown or unverified CA trusts nothing; when
+//      no group matches, that is the reason given.
 // The leaf's subject CN must be the registration ID. The path is validated with VerifyChain
 // (RFC 5280, strict, TLS client purpose, devid's algorithm floor) up to the enrolled certificate
-// as the trust anchor, and no certificate on it may be revoked in devid's inventory. The leaf is
+// as the trust anchor, and no certificate on it may be revoked in devid's inventory
+// or, with a CrlCache, in its third-party issuer's CRL. The leaf is
 // recorded in the inventory as observed. The first match decides: a disabled one refuses.
 class X509Verifier {
  public:
   // The verifier keeps references to registry and clock; both must outlive it.
-  X509Verifier(registry::Registry& registry, const Clock& clock)
-      : registry_(registry), clock_(clock) {}
+  // crl_cache, when given, also checks third-party CAs' CRLs (not owned; it must outlive this).
+  X509Verifier(registry::Registry& registry, const Clock& clock, CrlCache* crl_cache = nullptr)
+      : registry_(registry), clock_(clock), crl_cache_(crl_cache) {}
 
   // Verify authenticates peer_chain_der (the TLS client's chain, leaf first) for registration_id.
   // Fails with kUnauthenticated saying why (no certificate, CN mismatch, no enrollment trusts it,
@@ -37,8 +45,19 @@ class X509Verifier {
                                 std::span<const std::string> peer_chain_der);
 
  private:
+  // AddCaReferences appends the verified CA certificates group's caReferences name to anchors. It
+  // records why a reference cannot back the group: in ca_error when the chain validates to an
+  // unverified one, in unknown_ca_error (first only) when none has the name. Fails only on a
+  // store error.
+  Status AddCaReferences(const registry::EnrollmentGroup& group, const pki::Certificate& leaf,
+                         std::span<const pki::Certificate> intermediates,
+                         std::vector<pki::Certificate>& anchors, std::optional<Error>& ca_error,
+                         std::optional<Error>& unknown_ca_error);
+
   registry::Registry& registry_;
   const Clock& clock_;
+  CrlCache* crl_cache_;
+  ObservationThrottle observed_{std::chrono::seconds(60)};
 };
 
 }  // namespace devid::attestation
