@@ -106,3 +106,36 @@ wait_listening() {
   done
   die "devid serve did not start within 30 s"
 }
+
+# read_connection DATA_DIR sets id_scope, trust, connection_string and host_name from the
+# connection.json that `devid serve` wrote in DATA_DIR.
+read_connection() {
+  local connection=$1/connection.json
+  id_scope=$(jq -r .idScope "$connection")
+  trust=$(jq -r .trustBundle "$connection")
+  connection_string=$(jq -r .serviceConnectionString "$connection")
+  host_name=$(sed -n 's/.*HostName=\([^;]*\).*/\1/p' <<<"$connection_string")
+}
+
+# service_put LOAD PORT PATH JSON: PUT JSON to the service API of the devid on 127.0.0.1:PORT, as
+# read_connection describes it, with a service token minted by LOAD (devid_register_load); fails
+# on an error status, printing the answer.
+service_put() {
+  local load=$1 port=$2 path=$3 body=$4 token
+  token=$("$load" --make-service-token --connection-string "$connection_string")
+  curl -sS --fail-with-body --max-time 30 --cacert "$trust" \
+    --resolve "$host_name:$port:127.0.0.1" -X PUT \
+    "https://$host_name:$port$path?api-version=2021-10-01" -H "Authorization: $token" \
+    -H 'Content-Type: application/json' --data-binary "$body" -o "$tmp/service-answer.json" ||
+    { cat "$tmp/service-answer.json" >&2; die "PUT $path failed"; }
+}
+
+# summarize JSON prints a devid_register_load result (--json-out) on one line.
+summarize() {
+  jq -r '"\(.label): \(.ok)/\(.requests) ok, errors \(.errors|tostring), \(.elapsed_s) s, " +
+    "\(.ok_per_s) req/s, p50 \(.latency_ms.p50) ms, p90 \(.latency_ms.p90) ms, " +
+    "p99 \(.latency_ms.p99) ms, max \(.latency_ms.max) ms; cpu s: server \(.server_cpu_s), " +
+    "client \(.client_cpu_s.user + .client_cpu_s.sys | . * 100 | round / 100), " +
+    "other processes \(.machine_cpu_s.other_processes) of \(.machine_cpu_s.total) " +
+    "(\(.tls.version) \(.tls.cipher))"' "$1"
+}

@@ -82,6 +82,7 @@ struct Options {
   std::string id_scope = "0ne00000000";
   std::string group_key;
   std::string id_prefix = "bench-";
+  uint64_t id_stride = 1;  // device i is number i * id_stride, so a run can sample a larger set
   uint64_t devices = 50000;
   uint64_t count = 0;   // 0 = devices
   double duration = 0;  // seconds; 0 = none (count only)
@@ -111,10 +112,11 @@ int Fail(const std::string& message) {
 
 int64_t UnixNow() { return static_cast<int64_t>(std::time(nullptr)); }
 
-// RegistrationId is device i's registration ID: the prefix and i zero-padded to a fixed width.
+// RegistrationId is device i's registration ID: the prefix and i * id_stride zero-padded to the
+// width of the largest number.
 std::string RegistrationId(const Options& o, uint64_t i) {
-  size_t width = std::to_string(o.devices - 1).size();
-  std::string index = std::to_string(i);
+  size_t width = std::to_string((o.devices - 1) * o.id_stride).size();
+  std::string index = std::to_string(i * o.id_stride);
   return o.id_prefix + std::string(width - index.size(), '0') + index;
 }
 
@@ -736,6 +738,9 @@ int Main(int argc, char** argv) {
   app.add_flag("--create-enrollments", o.create_enrollments,
                "est-enroll: first create the devices' individual enrollments (service API bulk)");
   app.add_option("--id-prefix", o.id_prefix, "registration ID prefix");
+  app.add_option("--id-stride", o.id_stride,
+                 "device i is number i * stride (registers every stride-th of a loaded set)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--devices", o.devices, "distinct devices (requests precomputed)");
   app.add_option("--count", o.count,
                  "requests to send (default: --devices, or unbounded "

@@ -134,17 +134,9 @@ EOF
 fi
 
 # --- summary -----------------------------------------------------------------------------------
-summary() {
-  jq -r '"\(.label): \(.ok)/\(.requests) ok, errors \(.errors|tostring), \(.elapsed_s) s, " +
-    "\(.ok_per_s) req/s, p50 \(.latency_ms.p50) ms, p90 \(.latency_ms.p90) ms, " +
-    "p99 \(.latency_ms.p99) ms, max \(.latency_ms.max) ms; cpu s: server \(.server_cpu_s), " +
-    "client \(.client_cpu_s.user + .client_cpu_s.sys | . * 100 | round / 100), " +
-    "other processes \(.machine_cpu_s.other_processes) of \(.machine_cpu_s.total) " +
-    "(\(.tls.version) \(.tls.cipher))"' "$1"
-}
 echo
 log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "results in $OUT"
-summary "$OUT/devid.json"
-[[ -f $OUT/nginx.json ]] && summary "$OUT/nginx.json"
+summarize "$OUT/devid.json"
+[[ -f $OUT/nginx.json ]] && summarize "$OUT/nginx.json"
 exit 0

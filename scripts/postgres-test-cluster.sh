@@ -6,7 +6,8 @@
 #
 # DIR must be an empty directory (mktemp -d). The cluster listens on 127.0.0.1 only, on a free
 # port, with its unix socket in DIR, and trusts every local connection: it is for tests, never for
-# data. fsync is off because the tests kill devid nodes, not the database. PostgreSQL refuses to
+# data. fsync is off because the tests kill devid nodes, not the database (DURABLE=1 keeps it on,
+# for benchmarks of durable writes). PostgreSQL refuses to
 # run as root, so under root the cluster runs as the `postgres` system user that Debian's
 # postgresql package creates.
 set -euo pipefail
@@ -66,6 +67,8 @@ case $action in
 local all all trust
 host all all 127.0.0.1/32 trust
 EOF
+    durability="-c fsync=off -c full_page_writes=off"
+    [[ ${DURABLE:-0} != 1 ]] || durability=""
     # A port that nothing answers on; the start is retried on another one if it is taken
     # between the probe and the bind.
     for _ in $(seq 20); do
@@ -74,8 +77,8 @@ EOF
         continue
       fi
       if pg_ctl -w -t 60 -l "$dir/server.log" start -o "-c listen_addresses=127.0.0.1 \
-          -c port=$port -c unix_socket_directories='$dir' -c fsync=off \
-          -c full_page_writes=off -c max_connections=300" >/dev/null; then
+          -c port=$port -c unix_socket_directories='$dir' $durability \
+          -c max_connections=300" >/dev/null; then
         echo "postgresql://postgres@127.0.0.1:$port/postgres"
         exit 0
       fi

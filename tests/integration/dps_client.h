@@ -50,30 +50,46 @@ class DpsClient {
                                 const nlohmann::json& body = nullptr,
                                 std::vector<api::Header> headers = {}) {
     std::string cs = server_.service_connection_string();
-    auto key = ossl::Base64Decode(ConnectionStringValue(cs, "SharedAccessKey"));
+    return ServiceAs(ConnectionStringValue(cs, "SharedAccessKeyName"),
+                     ConnectionStringValue(cs, "SharedAccessKey"), method, path, body,
+                     std::move(headers));
+  }
+
+  // ServiceAs calls the service API with a fresh SAS token of policy key_name signed with key
+  // (base64), not the server's connection string.
+  Result<api::Response> ServiceAs(const std::string& key_name, const std::string& key,
+                                  const std::string& method, const std::string& path,
+                                  const nlohmann::json& body = nullptr,
+                                  std::vector<api::Header> headers = {}) {
+    std::string host_name =
+        ConnectionStringValue(server_.service_connection_string(), "HostName");
     headers.emplace_back("authorization",
-                         pki::CreateSasToken(*key, ConnectionStringValue(cs, "HostName"),
-                                             SystemClock().UnixSeconds() + 600,
-                                             ConnectionStringValue(cs, "SharedAccessKeyName")));
+                         pki::CreateSasToken(*ossl::Base64Decode(key), host_name,
+                                             SystemClock().UnixSeconds() + 600, key_name));
     headers.emplace_back("content-type", "application/json; charset=utf-8");
     return client_->Send(method, path + "?api-version=2021-10-01", headers,
                          body.is_null() ? "" : body.dump());
   }
 
-  // DeviceToken signs a device SAS token for reg_id with device_key (base64).
-  std::string DeviceToken(const std::string& device_key, const std::string& reg_id) const {
+  // DeviceToken signs a device SAS token for reg_id in id_scope (default: the server's at start)
+  // with device_key (base64).
+  std::string DeviceToken(const std::string& device_key, const std::string& reg_id,
+                          const std::string& id_scope = "") const {
     auto key = ossl::Base64Decode(device_key);
-    return pki::CreateSasToken(*key, server_.id_scope() + "/registrations/" + reg_id,
-                               SystemClock().UnixSeconds() + 600, "registration");
+    return pki::CreateSasToken(
+        *key, (id_scope.empty() ? server_.id_scope() : id_scope) + "/registrations/" + reg_id,
+        SystemClock().UnixSeconds() + 600, "registration");
   }
 
-  // Register registers reg_id, authenticating with device_key (base64).
-  Result<api::Response> Register(const std::string& reg_id, const std::string& device_key) {
+  // Register registers reg_id in id_scope (default: the server's at start), authenticating with
+  // device_key (base64).
+  Result<api::Response> Register(const std::string& reg_id, const std::string& device_key,
+                                 const std::string& id_scope = "") {
+    std::string scope = id_scope.empty() ? server_.id_scope() : id_scope;
     return client_->Send(
-        "PUT",
-        "/" + server_.id_scope() + "/registrations/" + reg_id + "/register?api-version=2019-03-31",
+        "PUT", "/" + scope + "/registrations/" + reg_id + "/register?api-version=2019-03-31",
         {{"content-type", "application/json; charset=utf-8"},
-         {"authorization", DeviceToken(device_key, reg_id)}},
+         {"authorization", DeviceToken(device_key, reg_id, scope)}},
         R"({"registrationId":")" + reg_id + "\"}");
   }
 

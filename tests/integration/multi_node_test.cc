@@ -1,16 +1,21 @@
 // Two `devid serve` nodes on one PostgreSQL database, as a scale-out deployment runs them behind
 // a load balancer: concurrent registrations of the same devices through both, changes made on one
-// node seen on the other at once (there is no cache in a node), and one node killed mid-load.
+// node seen on the other at once (there is no cache in a node), one node killed mid-load, and
+// settings changed in the store (service keys, ID scope) taken up by both nodes within the
+// documented bound.
 //
 // Each node has its own data dir and so its own development CA and TLS certificate: clients use
-// each node's trust bundle. The ID scope comes from the config and the service policies from the
-// shared store, where the first node to start put them.
+// each node's trust bundle. The ID scope comes from the config (or, in MultiNodeSettingsTest,
+// from the store) and the service policies from the shared store, where the first node to start
+// put them.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <atomic>
+#include <chrono>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -54,9 +59,15 @@ class MultiNodeTest : public ::testing::Test {
  protected:
   void SetUp() override {
     DEVID_CREATE_TEST_DATABASE(db_);
+    StartNodes("", std::string("id_scope = \"") + kIdScope + "\"\n");
+  }
+
+  // StartNodes starts A, then B, on the test database with extra [store] and [device] settings,
+  // and creates the group "fleet" through A.
+  void StartNodes(const std::string& store_toml, const std::string& device_toml) {
     ServerProcessOptions options;
-    options.config_toml = "[store]\nurl = \"" + db_->url() + "\"\n[device]\nid_scope = \"" +
-                          kIdScope + "\"\nhubs = [\"hub-1.example\", \"hub-2.example\"]\n";
+    options.config_toml = "[store]\nurl = \"" + db_->url() + "\"\n" + store_toml + "[device]\n" +
+                          device_toml + "hubs = [\"hub-1.example\", \"hub-2.example\"]\n";
     // A starts first and puts the service policies in the store; B reads them from there.
     auto a = ServerProcess::Start(options);
     ASSERT_TRUE(a.has_value()) << a.error().message();
@@ -98,6 +109,22 @@ class MultiNodeTest : public ::testing::Test {
     if (!db) return -1;
     auto rows = db->Run("SELECT COUNT(*) FROM audit_log WHERE action = $1", {action});
     return rows && !rows->empty() ? rows->Int(0, 0) : -1;
+  }
+
+  // Setting reads a setting's stored value ("" when unset or unreadable).
+  std::string Setting(const std::string& name) {
+    auto db = registry::postgres::Connection::Open(db_->url());
+    if (!db) return "";
+    auto rows = db->Run("SELECT value FROM settings WHERE name = $1", {name});
+    return rows && !rows->empty() ? rows->Text(0, 0) : "";
+  }
+
+  // StoreSetting changes a setting in the store directly, as an operator's SQL would.
+  void StoreSetting(const std::string& name, const std::string& value) {
+    auto db = registry::postgres::Connection::Open(db_->url());
+    ASSERT_TRUE(db.has_value()) << db.error().message();
+    auto updated = db->Run("UPDATE settings SET value = $2 WHERE name = $1", {name, value});
+    ASSERT_TRUE(updated.has_value()) << updated.error().message();
   }
 
   std::optional<TestDatabase> db_;
@@ -298,6 +325,141 @@ TEST_F(MultiNodeTest, CarriesOn_WhenOneNodeIsKilledMidLoad) {
   auto state = a.Service("GET", "/registrations/load-1-0-0");
   ASSERT_TRUE(state) << state.error().message();
   EXPECT_EQ(state->status, 200) << state->body;
+}
+
+// MultiNodeSettingsTest runs both nodes with the ID scope taken from the store and the settings
+// re-read every second, the shortest refresh interval.
+class MultiNodeSettingsTest : public MultiNodeTest {
+ protected:
+  static constexpr auto kRefresh = std::chrono::seconds(1);
+  // kBound is what docs/scale-out.md promises (the interval plus one store read), with room for
+  // a loaded test machine.
+  static constexpr auto kBound = kRefresh + std::chrono::seconds(4);
+
+  void SetUp() override {
+    DEVID_CREATE_TEST_DATABASE(db_);
+    StartNodes("settings_refresh_seconds = 1\n", "");
+  }
+
+  // WaitFor retries attempt until it returns true or kBound passes, and returns how long it took
+  // (nullopt on timeout).
+  template <typename Attempt>
+  std::optional<std::chrono::milliseconds> WaitFor(std::chrono::steady_clock::time_point since,
+                                                  Attempt attempt) {
+    for (;;) {
+      if (attempt()) {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - since);
+      }
+      if (std::chrono::steady_clock::now() - since > kBound) return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+};
+
+TEST_F(MultiNodeSettingsTest, Applies_OnBothNodes_AServiceKeyRotatedInTheStore) {
+  json policies = json::parse(Setting("service.policies"));
+  ASSERT_TRUE(policies.is_array() && !policies.empty()) << policies.dump();
+  const std::string name = policies[0].value("keyName", "");
+  const std::string old_key = policies[0].value("primaryKey", "");
+  const std::string new_key =
+      ossl::Base64Encode(std::string_view("a rotated owner key of 32 bytes!"));
+  policies[0]["primaryKey"] = new_key;
+  DpsClient a(*node_a_);
+  DpsClient b(*node_b_);
+
+  auto since = std::chrono::steady_clock::now();
+  StoreSetting("service.policies", policies.dump());
+  for (DpsClient* client : {&a, &b}) {
+    auto took = WaitFor(since, [&] {
+      auto r = client->ServiceAs(name, new_key, "GET", "/enrollmentGroups/fleet");
+      return r && r->status == 200;
+    });
+    ASSERT_TRUE(took.has_value()) << "the rotated key did not work within the bound";
+    EXPECT_LE(*took, kBound);
+  }
+
+  // The replaced key now fails on both nodes, and what it asked for is not done.
+  json enrollment = {
+      {"registrationId", "after-rotation"},
+      {"attestation",
+       {{"type", "symmetricKey"},
+        {"symmetricKey", {{"primaryKey", ossl::Base64Encode(std::string_view("k"))}}}}}};
+  for (DpsClient* client : {&a, &b}) {
+    auto refused = client->ServiceAs(name, old_key, "PUT", "/enrollments/after-rotation",
+                                     enrollment);
+    ASSERT_TRUE(refused) << refused.error().message();
+    EXPECT_EQ(refused->status, 401) << refused->body;
+    EXPECT_THAT(refused->body, HasSubstr("401002"));
+    EXPECT_THAT(refused->body, HasSubstr("signature does not verify"));
+  }
+  auto absent = a.ServiceAs(name, new_key, "GET", "/enrollments/after-rotation");
+  ASSERT_TRUE(absent) << absent.error().message();
+  EXPECT_EQ(absent->status, 404) << absent->body;
+
+  // Each node's connection.json now carries the key that works.
+  for (const ServerProcess* node : {&*node_a_, &*node_b_}) {
+    std::ifstream file(node->connection_file());
+    json connection = json::parse(file, nullptr, false);
+    EXPECT_THAT(connection.value("serviceConnectionString", ""),
+                HasSubstr("SharedAccessKey=" + new_key));
+  }
+}
+
+TEST_F(MultiNodeSettingsTest, RefusesEveryServiceKey_WhenTheStoredPoliciesAreUnusable) {
+  std::string stored = Setting("service.policies");
+  json policies = json::parse(stored);
+  const std::string name = policies[0].value("keyName", "");
+  const std::string key = policies[0].value("primaryKey", "");
+  DpsClient b(*node_b_);
+
+  auto since = std::chrono::steady_clock::now();
+  StoreSetting("service.policies", "not json");
+  auto took = WaitFor(since, [&] {
+    auto r = b.ServiceAs(name, key, "GET", "/enrollmentGroups/fleet");
+    return r && r->status == 401;
+  });
+  ASSERT_TRUE(took.has_value()) << "node B kept accepting keys the store no longer holds";
+  auto refused = b.ServiceAs(name, key, "GET", "/enrollmentGroups/fleet");
+  ASSERT_TRUE(refused) << refused.error().message();
+  EXPECT_THAT(refused->body, HasSubstr("names no shared access policy"));
+
+  StoreSetting("service.policies", stored);
+  EXPECT_TRUE(WaitFor(std::chrono::steady_clock::now(), [&] {
+                auto r = b.ServiceAs(name, key, "GET", "/enrollmentGroups/fleet");
+                return r && r->status == 200;
+              }).has_value())
+      << "node B did not take the repaired policies back";
+}
+
+TEST_F(MultiNodeSettingsTest, Applies_OnBothNodes_AnIdScopeChangedInTheStore) {
+  const std::string old_scope = node_a_->id_scope();
+  ASSERT_EQ(old_scope, node_b_->id_scope()) << "both nodes adopt the stored scope";
+  const std::string new_scope = "0ne0000BEEF";
+  DpsClient a(*node_a_);
+  DpsClient b(*node_b_);
+
+  auto since = std::chrono::steady_clock::now();
+  StoreSetting("device.idScope", new_scope);
+  int n = 0;
+  for (DpsClient* client : {&a, &b}) {
+    auto took = WaitFor(since, [&] {
+      std::string id = "moved-" + std::to_string(n++);
+      auto r = client->Register(id, DeviceKey(id), new_scope);
+      return r && r->status == 202;
+    });
+    ASSERT_TRUE(took.has_value()) << "the new ID scope was not served within the bound";
+  }
+
+  // The old scope is refused on both nodes and registers nothing.
+  for (DpsClient* client : {&a, &b}) {
+    auto refused = client->Register("old-scope-1", DeviceKey("old-scope-1"), old_scope);
+    ASSERT_TRUE(refused) << refused.error().message();
+    EXPECT_EQ(refused->status, 401) << refused->body;
+    EXPECT_THAT(refused->body, HasSubstr("401002"));
+    EXPECT_THAT(refused->body, HasSubstr("is not served here"));
+  }
+  EXPECT_EQ(Stored().count("old-scope-1"), 0u);
 }
 
 }  // namespace
