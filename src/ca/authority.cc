@@ -129,10 +129,13 @@ std::string AuthorityKeyIdHex(const pki::Certificate& certificate) {
   return KeyIdentifierHex(X509_get0_authority_key_id(certificate.get()));
 }
 
-Result<pki::Certificate> IssueCertificate(const Profile& profile, const CertificateRequest& request,
-                                          const pki::Certificate* issuer, const keys::Key& signer,
-                                          const AuthorityOptions& options, const Clock& clock,
-                                          Random& random) {
+namespace {
+
+// Build makes the certificate IssueCertificate describes, ready for signing.
+Result<ossl::UniquePtr<X509>> Build(const Profile& profile, const CertificateRequest& request,
+                                    const pki::Certificate* issuer,
+                                    const AuthorityOptions& options, const Clock& clock,
+                                    Random& random) {
   DEVID_TRY(CheckSubjectKey(request.public_key));
   if (profile.requires_common_name && request.common_name.empty()) {
     return std::unexpected(
@@ -230,6 +233,27 @@ Result<pki::Certificate> IssueCertificate(const Profile& profile, const Certific
                                options.base_url + "/ca/" + issuer_id + ".cer"));
   }
   if (profile.ocsp_no_check) DEVID_TRY(AddOcspNoCheck(x509.get()));
+  return x509;
+}
+
+// EndEntityProfile finds a profile Authority may issue under.
+Result<const Profile*> EndEntityProfile(std::string_view profile_name) {
+  DEVID_ASSIGN_OR_RETURN(const Profile* profile, FindProfile(profile_name));
+  if (profile->ca) {
+    return std::unexpected(InvalidArgument("profile " + std::string(profile_name) +
+                                           " makes CA certificates; use devid ca"));
+  }
+  return profile;
+}
+
+}  // namespace
+
+Result<pki::Certificate> IssueCertificate(const Profile& profile, const CertificateRequest& request,
+                                          const pki::Certificate* issuer, const keys::Key& signer,
+                                          const AuthorityOptions& options, const Clock& clock,
+                                          Random& random) {
+  DEVID_ASSIGN_OR_RETURN(ossl::UniquePtr<X509> x509,
+                         Build(profile, request, issuer, options, clock, random));
   return SignCertificate(x509.get(), signer);
 }
 
@@ -269,24 +293,26 @@ Result<const IssuingCa*> Authority::CurrentIssuer() const {
 
 Result<pki::Certificate> Authority::Issue(std::string_view profile_name,
                                           const CertificateRequest& request) const {
-  DEVID_ASSIGN_OR_RETURN(const Profile* profile, FindProfile(profile_name));
-  if (profile->ca) {
-    return std::unexpected(InvalidArgument("profile " + std::string(profile_name) +
-                                           " makes CA certificates; use devid ca"));
-  }
+  DEVID_ASSIGN_OR_RETURN(const Profile* profile, EndEntityProfile(profile_name));
   DEVID_ASSIGN_OR_RETURN(const IssuingCa* issuer, CurrentIssuer());
   return IssueCertificate(*profile, request, &issuer->certificate, *issuer->key, options_, *clock_,
                           *random_);
 }
 
+Result<pki::Certificate> Authority::IssueUnparsed(std::string_view profile_name,
+                                                  const CertificateRequest& request) const {
+  DEVID_ASSIGN_OR_RETURN(const Profile* profile, EndEntityProfile(profile_name));
+  DEVID_ASSIGN_OR_RETURN(const IssuingCa* issuer, CurrentIssuer());
+  DEVID_ASSIGN_OR_RETURN(ossl::UniquePtr<X509> x509, Build(*profile, request, &issuer->certificate,
+                                                           options_, *clock_, *random_));
+  DEVID_TRY(SignCertificateInPlace(x509.get(), *issuer->key));
+  return pki::Certificate::Adopt(std::move(x509));
+}
+
 Result<pki::Certificate> Authority::IssueWith(const IssuingCa& issuer,
                                               std::string_view profile_name,
                                               const CertificateRequest& request) const {
-  DEVID_ASSIGN_OR_RETURN(const Profile* profile, FindProfile(profile_name));
-  if (profile->ca) {
-    return std::unexpected(InvalidArgument("profile " + std::string(profile_name) +
-                                           " makes CA certificates; use devid ca"));
-  }
+  DEVID_ASSIGN_OR_RETURN(const Profile* profile, EndEntityProfile(profile_name));
   if (clock_->Now() >= issuer.certificate.NotAfter()) {
     return std::unexpected(
         FailedPrecondition("issuing CA " + issuer.certificate.SubjectName() + " has expired"));

@@ -243,6 +243,34 @@ TEST_F(AuthorityTest, Issues_FromTheRequestsPublicKeyInfo_TheSameKey) {
   }
 }
 
+TEST_F(AuthorityTest, IssuesUnparsed_ACompleteCertificate_ThatOpensslVerifies) {
+  auto authority = testing::MakeTestCa(clock_, random_, options_);
+  ASSERT_TRUE(authority) << authority.error().message();
+  for (const char* kind : {"P-256", "RSA-2048", "ED25519"}) {
+    auto key = testing::TestKey(kind);
+    ASSERT_TRUE(key) << kind;
+    auto csr = pki::Csr::FromDer(testing::MakeTestCsrDer({.key = key.get()}));
+    ASSERT_TRUE(csr) << kind;
+    auto issued = (*authority)->IssueUnparsed(kDeviceClientProfile,
+                                              {.common_name = "device-1",
+                                               .public_key = csr->public_key(),
+                                               .public_key_info = csr->public_key_info()});
+    ASSERT_TRUE(issued) << kind << ": " << issued.error().message();
+    // What the object says is what its DER says, the thumbprints and key IDs included.
+    auto parsed = pki::Certificate::FromDer(issued->ToDer());
+    ASSERT_TRUE(parsed) << kind << ": " << parsed.error().message();
+    EXPECT_EQ(issued->Sha1Thumbprint(), parsed->Sha1Thumbprint()) << kind;
+    EXPECT_EQ(issued->Sha256Thumbprint(), parsed->Sha256Thumbprint()) << kind;
+    EXPECT_EQ(issued->SerialHex(), parsed->SerialHex()) << kind;
+    EXPECT_EQ(issued->SubjectName(), "CN=device-1") << kind;
+    EXPECT_EQ(AuthorityKeyIdHex(*issued), KeyIdHex((*authority)->issuers().back().certificate));
+    EXPECT_EQ(KeyIdHex(*issued), KeyIdHex(*parsed)) << kind;
+    EXPECT_EQ((*authority)->IssuerOf(*issued), &(*authority)->issuers().back().certificate);
+    EXPECT_EQ(EVP_PKEY_eq(X509_get0_pubkey(parsed->get()), key.get()), 1) << kind;
+    EXPECT_EQ(OpensslVerify(**authority, *parsed, "sslclient"), "") << kind;
+  }
+}
+
 TEST_F(AuthorityTest, Rejects_WeakOrIncompleteRequests) {
   auto authority = testing::MakeTestCa(clock_, random_, options_);
   ASSERT_TRUE(authority.has_value());

@@ -8,7 +8,7 @@ Result<pki::Certificate> IssueRecorded(const Authority& authority, registry::Reg
                                        std::string_view profile, const CertificateRequest& request,
                                        std::string device_id, std::string_view audit_action,
                                        const registry::Actor& actor) {
-  DEVID_ASSIGN_OR_RETURN(pki::Certificate certificate, authority.Issue(profile, request));
+  DEVID_ASSIGN_OR_RETURN(pki::Certificate certificate, authority.IssueUnparsed(profile, request));
   auto recorded = registry.RecordCertificate(
       InventoryRecord(certificate, registry::CertificateSource::kIssued, std::move(device_id),
                       std::string(profile)),

@@ -13,8 +13,9 @@ namespace devid::ca {
 // IssueRecorded has authority issue request under profile and records the certificate in the
 // inventory (source issued, device_id, profile) with audit_action by actor before returning it:
 // no certificate devid signs leaves unrecorded, since the inventory is what discovery, renewal
-// and revocation act on. Fails as Authority::Issue, or with the store's error (the certificate is
-// then dropped).
+// and revocation act on. The certificate comes from Authority::IssueUnparsed: to be encoded,
+// recorded and sent, not used for its public key. Fails as Authority::Issue, or with the store's
+// error (the certificate is then dropped).
 Result<pki::Certificate> IssueRecorded(const Authority& authority, registry::Registry& registry,
                                        std::string_view profile, const CertificateRequest& request,
                                        std::string device_id, std::string_view audit_action,
