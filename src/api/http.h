@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -44,6 +45,14 @@ class Handler {
  public:
   virtual ~Handler() = default;
   virtual Response Handle(const Request& request) = 0;
+  // TryHandleNow answers request at once when it can without blocking (from memory: no store,
+  // key or network access), or returns nullopt for Handle to answer it. net/ calls it on its I/O
+  // thread first, which spares such requests the trip to a handler thread and back. The default
+  // answers nothing.
+  virtual std::optional<Response> TryHandleNow(const Request& request) {
+    (void)request;
+    return std::nullopt;
+  }
 };
 
 }  // namespace devid::api

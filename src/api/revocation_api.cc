@@ -52,6 +52,36 @@ std::string Strip(const std::string& name, std::string_view suffix) {
   return key_id;
 }
 
+// IsOcspPost tells whether request is an OCSP request by POST (RFC 6960 Appendix A.1).
+bool IsOcspPost(const Request& request, const Target& target) {
+  const auto& s = target.segments;
+  return request.method == "POST" && (s.size() == 1 || (s.size() == 2 && s[1].empty()));
+}
+
+// HasOcspContentType tells whether a POST's Content-Type, when it has one, is an OCSP request's.
+bool HasOcspContentType(const Request& request) {
+  std::string_view type = request.HeaderValue("content-type");
+  return type.empty() || type.substr(0, type.find(';')) == "application/ocsp-request";
+}
+
+// IsOcspGet tells whether request is an OCSP request by GET, the request appended to the URL.
+bool IsOcspGet(const Request& request, const Target& target) {
+  return request.method == "GET" && target.segments.size() >= 2;
+}
+
+// OcspGetRequestDer decodes the request of an OCSP GET, or returns "" when it does not decode
+// (answered as any undecodable request: malformedRequest).
+std::string OcspGetRequestDer(const Target& target) {
+  // The base64 may hold '/', escaped or not: decode the raw path after "/ocsp/" as a whole.
+  std::string_view encoded =
+      std::string_view(target.path).substr(std::string_view("/ocsp/").size());
+  auto base64 = PercentDecode(encoded);
+  if (!base64) return "";
+  auto der = ossl::Base64Decode(*base64);
+  if (!der) return "";
+  return std::string(reinterpret_cast<const char*>(der->data()), der->size());
+}
+
 }  // namespace
 
 bool RevocationApi::Matches(const Target& target) const {
@@ -64,26 +94,13 @@ Response RevocationApi::Handle(const Request& request, const Target& target,
                                std::string_view tracking_id) {
   const auto& s = target.segments;
   if (s[0] == "ocsp") {
-    // RFC 6960 Appendix A.1: POST to the responder URL, or GET with the request appended.
-    if (request.method == "POST" && (s.size() == 1 || (s.size() == 2 && s[1].empty()))) {
-      std::string_view type = request.HeaderValue("content-type");
-      if (!type.empty() && type.substr(0, type.find(';')) != "application/ocsp-request") {
+    if (IsOcspPost(request, target)) {
+      if (!HasOcspContentType(request)) {
         return TextResponse(415, "OCSP requests are Content-Type: application/ocsp-request");
       }
       return Ocsp(request.body, tracking_id);
     }
-    if (request.method == "GET" && s.size() >= 2) {
-      // The base64 may hold '/', escaped or not: decode the raw path after "/ocsp/" as a whole.
-      std::string_view encoded =
-          std::string_view(target.path).substr(std::string_view("/ocsp/").size());
-      auto base64 = PercentDecode(encoded);
-      // Undecodable text is answered as any undecodable request: malformedRequest.
-      if (!base64) return Ocsp("", tracking_id);
-      auto der = ossl::Base64Decode(*base64);
-      if (!der) return Ocsp("", tracking_id);
-      return Ocsp(std::string_view(reinterpret_cast<const char*>(der->data()), der->size()),
-                  tracking_id);
-    }
+    if (IsOcspGet(request, target)) return Ocsp(OcspGetRequestDer(target), tracking_id);
     return TextResponse(405, "OCSP takes POST /ocsp or GET /ocsp/<base64 request>");
   }
   if (s.size() != 2) return TextResponse(404, "nothing at " + target.path);
@@ -133,8 +150,24 @@ Response RevocationApi::CaCertificate(const std::string& name) {
   return response;
 }
 
+std::optional<Response> RevocationApi::TryHandleNow(const Request& request,
+                                                    const Target& target) {
+  if (target.segments[0] != "ocsp") return std::nullopt;
+  std::optional<ca::OcspAnswer> answer;
+  if (IsOcspPost(request, target) && HasOcspContentType(request)) {
+    answer = ocsp_.RespondCached(request.body);
+  } else if (IsOcspGet(request, target)) {
+    answer = ocsp_.RespondCached(OcspGetRequestDer(target));
+  }
+  if (!answer) return std::nullopt;
+  return OcspResponse(std::move(*answer), "");
+}
+
 Response RevocationApi::Ocsp(std::string_view request_der, std::string_view tracking_id) {
-  ca::OcspAnswer answer = ocsp_.Respond(request_der);
+  return OcspResponse(ocsp_.Respond(request_der), tracking_id);
+}
+
+Response RevocationApi::OcspResponse(ca::OcspAnswer answer, std::string_view tracking_id) {
   Response response;
   response.SetHeader("Content-Type", "application/ocsp-response");
   switch (answer.status) {

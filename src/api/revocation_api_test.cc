@@ -47,6 +47,20 @@ class RevocationApiTest : public ca::testing::InventoryFixture {
     return api_->Handle(request, *parsed, "tracking-1");
   }
 
+  // SendNow offers the request to the non-blocking path (TryHandleNow).
+  std::optional<Response> SendNow(std::string method, std::string target, std::string body = "",
+                                  std::vector<Header> headers = {}) {
+    Request request;
+    request.method = std::move(method);
+    request.target = std::move(target);
+    request.body = std::move(body);
+    request.headers = std::move(headers);
+    auto parsed = ParseTarget(request.target);
+    EXPECT_TRUE(parsed);
+    EXPECT_TRUE(api_->Matches(*parsed));
+    return api_->TryHandleNow(request, *parsed);
+  }
+
   static std::string HeaderOf(const Response& response, std::string_view name) {
     for (const auto& [key, value] : response.headers) {
       if (strcasecmp(key.c_str(), std::string(name).c_str()) == 0) return value;
@@ -149,6 +163,30 @@ TEST_F(RevocationApiTest, Ocsp_PostAndGetGiveTheSameCachedResponse) {
   // Unescaped '/' in the base64 is accepted too.
   std::string raw = ossl::Base64Encode(request);
   EXPECT_EQ(Send("GET", "/ocsp/" + raw).body, post.body);
+}
+
+TEST_F(RevocationApiTest, OcspNow_AnswersACachedResponse_AsHandleDoes) {
+  auto device = IssueDevice("api-ocsp-now");
+  std::string request = OcspRequest(device);
+  std::vector<Header> type = {{"content-type", "application/ocsp-request"}};
+  EXPECT_FALSE(SendNow("POST", "/ocsp", request, type)) << "nothing cached yet";
+  Response post = Send("POST", "/ocsp", request, type);
+  ASSERT_EQ(post.status, 200);
+  auto now = SendNow("POST", "/ocsp", request, type);
+  ASSERT_TRUE(now);
+  EXPECT_EQ(now->status, 200);
+  EXPECT_EQ(now->body, post.body);
+  EXPECT_EQ(now->headers, post.headers);
+  auto get = SendNow("GET", "/ocsp/" + PercentEncodeComponent(ossl::Base64Encode(request)));
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->body, post.body);
+
+  // What Handle refuses, or must look up, is left to it.
+  EXPECT_FALSE(SendNow("POST", "/ocsp", request, {{"content-type", "text/plain"}}));
+  EXPECT_FALSE(SendNow("PUT", "/ocsp", request, type));
+  EXPECT_FALSE(SendNow("GET", "/ocsp/%21%21not-base64"));
+  EXPECT_FALSE(SendNow("POST", "/ocsp", OcspRequest(IssueDevice("api-ocsp-other")), type));
+  EXPECT_FALSE(SendNow("GET", "/crl/" + ca::KeyIdHex(Issuer().certificate) + ".crl"));
 }
 
 TEST_F(RevocationApiTest, Ocsp_Rejects_UndecodableGetAndGarbage_WithMalformedRequest) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string_view>
 
 #include "api/http.h"
@@ -18,6 +19,13 @@ class Route {
   // Handle answers one request; tracking_id goes into error messages and the log.
   virtual Response Handle(const Request& request, const Target& target,
                           std::string_view tracking_id) = 0;
+  // TryHandleNow answers a request this API matches without blocking, or returns nullopt for
+  // Handle to answer it (Handler::TryHandleNow). The default answers nothing.
+  virtual std::optional<Response> TryHandleNow(const Request& request, const Target& target) {
+    (void)request;
+    (void)target;
+    return std::nullopt;
+  }
 };
 
 }  // namespace devid::api

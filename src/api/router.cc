@@ -35,4 +35,15 @@ Response Router::Handle(const Request& request) {
   return response;
 }
 
+std::optional<Response> Router::TryHandleNow(const Request& request) {
+  auto target = ParseTarget(request.target);
+  if (!target || (target->segments.size() == 1 && target->segments[0] == "healthz")) {
+    return std::nullopt;
+  }
+  for (Route* route : routes_) {
+    if (route->Matches(*target)) return route->TryHandleNow(request, *target);
+  }
+  return std::nullopt;
+}
+
 }  // namespace devid::api

@@ -21,6 +21,9 @@ class Router final : public Handler {
       : device_(device), service_(service), random_(random), routes_(std::move(routes)) {}
 
   Response Handle(const Request& request) override;
+  // TryHandleNow offers request to the route that matches it (Route::TryHandleNow). An answer
+  // from memory carries no tracking ID: it cannot fail, and drawing one would cost about as much.
+  std::optional<Response> TryHandleNow(const Request& request) override;
 
  private:
   DeviceApi& device_;

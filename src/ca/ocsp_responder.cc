@@ -86,6 +86,13 @@ Result<std::string> NonceExtension(OCSP_REQUEST* request) {
 
 }  // namespace
 
+// Signer is a delegated signer with the parts of every response it signs precomputed.
+struct OcspResponder::Signer {
+  OcspSigner signer;
+  std::string responder_id;  // ResponderID byKey [2] (RFC 6960 §4.2.2.3)
+  std::string certs;         // certs [0] EXPLICIT SEQUENCE OF Certificate
+};
+
 // Issuer is one issuing CA as CertIDs name it: the hashes of its name and key per digest.
 struct OcspResponder::Issuer {
   const IssuingCa* ca = nullptr;
@@ -96,10 +103,37 @@ struct OcspResponder::Issuer {
     std::string key_hash;
   };
   std::vector<Hashes> hashes;
-  const OcspSigner* signer = nullptr;  // null when no delegated signer is available for it
-  std::string responder_id;            // ResponderID byKey [2] (RFC 6960 §4.2.2.3)
-  std::string certs;                   // certs [0] EXPLICIT SEQUENCE OF Certificate
+  // Under signers_mutex_: the signer (null when no delegated signer is available for the CA),
+  // and when a failed renewal may be tried again.
+  std::shared_ptr<const Signer> signer;
+  system_clock::time_point next_renewal;
 };
+
+// MakeSigner checks that signer's key matches its certificate and that its CA issued it, and
+// precomputes what its responses carry.
+Result<std::shared_ptr<const OcspResponder::Signer>> OcspResponder::MakeSigner(OcspSigner signer) {
+  if (signer.issuer == nullptr || !signer.key ||
+      EVP_PKEY_eq(X509_get0_pubkey(signer.certificate.get()), signer.key->public_key()) != 1 ||
+      X509_check_issued(signer.issuer->certificate.get(), signer.certificate.get()) != X509_V_OK) {
+    ERR_clear_error();
+    return std::unexpected(
+        InvalidArgument("OCSP signer " + signer.certificate.SubjectName() +
+                        ": its key does not match or its issuing CA did not issue it"));
+  }
+  unsigned char key_hash[EVP_MAX_MD_SIZE];
+  unsigned int key_hash_length = 0;
+  if (X509_pubkey_digest(signer.certificate.get(), EVP_sha1(), key_hash, &key_hash_length) != 1) {
+    return std::unexpected(ossl::ErrorFromQueue("hashing the OCSP signer's key"));
+  }
+  // ResponderID ::= CHOICE { byName [1] Name, byKey [2] KeyHash }, explicitly tagged; KeyHash
+  // is the SHA-1 of the signer's subjectPublicKey value (RFC 6960 §4.2.1).
+  std::string responder_id = der::Explicit(
+      2, der::Tlv(V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL, false,
+                  std::string(reinterpret_cast<char*>(key_hash), key_hash_length)));
+  std::string certs = der::Explicit(0, der::Sequence(signer.certificate.ToDer()));
+  return std::make_shared<const Signer>(
+      Signer{std::move(signer), std::move(responder_id), std::move(certs)});
+}
 
 // Query is one CertID of a request and what the inventory says about it.
 struct OcspResponder::Query {
@@ -124,9 +158,14 @@ std::string OcspErrorResponse(OcspResponseStatus status) {
   return der::Sequence(Enumerated(static_cast<int>(status)));
 }
 
-OcspResponder::OcspResponder(std::vector<OcspSigner> signers, registry::Registry& registry,
-                             const Clock& clock, OcspOptions options)
-    : signers_(std::move(signers)), registry_(registry), clock_(clock), options_(options) {}
+bool OcspSignerNeedsRenewal(const pki::Certificate& certificate, system_clock::time_point now) {
+  auto lifetime = certificate.NotAfter() - certificate.NotBefore();
+  return certificate.NotAfter() - now < lifetime / 3;
+}
+
+OcspResponder::OcspResponder(registry::Registry& registry, const Clock& clock, OcspOptions options,
+                             OcspSignerRenewer renew)
+    : registry_(registry), clock_(clock), options_(options), renew_(std::move(renew)) {}
 
 OcspResponder::~OcspResponder() = default;
 
@@ -134,24 +173,19 @@ Result<std::unique_ptr<OcspResponder>> OcspResponder::Create(const Authority& au
                                                              std::vector<OcspSigner> signers,
                                                              registry::Registry& registry,
                                                              const Clock& clock,
-                                                             OcspOptions options) {
-  for (const OcspSigner& signer : signers) {
-    if (signer.issuer == nullptr || !signer.key ||
-        EVP_PKEY_eq(X509_get0_pubkey(signer.certificate.get()), signer.key->public_key()) != 1 ||
-        X509_check_issued(signer.issuer->certificate.get(), signer.certificate.get()) !=
-            X509_V_OK) {
-      ERR_clear_error();
-      return std::unexpected(
-          InvalidArgument("OCSP signer " + signer.certificate.SubjectName() +
-                          ": its key does not match or its issuing CA did not issue it"));
-    }
+                                                             OcspOptions options,
+                                                             OcspSignerRenewer renew) {
+  std::vector<std::shared_ptr<const Signer>> checked;
+  for (OcspSigner& signer : signers) {
+    DEVID_ASSIGN_OR_RETURN(std::shared_ptr<const Signer> made, MakeSigner(std::move(signer)));
+    checked.push_back(std::move(made));
   }
   std::unique_ptr<OcspResponder> responder(
-      new OcspResponder(std::move(signers), registry, clock, options));
+      new OcspResponder(registry, clock, options, std::move(renew)));
   for (const IssuingCa& ca : authority.issuers()) {
-    Issuer issuer;
-    issuer.ca = &ca;
-    issuer.key_id = KeyIdHex(ca.certificate);
+    auto issuer = std::make_unique<Issuer>();
+    issuer->ca = &ca;
+    issuer->key_id = KeyIdHex(ca.certificate);
     for (int nid : kCertIdDigests) {
       const EVP_MD* md = EVP_get_digestbynid(nid);
       unsigned char name[EVP_MAX_MD_SIZE], key[EVP_MAX_MD_SIZE];
@@ -165,28 +199,86 @@ Result<std::unique_ptr<OcspResponder>> OcspResponder::Create(const Authority& au
         return std::unexpected(
             ossl::ErrorFromQueue("hashing issuing CA " + ca.certificate.SubjectName()));
       }
-      issuer.hashes.push_back({nid, std::string(reinterpret_cast<char*>(name), name_length),
-                               std::string(reinterpret_cast<char*>(key), key_length)});
+      issuer->hashes.push_back({nid, std::string(reinterpret_cast<char*>(name), name_length),
+                                std::string(reinterpret_cast<char*>(key), key_length)});
     }
-    for (const OcspSigner& signer : responder->signers_) {
-      if (signer.issuer != &ca) continue;
-      issuer.signer = &signer;
-      unsigned char key_hash[EVP_MAX_MD_SIZE];
-      unsigned int key_hash_length = 0;
-      if (X509_pubkey_digest(signer.certificate.get(), EVP_sha1(), key_hash, &key_hash_length) !=
-          1) {
-        return std::unexpected(ossl::ErrorFromQueue("hashing the OCSP signer's key"));
-      }
-      // ResponderID ::= CHOICE { byName [1] Name, byKey [2] KeyHash }, explicitly tagged; KeyHash
-      // is the SHA-1 of the signer's subjectPublicKey value (RFC 6960 §4.2.1).
-      issuer.responder_id = der::Explicit(
-          2, der::Tlv(V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL, false,
-                      std::string(reinterpret_cast<char*>(key_hash), key_hash_length)));
-      issuer.certs = der::Explicit(0, der::Sequence(signer.certificate.ToDer()));
+    for (const auto& signer : checked) {
+      if (signer->signer.issuer == &ca) issuer->signer = signer;
     }
     responder->issuers_.push_back(std::move(issuer));
   }
   return responder;
+}
+
+Result<std::shared_ptr<const OcspResponder::Signer>> OcspResponder::CurrentSigner(Issuer& issuer) {
+  system_clock::time_point now = clock_.Now();
+  {
+    std::lock_guard lock(signers_mutex_);
+    if (!issuer.signer || !renew_ ||
+        !OcspSignerNeedsRenewal(issuer.signer->signer.certificate, now)) {
+      return issuer.signer;
+    }
+    if (now < issuer.next_renewal) {
+      if (now < issuer.signer->signer.certificate.NotAfter()) return issuer.signer;
+      return std::unexpected(Unavailable("the OCSP signer of " +
+                                         issuer.ca->certificate.SubjectName() +
+                                         " has expired and its renewal failed; retrying soon"));
+    }
+  }
+  return Renew(issuer);
+}
+
+Result<std::shared_ptr<const OcspResponder::Signer>> OcspResponder::Renew(Issuer& issuer) {
+  std::shared_ptr<const Signer> current;
+  {
+    std::lock_guard lock(signers_mutex_);
+    current = issuer.signer;
+  }
+  bool expired = clock_.Now() >= current->signer.certificate.NotAfter();
+  // While the old signer is valid, a request that finds a renewal under way signs with it.
+  std::unique_lock renewing(renew_mutex_, std::defer_lock);
+  if (expired) {
+    renewing.lock();
+  } else if (!renewing.try_lock()) {
+    return current;
+  }
+  {
+    // Another request may have renewed it while this one waited.
+    std::lock_guard lock(signers_mutex_);
+    if (issuer.signer != current) return issuer.signer;
+  }
+  auto renewed = [&]() -> Result<std::shared_ptr<const Signer>> {
+    DEVID_ASSIGN_OR_RETURN(OcspSigner fresh, renew_(*issuer.ca));
+    if (fresh.issuer != issuer.ca) {
+      return std::unexpected(InvalidArgument("the renewed signer is for another CA"));
+    }
+    DEVID_ASSIGN_OR_RETURN(std::shared_ptr<const Signer> made, MakeSigner(std::move(fresh)));
+    if (OcspSignerNeedsRenewal(made->signer.certificate, clock_.Now())) {
+      return std::unexpected(FailedPrecondition("the renewed signer is due for renewal itself"));
+    }
+    return made;
+  }();
+  std::lock_guard lock(signers_mutex_);
+  if (renewed) {
+    issuer.signer = *renewed;
+    return issuer.signer;
+  }
+  issuer.next_renewal = clock_.Now() + options_.renewal_retry;
+  if (!expired) return current;
+  return std::unexpected(Unavailable("renewing the expired OCSP signer of " +
+                                     issuer.ca->certificate.SubjectName() + ": " +
+                                     renewed.error().message()));
+}
+
+std::optional<OcspAnswer> OcspResponder::RespondCached(std::string_view request_der) {
+  system_clock::time_point now = clock_.Now();
+  std::shared_lock lock(cache_mutex_);
+  if (now - version_read_at_ > options_.version_max_age) return std::nullopt;
+  auto it = cache_.find(std::string(request_der));
+  if (it == cache_.end()) return std::nullopt;
+  const Cached& cached = *it->second;
+  if (cached.version != version_ || now >= cached.refresh_at) return std::nullopt;
+  return cached.answer;
 }
 
 OcspAnswer OcspResponder::Respond(std::string_view request_der) {
@@ -196,12 +288,21 @@ OcspAnswer OcspResponder::Respond(std::string_view request_der) {
     auto it = cache_.find(std::string(request_der));
     if (it != cache_.end()) cached = it->second;
   }
+  system_clock::time_point read_at = clock_.Now();
   auto version = registry_.RevocationVersion();
   if (!version) {
     return StatusOnly(version.error().code() == ErrorCode::kUnavailable
                           ? OcspResponseStatus::kTryLater
                           : OcspResponseStatus::kInternalError,
                       "reading the revocation version: " + version.error().message());
+  }
+  {
+    // Reads that started later saw the same version or a newer one: keep the latest start.
+    std::unique_lock lock(cache_mutex_);
+    if (read_at >= version_read_at_) {
+      version_ = *version;
+      version_read_at_ = read_at;
+    }
   }
   if (cached && cached->version == *version && clock_.Now() < cached->refresh_at) {
     return cached->answer;
@@ -241,7 +342,7 @@ Result<OcspAnswer> OcspResponder::Answer(std::string_view request_der,
   }
   DEVID_ASSIGN_OR_RETURN(std::string nonce, NonceExtension(request.get()));
 
-  const Issuer* issuer = nullptr;
+  Issuer* issuer = nullptr;
   std::vector<Query> queries;
   for (int i = 0; i < count; ++i) {
     OCSP_CERTID* id = OCSP_onereq_get0_id(OCSP_request_onereq_get0(request.get(), i));
@@ -255,11 +356,11 @@ Result<OcspAnswer> OcspResponder::Answer(std::string_view request_der,
                           static_cast<size_t>(ASN1_STRING_length(name_hash)));
     std::string_view key(reinterpret_cast<const char*>(ASN1_STRING_get0_data(key_hash)),
                          static_cast<size_t>(ASN1_STRING_length(key_hash)));
-    const Issuer* match = nullptr;
-    for (const Issuer& candidate : issuers_) {
-      for (const Issuer::Hashes& hashes : candidate.hashes) {
+    Issuer* match = nullptr;
+    for (const auto& candidate : issuers_) {
+      for (const Issuer::Hashes& hashes : candidate->hashes) {
         if (hashes.nid == nid && hashes.name_hash == name && hashes.key_hash == key) {
-          match = &candidate;
+          match = candidate.get();
         }
       }
     }
@@ -268,10 +369,6 @@ Result<OcspAnswer> OcspResponder::Answer(std::string_view request_der,
     // CA (§4.2.2.2), so a request mixing CAs is unauthorized as well.
     if (match == nullptr) {
       return std::unexpected(PermissionDenied("the request names an issuer that is not ours"));
-    }
-    if (match->signer == nullptr) {
-      return std::unexpected(PermissionDenied("issuing CA " + match->ca->certificate.SubjectName() +
-                                              " has no OCSP signer"));
     }
     if (issuer != nullptr && issuer != match) {
       return std::unexpected(PermissionDenied("the request names two issuing CAs"));
@@ -317,7 +414,12 @@ Result<OcspAnswer> OcspResponder::Answer(std::string_view request_der,
     Store(std::string(request_der), std::move(entry));
     return answer;
   }
-  DEVID_ASSIGN_OR_RETURN(OcspAnswer answer, Sign(*issuer, queries, nonce));
+  DEVID_ASSIGN_OR_RETURN(std::shared_ptr<const Signer> signer, CurrentSigner(*issuer));
+  if (!signer) {
+    return std::unexpected(PermissionDenied("issuing CA " + issuer->ca->certificate.SubjectName() +
+                                            " has no OCSP signer"));
+  }
+  DEVID_ASSIGN_OR_RETURN(OcspAnswer answer, Sign(*signer, queries, nonce));
   if (cacheable) {
     auto entry = std::make_shared<Cached>();
     entry->answer = answer;
@@ -331,7 +433,7 @@ Result<OcspAnswer> OcspResponder::Answer(std::string_view request_der,
   return answer;
 }
 
-Result<OcspAnswer> OcspResponder::Sign(const Issuer& issuer, const std::vector<Query>& queries,
+Result<OcspAnswer> OcspResponder::Sign(const Signer& signer, const std::vector<Query>& queries,
                                        const std::string& nonce_extension) {
   system_clock::time_point now = clock_.Now();
   system_clock::time_point next_update = now + options_.validity;
@@ -365,9 +467,9 @@ Result<OcspAnswer> OcspResponder::Sign(const Issuer& issuer, const std::vector<Q
   }
   // ResponseData ::= SEQUENCE { version [0] DEFAULT v1 (left out), responderID, producedAt,
   // responses, responseExtensions [1] EXPLICIT }; the nonce is echoed (RFC 8954 §2.1).
-  std::string data = issuer.responder_id + now_der + der::Sequence(responses);
+  std::string data = signer.responder_id + now_der + der::Sequence(responses);
   if (!nonce_extension.empty()) data += der::Explicit(1, der::Sequence(nonce_extension));
-  auto basic = SignStructure(der::Sequence(data), *issuer.signer->key, issuer.certs);
+  auto basic = SignStructure(der::Sequence(data), *signer.signer.key, signer.certs);
   if (!basic) return std::unexpected(basic.error().WithContext("signing an OCSP response"));
 
   DEVID_ASSIGN_OR_RETURN(

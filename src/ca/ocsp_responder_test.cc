@@ -17,18 +17,43 @@ class OcspResponderTest : public testing::InventoryFixture {
  protected:
   void SetUp() override {
     InventoryFixture::SetUp();
-    auto key = keys::GenerateSoftwareKey(keys::KeyAlgorithm::kEcdsaP256);
-    ASSERT_TRUE(key);
-    auto certificate = authority_->IssueWith(
-        Issuer(), kOcspSignerProfile, {.common_name = "OCSP signer", .public_key = key->get()});
-    ASSERT_TRUE(certificate) << certificate.error().message();
-    auto signer_key = keys::SoftwareKey(std::move(*key), "test:ocsp");
-    ASSERT_TRUE(signer_key);
-    std::vector<OcspSigner> signers;
-    signers.push_back({&Issuer(), std::move(*certificate), std::move(*signer_key)});
-    auto responder = OcspResponder::Create(*authority_, std::move(signers), *registry_, clock_);
+    auto responder = OcspResponder::Create(*authority_, Signers(), *registry_, clock_);
     ASSERT_TRUE(responder) << responder.error().message();
     responder_ = std::move(*responder);
+  }
+
+  // NewSigner issues a delegated signer for issuer at the clock's time (ocsp-signer: 90 days).
+  Result<OcspSigner> NewSigner(const IssuingCa& issuer) {
+    auto key = keys::GenerateSoftwareKey(keys::KeyAlgorithm::kEcdsaP256);
+    if (!key) return std::unexpected(key.error());
+    DEVID_ASSIGN_OR_RETURN(
+        pki::Certificate certificate,
+        authority_->IssueWith(issuer, kOcspSignerProfile,
+                              {.common_name = "OCSP signer", .public_key = key->get()}));
+    DEVID_ASSIGN_OR_RETURN(std::unique_ptr<keys::Key> signer_key,
+                           keys::SoftwareKey(std::move(*key), "test:ocsp"));
+    return OcspSigner{&issuer, std::move(certificate), std::move(signer_key)};
+  }
+
+  std::vector<OcspSigner> Signers() {
+    auto signer = NewSigner(Issuer());
+    EXPECT_TRUE(signer) << signer.error().message();
+    std::vector<OcspSigner> signers;
+    if (signer) signers.push_back(std::move(*signer));
+    return signers;
+  }
+
+  // SignerSerial returns the serial of the signer certificate a successful answer carries.
+  static std::string SignerSerial(const OcspAnswer& answer) {
+    const auto* p = reinterpret_cast<const unsigned char*>(answer.der.data());
+    ossl::UniquePtr<OCSP_RESPONSE> response(
+        d2i_OCSP_RESPONSE(nullptr, &p, static_cast<long>(answer.der.size())));
+    if (!response) return "";
+    ossl::UniquePtr<OCSP_BASICRESP> basic(OCSP_response_get1_basic(response.get()));
+    if (!basic || sk_X509_num(OCSP_resp_get0_certs(basic.get())) != 1) return "";
+    X509* signer = sk_X509_value(OCSP_resp_get0_certs(basic.get()), 0);
+    X509_up_ref(signer);
+    return pki::Certificate::Adopt(ossl::UniquePtr<X509>(signer)).SerialHex();
   }
 
   // Request encodes an OCSPRequest for certificate (issued by issuer) with digest's CertID and,
@@ -74,6 +99,9 @@ class OcspResponderTest : public testing::InventoryFixture {
     EXPECT_TRUE(basic);
     ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
     X509_STORE_add_cert(store.get(), authority_->roots().front().get());
+    // The chain is checked at the fake clock's time, as a relying party would at that time.
+    X509_VERIFY_PARAM_set_time(X509_STORE_get0_param(store.get()),
+                               std::chrono::system_clock::to_time_t(clock_.Now()));
     STACK_OF(X509)* untrusted = sk_X509_new_null();
     sk_X509_push(untrusted, Issuer().certificate.get());
     parsed.signature_ok = OCSP_basic_verify(basic.get(), untrusted, store.get(), 0) == 1;
@@ -240,6 +268,158 @@ TEST_F(OcspResponderTest, Cache_RefreshesAtHalfTheValidity) {
   EXPECT_NE(fresh.der, first.der);
   EXPECT_EQ(fresh.produced_at, clock_.Now());
   EXPECT_EQ(Parse(fresh, device).cert_status, V_OCSP_CERTSTATUS_GOOD);
+}
+
+TEST_F(OcspResponderTest, RespondCached_ServesWhatRespondCached_WhileTheVersionReadIsFresh) {
+  auto device = IssueDevice("ocsp-now");
+  std::string request = Request(device, Issuer().certificate);
+  EXPECT_FALSE(responder_->RespondCached(request)) << "nothing cached yet";
+  OcspAnswer first = responder_->Respond(request);
+  ASSERT_EQ(first.status, OcspResponseStatus::kSuccessful) << first.error;
+  auto now = responder_->RespondCached(request);
+  ASSERT_TRUE(now);
+  EXPECT_EQ(now->der, first.der);
+  EXPECT_EQ(now->etag, first.etag);
+  EXPECT_EQ(now->next_update, first.next_update);
+
+  // Past version_max_age without a read of the store, only Respond answers.
+  clock_.Advance(OcspOptions{}.version_max_age + std::chrono::milliseconds(1));
+  EXPECT_FALSE(responder_->RespondCached(request));
+  EXPECT_EQ(responder_->Respond(request).der, first.der);
+  EXPECT_TRUE(responder_->RespondCached(request));
+
+  // Other requests are never answered from the cache alone: another CertID hash, a nonce,
+  // garbage.
+  EXPECT_FALSE(responder_->RespondCached(Request(device, Issuer().certificate, EVP_sha256())));
+  std::string with_nonce = Request(device, Issuer().certificate, EVP_sha1(), 16);
+  EXPECT_EQ(responder_->Respond(with_nonce).status, OcspResponseStatus::kSuccessful);
+  EXPECT_FALSE(responder_->RespondCached(with_nonce));
+  EXPECT_FALSE(responder_->RespondCached("not ocsp"));
+}
+
+TEST_F(OcspResponderTest, RespondCached_Declines_AfterARevocationIsRead_ThenServesRevoked) {
+  auto device = IssueDevice("ocsp-now-revoked");
+  std::string request = Request(device, Issuer().certificate);
+  ASSERT_EQ(responder_->Respond(request).status, OcspResponseStatus::kSuccessful);
+  Revoke(device, pki::kKeyCompromise);
+  clock_.Advance(OcspOptions{}.version_max_age + std::chrono::milliseconds(1));
+  EXPECT_FALSE(responder_->RespondCached(request));
+  OcspAnswer revoked = responder_->Respond(request);
+  EXPECT_EQ(Parse(revoked, device).cert_status, V_OCSP_CERTSTATUS_REVOKED);
+  auto now = responder_->RespondCached(request);
+  ASSERT_TRUE(now);
+  EXPECT_EQ(now->der, revoked.der);
+}
+
+TEST_F(OcspResponderTest, RespondCached_Declines_AtHalfTheValidity) {
+  auto device = IssueDevice("ocsp-now-refresh");
+  std::string request = Request(device, Issuer().certificate);
+  ASSERT_EQ(responder_->Respond(request).status, OcspResponseStatus::kSuccessful);
+  clock_.Advance(minutes(31));
+  // A read of the version for another request keeps it fresh; the response itself is due.
+  auto other = IssueDevice("ocsp-now-other");
+  ASSERT_EQ(responder_->Respond(Request(other, Issuer().certificate)).status,
+            OcspResponseStatus::kSuccessful);
+  EXPECT_FALSE(responder_->RespondCached(request));
+}
+
+TEST_F(OcspResponderTest, Renews_TheSignerWhenATwoThirdsOfItsLifeHavePassed_WithoutARestart) {
+  int renewals = 0;
+  auto responder = OcspResponder::Create(
+      *authority_, Signers(), *registry_, clock_, {},
+      [&](const IssuingCa& issuer) -> Result<OcspSigner> {
+        ++renewals;
+        return NewSigner(issuer);
+      });
+  ASSERT_TRUE(responder) << responder.error().message();
+  auto device = IssueDevice("ocsp-renew");
+  std::string request = Request(device, Issuer().certificate);
+  OcspAnswer first = (*responder)->Respond(request);
+  ASSERT_EQ(first.status, OcspResponseStatus::kSuccessful) << first.error;
+  std::string old_signer = SignerSerial(first);
+  ASSERT_FALSE(old_signer.empty());
+
+  clock_.Advance(std::chrono::hours(24 * 59));  // 31 of 90 days left: not yet due
+  EXPECT_EQ(SignerSerial((*responder)->Respond(request)), old_signer);
+  EXPECT_EQ(renewals, 0);
+
+  clock_.Advance(std::chrono::hours(24 * 2));  // 29 days left: due
+  OcspAnswer renewed = (*responder)->Respond(request);
+  ASSERT_EQ(renewed.status, OcspResponseStatus::kSuccessful) << renewed.error;
+  EXPECT_EQ(renewals, 1);
+  EXPECT_NE(SignerSerial(renewed), old_signer);
+  Parsed parsed = Parse(renewed, device);
+  EXPECT_TRUE(parsed.signature_ok) << "signed by the new signer, which chains to the root";
+  EXPECT_EQ(parsed.cert_status, V_OCSP_CERTSTATUS_GOOD);
+
+  // The new signer keeps signing: one renewal, not one per response.
+  auto other = IssueDevice("ocsp-renew-other");
+  OcspAnswer next = (*responder)->Respond(Request(other, Issuer().certificate));
+  EXPECT_EQ(SignerSerial(next), SignerSerial(renewed));
+  EXPECT_EQ(renewals, 1);
+}
+
+TEST_F(OcspResponderTest, RenewalFailure_KeepsTheValidSigner_AndRetriesLater) {
+  int renewals = 0;
+  bool fail = true;
+  auto responder = OcspResponder::Create(
+      *authority_, Signers(), *registry_, clock_, {.renewal_retry = std::chrono::seconds(60)},
+      [&](const IssuingCa& issuer) -> Result<OcspSigner> {
+        ++renewals;
+        if (fail) return std::unexpected(Unavailable("the key store is down"));
+        return NewSigner(issuer);
+      });
+  ASSERT_TRUE(responder) << responder.error().message();
+  OcspAnswer first = (*responder)->Respond(Request(IssueDevice("ocsp-r1"), Issuer().certificate));
+  std::string old_signer = SignerSerial(first);
+
+  clock_.Advance(std::chrono::hours(24 * 61));
+  OcspAnswer kept = (*responder)->Respond(Request(IssueDevice("ocsp-r2"), Issuer().certificate));
+  ASSERT_EQ(kept.status, OcspResponseStatus::kSuccessful) << kept.error;
+  EXPECT_EQ(SignerSerial(kept), old_signer);
+  EXPECT_EQ(renewals, 1);
+  (*responder)->Respond(Request(IssueDevice("ocsp-r3"), Issuer().certificate));
+  EXPECT_EQ(renewals, 1) << "no new attempt before renewal_retry";
+
+  clock_.Advance(std::chrono::seconds(61));
+  fail = false;
+  OcspAnswer renewed =
+      (*responder)->Respond(Request(IssueDevice("ocsp-r4"), Issuer().certificate));
+  EXPECT_EQ(renewals, 2);
+  EXPECT_NE(SignerSerial(renewed), old_signer);
+}
+
+TEST_F(OcspResponderTest, ExpiredSigner_WhoseRenewalFails_AnswersTryLater) {
+  auto responder = OcspResponder::Create(
+      *authority_, Signers(), *registry_, clock_, {},
+      [&](const IssuingCa&) -> Result<OcspSigner> {
+        return std::unexpected(Unavailable("the key store is down"));
+      });
+  ASSERT_TRUE(responder) << responder.error().message();
+  auto device = IssueDevice("ocsp-expired");
+  clock_.Advance(std::chrono::hours(24 * 91));
+  size_t audit = registry_->ListAudit(0, 1000)->size();
+  OcspAnswer answer = (*responder)->Respond(Request(device, Issuer().certificate));
+  EXPECT_EQ(answer.status, OcspResponseStatus::kTryLater);
+  EXPECT_EQ(answer.der, OcspErrorResponse(OcspResponseStatus::kTryLater));
+  EXPECT_NE(answer.error.find("the key store is down"), std::string::npos) << answer.error;
+  // Within renewal_retry the next request is refused at once, without another attempt.
+  OcspAnswer again = (*responder)->Respond(Request(device, Issuer().certificate));
+  EXPECT_EQ(again.status, OcspResponseStatus::kTryLater);
+  EXPECT_NE(again.error.find("has expired"), std::string::npos) << again.error;
+  EXPECT_EQ(registry_->ListAudit(0, 1000)->size(), audit);
+}
+
+TEST_F(OcspResponderTest, SignerNeedsRenewal_InItsLastThird) {
+  auto signer = NewSigner(Issuer());
+  ASSERT_TRUE(signer);
+  const pki::Certificate& certificate = signer->certificate;
+  auto lifetime = certificate.NotAfter() - certificate.NotBefore();
+  EXPECT_FALSE(OcspSignerNeedsRenewal(certificate, clock_.Now()));
+  EXPECT_FALSE(OcspSignerNeedsRenewal(certificate, certificate.NotAfter() - lifetime / 3));
+  EXPECT_TRUE(OcspSignerNeedsRenewal(certificate,
+                                     certificate.NotAfter() - lifetime / 3 + std::chrono::seconds(1)));
+  EXPECT_TRUE(OcspSignerNeedsRenewal(certificate, certificate.NotAfter()));
 }
 
 TEST_F(OcspResponderTest, Create_Rejects_SignerNotIssuedByItsCa) {

@@ -74,6 +74,19 @@ api::Response CallHandler(api::Handler& handler, const api::Request& request) {
   }
 }
 
+// CallTryHandleNow offers the request to the handler's non-blocking path on the I/O thread; an
+// exception leaves the request to Handle, which answers it (or its own exception) properly.
+std::optional<api::Response> CallTryHandleNow(api::Handler& handler, const api::Request& request) {
+  try {
+    return handler.TryHandleNow(request);
+  } catch (const std::exception& e) {
+    spdlog::warn("handler's non-blocking path threw on {}: {}", request.method, e.what());
+  } catch (...) {
+    spdlog::warn("handler's non-blocking path threw a non-exception on {}", request.method);
+  }
+  return std::nullopt;
+}
+
 // AsyncHandle calls handler.Handle(request) on pool and completes with the response on the
 // awaiting operation's own executor, so the I/O thread is free while the handler blocks. request
 // must stay alive and unchanged until completion.
@@ -305,8 +318,15 @@ class Connection {
                            request_.headers.end());
     request_.body = std::move(message.body());
 
-    api::Response response = co_await AsyncHandle(*context_.handler_executor, *context_.handler,
-                                                  request_, asio::use_awaitable);
+    // Not one conditional expression: GCC 12 miscompiles co_await inside ?: (its temporaries).
+    std::optional<api::Response> answered_now = CallTryHandleNow(*context_.handler, request_);
+    api::Response response;
+    if (answered_now) {
+      response = std::move(*answered_now);
+    } else {
+      response = co_await AsyncHandle(*context_.handler_executor, *context_.handler, request_,
+                                      asio::use_awaitable);
+    }
 
     bool keep_alive = message.keep_alive() && !Draining();
     beast::get_lowest_layer(stream_).expires_after(context_.limits.request_timeout);
@@ -452,6 +472,10 @@ class HttpsServer::Impl {
       // Session resumption needs a context ID once peers are verified (SSL_CTX_set_verify(3)).
       static constexpr unsigned char kSessionContext[] = "devid";
       SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
+      // A stateless ticket carries the peer's leaf but not its chain (i2d_SSL_SESSION), so an X.509
+      // device resuming with one would lose its intermediates; stateful tickets resume the session
+      // kept in this process, chain and all.
+      SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     }
     context_.tls = &*tls_;
 

@@ -53,7 +53,8 @@ struct ServerOptions {
 // Threading: io_threads threads each run their own event loop; an accepted connection stays on
 // one of them, where a coroutine performs the handshake, reads requests and writes responses.
 // Handler::Handle runs on a separate pool of handler_threads threads, so a blocking handler never
-// stalls I/O; the connection's coroutine waits for the result without holding a thread. All
+// stalls I/O; the connection's coroutine waits for the result without holding a thread. A request
+// Handler::TryHandleNow answers from memory is answered on the I/O thread, without that trip. All
 // exceptions from Beast, Asio and the handler are caught per connection; a handler exception is
 // answered 500 (DPS error 500000) with a tracking ID that is also logged.
 class HttpsServer {

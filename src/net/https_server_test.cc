@@ -36,19 +36,24 @@ using std::chrono::seconds;
 using ::testing::HasSubstr;
 using SteadyClock = std::chrono::steady_clock;
 
-// FunctionHandler answers with a test-supplied function and counts the calls.
+// FunctionHandler answers with test-supplied functions and counts the calls to Handle.
 class FunctionHandler final : public api::Handler {
  public:
-  explicit FunctionHandler(std::function<api::Response(const api::Request&)> handle)
-      : handle_(std::move(handle)) {}
+  using TryNow = std::function<std::optional<api::Response>(const api::Request&)>;
+  FunctionHandler(std::function<api::Response(const api::Request&)> handle, TryNow try_now)
+      : handle_(std::move(handle)), try_now_(std::move(try_now)) {}
   api::Response Handle(const api::Request& request) override {
     ++calls_;
     return handle_(request);
+  }
+  std::optional<api::Response> TryHandleNow(const api::Request& request) override {
+    return try_now_(request);
   }
   int calls() const { return calls_; }
 
  private:
   std::function<api::Response(const api::Request&)> handle_;
+  TryNow try_now_;
   std::atomic<int> calls_{0};
 };
 
@@ -223,7 +228,9 @@ class HttpsServerTest : public ::testing::Test {
     response.SetHeader("X-Remote", request.remote_address);
     return response;
   };
-  FunctionHandler handler_{[this](const api::Request& request) { return handle_(request); }};
+  FunctionHandler::TryNow try_now_ = [](const api::Request&) { return std::nullopt; };
+  FunctionHandler handler_{[this](const api::Request& request) { return handle_(request); },
+                           [this](const api::Request& request) { return try_now_(request); }};
   std::unique_ptr<HttpsServer> server_;
 };
 
@@ -387,6 +394,53 @@ TEST_F(HttpsServerTest, HandlerException_Becomes500_AndConnectionSurvives) {
     EXPECT_THAT(response->body, ::testing::Not(HasSubstr("secret detail")));
   }
   EXPECT_EQ(client.connections(), 1);
+}
+
+TEST_F(HttpsServerTest, TryHandleNow_AnswersOnTheIoThread_AndLeavesTheRestToHandle) {
+  std::mutex mu;
+  std::thread::id now_thread;
+  std::thread::id handle_thread;
+  try_now_ = [&](const api::Request& request) -> std::optional<api::Response> {
+    std::lock_guard lock(mu);
+    now_thread = std::this_thread::get_id();
+    if (request.target != "/now") return std::nullopt;
+    return Text(200, "now " + request.body);
+  };
+  handle_ = [&](const api::Request& request) {
+    std::lock_guard lock(mu);
+    handle_thread = std::this_thread::get_id();
+    return Text(200, "later " + request.body);
+  };
+  StartServer();
+  HttpsClient client = Connect();
+  for (int i = 0; i < 3; ++i) {
+    auto now = client.Send("POST", "/now", {}, "a");
+    ASSERT_TRUE(now) << now.error().message();
+    EXPECT_EQ(now->status, 200);
+    EXPECT_EQ(now->body, "now a");
+    EXPECT_EQ(HeaderOf(*now, "content-length"), "5");
+    auto later = client.Send("POST", "/later", {}, "b");
+    ASSERT_TRUE(later) << later.error().message();
+    EXPECT_EQ(later->body, "later b");
+  }
+  EXPECT_EQ(handler_.calls(), 3);
+  EXPECT_EQ(client.connections(), 1);
+  std::lock_guard lock(mu);
+  EXPECT_NE(now_thread, handle_thread) << "Handle runs on a handler thread, not the I/O thread";
+}
+
+TEST_F(HttpsServerTest, TryHandleNowException_LeavesTheRequestToHandle) {
+  try_now_ = [](const api::Request&) -> std::optional<api::Response> {
+    throw std::runtime_error("no fast answer");
+  };
+  handle_ = [](const api::Request& request) { return Text(200, "handled " + request.body); };
+  StartServer();
+  HttpsClient client = Connect();
+  auto response = client.Send("POST", "/x", {}, "c");
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "handled c");
+  EXPECT_EQ(handler_.calls(), 1);
 }
 
 TEST_F(HttpsServerTest, Disconnects_ClientThatNeverHandshakes) {

@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -42,8 +43,7 @@ bool Usable(const pki::Certificate& certificate, const ca::IssuingCa& issuer, co
                  X509_check_issued(issuer.certificate.get(), certificate.get()) == X509_V_OK &&
                  X509_verify(certificate.get(), X509_get0_pubkey(issuer.certificate.get())) == 1;
   ERR_clear_error();
-  auto lifetime = certificate.NotAfter() - certificate.NotBefore();
-  return matches && certificate.NotBefore() <= now && certificate.NotAfter() - now >= lifetime / 3;
+  return matches && certificate.NotBefore() <= now && !ca::OcspSignerNeedsRenewal(certificate, now);
 }
 
 Result<ca::OcspSigner> LoadOrIssue(const std::string& dir, const ca::IssuingCa& issuer,
@@ -124,8 +124,25 @@ Result<std::unique_ptr<RevocationService>> StartRevocationService(const std::str
   for (auto& [key_id, der] : root_crls) {
     DEVID_TRY(service->crls->AddSigned(std::move(key_id), std::move(der)));
   }
-  DEVID_ASSIGN_OR_RETURN(
-      service->ocsp, ca::OcspResponder::Create(*ca.authority, std::move(signers), registry, clock));
+  // The server may run longer than a signer lives: the responder renews each one when it is due,
+  // the same way as here (ca.authority and ca.key_stores outlive the service).
+  std::string ocsp_directory = store.directory() + "/ocsp";
+  ca::OcspSignerRenewer renew = [ocsp_directory, &ca, &registry,
+                                 &clock](const ca::IssuingCa& issuer) -> Result<ca::OcspSigner> {
+    auto signer = LoadOrIssue(ocsp_directory, issuer, *ca.authority, ca.key_stores, registry, clock);
+    if (!signer) {
+      spdlog::error("renewing the OCSP signer of {}: {}", issuer.certificate.SubjectName(),
+                    signer.error().message());
+    } else {
+      spdlog::info("OCSP signer of {} renewed: certificate {} valid until {}",
+                   issuer.certificate.SubjectName(), signer->certificate.SerialHex(),
+                   FormatUtc(signer->certificate.NotAfter()));
+    }
+    return signer;
+  };
+  DEVID_ASSIGN_OR_RETURN(service->ocsp,
+                         ca::OcspResponder::Create(*ca.authority, std::move(signers), registry,
+                                                   clock, {}, std::move(renew)));
   service->api =
       std::make_unique<api::RevocationApi>(*ca.authority, *service->crls, *service->ocsp, clock);
   return service;
