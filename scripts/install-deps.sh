@@ -12,7 +12,7 @@ packages=(
   libp11-kit-dev softhsm2 opensc
   libgtest-dev libgmock-dev libbenchmark-dev
   curl ca-certificates nginx-light wrk jq
-  swtpm swtpm-tools tpm2-tools
+  swtpm swtpm-tools tpm2-tools libtss2-dev
   mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients
 )
 # The interop tests need Node.js (18 or later) and npm. A node that is already installed is

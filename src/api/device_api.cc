@@ -42,6 +42,22 @@ Result<attestation::TpmKeys> TpmKeysFromJson(const json& tpm) {
     }
     keys.storage_root_key = srk->get<std::string>();
   }
+  // devid extensions (docs/device-provisioning.md): EK certificate and measured-boot evidence.
+  const std::pair<const char*, std::string*> extensions[] = {
+      {"endorsementKeyCertificate", &keys.endorsement_key_certificate},
+      {"attestationKey", &keys.quote.attestation_key},
+      {"attestationKeyCredential", &keys.quote.attestation_key_credential},
+      {"quote", &keys.quote.quote},
+      {"quoteSignature", &keys.quote.quote_signature},
+  };
+  for (const auto& [name, field] : extensions) {
+    auto value = tpm.find(name);
+    if (value == tpm.end() || value->is_null()) continue;
+    if (!value->is_string()) {
+      return std::unexpected(InvalidArgument(std::string("tpm.") + name + " must be a base64 string"));
+    }
+    *field = value->get<std::string>();
+  }
   return keys;
 }
 
@@ -76,7 +92,7 @@ Response DeviceApi::Handle(const Request& request, const Target& target,
                          "'-', '.', '_' and ':'",
                          tracking_id);
   }
-  if (!SameId(s[0], options_.id_scope)) {
+  if (!SameId(s[0], *id_scope_.Get())) {
     return Reject(Unauthenticated("ID scope " + s[0] + " is not served here"), s[2], tracking_id);
   }
   const std::string& reg_id = s[2];
@@ -107,11 +123,11 @@ Result<attestation::VerifiedDevice> DeviceApi::Authenticate(
     const Request& request, const std::string& reg_id, const registry::Registration* registration) {
   if (registration != nullptr &&
       registration->attestation_type == registry::AttestationType::kTpm) {
-    return tpm_verifier_.VerifyRegistered(options_.id_scope, *registration,
+    return tpm_verifier_.VerifyRegistered(*id_scope_.Get(), *registration,
                                           request.HeaderValue("authorization"));
   }
   if (UsesCertificate(request)) return x509_verifier_.Verify(reg_id, request.peer_certificates_der);
-  return verifier_.Verify(options_.id_scope, reg_id, request.HeaderValue("authorization"),
+  return verifier_.Verify(*id_scope_.Get(), reg_id, request.HeaderValue("authorization"),
                           registration);
 }
 
@@ -142,13 +158,19 @@ Result<json> DeviceApi::Answer(const registry::Registration& registration,
 
 Response DeviceApi::TpmChallenge(const attestation::TpmKeys& keys, const std::string& reg_id,
                                  const std::string& tracking_id) {
-  auto blob = tpm_verifier_.Challenge(reg_id, keys);
-  if (!blob) return Reject(blob.error(), reg_id, tracking_id);
+  auto challenge = tpm_verifier_.Challenge(reg_id, keys);
+  if (!challenge) return Reject(challenge.error(), reg_id, tracking_id);
   spdlog::debug("TPM challenge issued: registrationId={} trackingId={}", reg_id, tracking_id);
   // Protocol notes §4.2 step 2: Node needs authenticationKey; the C SDK also requires keyName
   // and signs with it as skn.
-  return JsonResponse(401,
-                      json{{"authenticationKey", std::move(*blob)}, {"keyName", "registration"}});
+  json answer{{"authenticationKey", std::move(challenge->authentication_key)},
+              {"keyName", "registration"}};
+  if (challenge->quote) {
+    answer["attestationChallenge"] = {
+        {"nonce", std::move(challenge->quote->nonce)},
+        {"attestationKeyCredential", std::move(challenge->quote->attestation_key_credential)}};
+  }
+  return JsonResponse(401, answer);
 }
 
 Response DeviceApi::Reject(const Error& error, const std::string& reg_id,
@@ -197,11 +219,12 @@ Response DeviceApi::Register(const Request& request, const Target& target,
     return Reject(previous.error(), reg_id, tracking_id);
   }
   const registry::Registration* prior = previous ? &*previous : nullptr;
+  std::shared_ptr<const std::string> id_scope = id_scope_.Get();
   auto device =
-      tpm ? tpm_verifier_.VerifyChallengeResponse(options_.id_scope, reg_id, authorization, *tpm)
+      tpm ? tpm_verifier_.VerifyChallengeResponse(*id_scope, reg_id, authorization, *tpm)
       : UsesCertificate(request)
           ? x509_verifier_.Verify(reg_id, request.peer_certificates_der)
-          : verifier_.Verify(options_.id_scope, reg_id, authorization, prior);
+          : verifier_.Verify(*id_scope, reg_id, authorization, prior);
   if (!device) return Reject(device.error(), reg_id, tracking_id);
 
   std::optional<pki::Certificate> issued;

@@ -12,6 +12,7 @@
 #include "attestation/x509/x509_verifier.h"
 #include "base/clock.h"
 #include "base/random.h"
+#include "base/shared_value.h"
 #include "ca/authority.h"
 #include "registry/registry.h"
 
@@ -24,9 +25,13 @@ struct DeviceApiOptions {
   int retry_after_seconds = 1;    // the polling hint sent with `assigning`
   // tpm_challenge_ttl is how long a TPM challenge's key stays usable (protocol notes §4.2).
   std::chrono::seconds tpm_challenge_ttl = attestation::TpmVerifier::kDefaultChallengeTtl;
+  // tpm_ek_certificates is the fleet's EK certificate policy and TPM manufacturer roots.
+  attestation::EkCertificatePolicy tpm_ek_certificates;
   // authority, when set, issues an operational certificate to a device whose register request
   // carries a `csr` (the 2025-07-01-preview shape); null refuses such requests. Not owned.
   const ca::Authority* authority = nullptr;
+  // crl_cache, when set, checks X.509 devices' third-party CAs' CRLs. Not owned.
+  attestation::CrlCache* crl_cache = nullptr;
 };
 
 // DeviceApi serves the DPS device routes (protocol notes §1):
@@ -49,7 +54,9 @@ struct DeviceApiOptions {
 // get 401 with the activation blob (`authenticationKey`, `keyName`); that stores a pending
 // challenge, the one write an unauthenticated request makes. Their second PUT is verified with
 // the challenge's key only; later polls with the key stored with the registration, and the
-// final answer carries `registrationState.tpm.authenticationKey` (protocol notes §4.2).
+// final answer carries `registrationState.tpm.authenticationKey` (protocol notes §4.2). The
+// devid extensions (an EK certificate; a measured-boot quote, whose challenge the 401 answer adds
+// as `attestationChallenge`) are in docs/device-provisioning.md.
 class DeviceApi {
  public:
   // DeviceApi keeps references to everything it is given; they must outlive it.
@@ -60,11 +67,16 @@ class DeviceApi {
         verifier_(verifier),
         clock_(clock),
         random_(random),
-        tpm_verifier_(registry, clock, random, options_.tpm_challenge_ttl),
-        x509_verifier_(registry, clock) {}
+        tpm_verifier_(registry, clock, random, options_.tpm_challenge_ttl,
+                      options_.tpm_ek_certificates),
+        x509_verifier_(registry, clock, options_.crl_cache) {}
 
   // Handle serves a request whose target's second segment is "registrations".
   Response Handle(const Request& request, const Target& target, const std::string& tracking_id);
+
+  // SetIdScope replaces the ID scope requests must name (a node re-reading its store's
+  // settings); requests in flight finish with the scope they started with.
+  void SetIdScope(std::string id_scope) { id_scope_.Set(std::move(id_scope)); }
 
  private:
   Response Register(const Request& request, const Target& target, const std::string& reg_id,
@@ -97,6 +109,7 @@ class DeviceApi {
   Random& random_;
   attestation::TpmVerifier tpm_verifier_;
   attestation::X509Verifier x509_verifier_;
+  SharedValue<std::string> id_scope_{options_.id_scope};
 };
 
 }  // namespace devid::api

@@ -9,6 +9,8 @@
 #include "api/device_api.h"
 #include "api/error_codes.h"
 #include "api/testing/api_fixture.h"
+#include "tpm/pcr_policy.h"
+#include "tpm/testing/software_quote.h"
 #include "tpm/testing/software_tpm.h"
 
 namespace devid::api {
@@ -344,6 +346,110 @@ TEST_F(DeviceApiTpmTest, Rejects_PollWithWrongKeyOrChallengeKeyOfAnother) {
   // A symmetric-key token for the same ID is checked against the TPM registration's key too.
   json symmetric = Poll(id, DeviceToken(kPrimary, id), operation, 401);
   EXPECT_EQ(symmetric["errorCode"], error_code::kUnauthorized);
+}
+
+// Measured boot (devid extension): the challenge carries a nonce and an AK credential; the answer
+// carries the activated credential and a quote, checked before anything is stored.
+class DeviceApiMeasuredBootTest : public DeviceApiTpmTest {
+ protected:
+  static std::vector<tpm::Bytes> Pcrs() { return {tpm::Bytes(32, 0xa0), tpm::Bytes(32, 0xa7)}; }
+
+  void PutPolicyEnrollment(const std::string& reg_id) {
+    registry::Enrollment e;
+    e.registration_id = reg_id;
+    e.settings.attestation.type = registry::AttestationType::kTpm;
+    e.settings.attestation.tpm.endorsement_key = tpm_->EkBase64();
+    e.settings.attestation.tpm.pcr_policy = tpm::FormatPcrPolicy(
+        {tpm::Alg::kSha256, {0, 7}, {*tpm::PcrCompositeDigest(tpm::Alg::kSha256, Pcrs())}});
+    ASSERT_TRUE(registry_->PutEnrollment(e, std::nullopt, {"test"}));
+  }
+
+  json Keys() const {
+    return {{"endorsementKey", tpm_->EkBase64()},
+            {"storageRootKey", tpm_->SrkBase64()},
+            {"attestationKey", ak_.Base64()}};
+  }
+
+  // Answer activates the blob and the AK credential and quotes pcrs with the challenge's nonce.
+  Response Answer(const std::string& id, const json& challenge, std::vector<tpm::Bytes> pcrs) {
+    std::string key = ActivatedKey(*tpm_, challenge["authenticationKey"]);
+    auto credential = ossl::Base64Decode(
+        challenge["attestationChallenge"]["attestationKeyCredential"].get<std::string>());
+    tpm::Reader reader(*credential);
+    auto id_object = reader.B2("id");
+    auto secret = reader.B2("secret");
+    auto activated = tpm_->ActivateCredential(*ak_.ak().Name(), *id_object, *secret);
+    EXPECT_TRUE(activated) << activated.error().message();
+    auto nonce = ossl::Base64Decode(challenge["attestationChallenge"]["nonce"].get<std::string>());
+    tpm::testing::QuoteBytes q =
+        ak_.Quote(*nonce, tpm::PcrSelection{tpm::Alg::kSha256, {0, 7}}, pcrs);
+    json keys = Keys();
+    keys["attestationKeyCredential"] = ossl::Base64Encode(*activated);
+    keys["quote"] = ossl::Base64Encode(q.attest);
+    keys["quoteSignature"] = ossl::Base64Encode(q.signature);
+    return Register(id, TpmToken(key, id), json{{"registrationId", id}, {"tpm", keys}}.dump());
+  }
+
+  json ChallengeWithAk(const std::string& id) {
+    Response r = Register(id, "", json{{"registrationId", id}, {"tpm", Keys()}}.dump());
+    EXPECT_EQ(r.status, 401) << r.body;
+    return Json(r);
+  }
+
+  tpm::testing::SoftwareAttestationKey ak_;
+};
+
+TEST_F(DeviceApiMeasuredBootTest, Accepts_QuoteOfAllowedPcrs) {
+  const std::string id = RegId();
+  PutPolicyEnrollment(id);
+  json challenge = ChallengeWithAk(id);
+  ASSERT_TRUE(challenge["attestationChallenge"]["nonce"].is_string()) << challenge.dump();
+  Response r = Answer(id, challenge, Pcrs());
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_TRUE(registry_->GetRegistration(id));
+}
+
+TEST_F(DeviceApiMeasuredBootTest, Rejects_PcrMismatch_StoringNothing) {
+  const std::string id = RegId();
+  PutPolicyEnrollment(id);
+  json challenge = ChallengeWithAk(id);
+  size_t audit_before = AuditCount();
+  std::vector<tpm::Bytes> booted_other = Pcrs();
+  booted_other[1][0] ^= 0xff;
+  ExpectRefused(Answer(id, challenge, booted_other), error_code::kUnauthorized,
+                "measured boot: PCR digest mismatch", audit_before, id);
+  EXPECT_TRUE(HasChallenge(id));  // unconsumed: a refused answer changes nothing
+}
+
+TEST_F(DeviceApiMeasuredBootTest, Rejects_ChallengeWithoutAttestationKey) {
+  const std::string id = RegId();
+  PutPolicyEnrollment(id);
+  size_t audit_before = AuditCount();
+  ExpectRefused(Register(id, "", Body(id, *tpm_)), error_code::kInvalidField,
+                "tpm.attestationKey is required", audit_before, id);
+  EXPECT_FALSE(HasChallenge(id));
+}
+
+TEST_F(DeviceApiTpmTest, Omits_AttestationChallengeWithoutPolicy) {
+  const std::string id = RegId();
+  PutTpmEnrollment(id, tpm_->EkBase64());
+  Response r = Register(id, "", Body(id, *tpm_));
+  ASSERT_EQ(r.status, 401);
+  EXPECT_FALSE(Json(r).contains("attestationChallenge"));  // the Azure SDK flow, unchanged
+}
+
+TEST_F(DeviceApiTpmTest, Rejects_MissingEkCertificateWhenEnrollmentRequiresIt) {
+  const std::string id = RegId();
+  registry::Enrollment e;
+  e.registration_id = id;
+  e.settings.attestation.type = registry::AttestationType::kTpm;
+  e.settings.attestation.tpm.endorsement_key = tpm_->EkBase64();
+  e.settings.attestation.tpm.require_ek_certificate = true;
+  ASSERT_TRUE(registry_->PutEnrollment(e, std::nullopt, {"test"}));
+  size_t audit_before = AuditCount();
+  ExpectRefused(Register(id, "", Body(id, *tpm_)), error_code::kUnauthorized,
+                "an EK certificate is required", audit_before, id);
+  EXPECT_FALSE(HasChallenge(id));
 }
 
 }  // namespace

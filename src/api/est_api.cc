@@ -292,16 +292,17 @@ Status EstApi::Authorize(Operation operation, const Request& request, const pki:
                          std::optional<pki::Certificate> client_certificate) {
   std::string_view authorization = request.HeaderValue("authorization");
   if (operation != Operation::kReenroll && !authorization.empty()) {
+    std::shared_ptr<const std::string> id_scope = id_scope_.Get();
     // Say plainly when the token is for another device than the request's subject, rather than a
     // bare signature failure.
     if (auto token = pki::ParseSasToken(authorization); token) {
-      if (!pki::SasResourceMatches(*token, id_scope_ + "/registrations/" + registration_id)) {
+      if (!pki::SasResourceMatches(*token, *id_scope + "/registrations/" + registration_id)) {
         return std::unexpected(
             PermissionDenied("the request's subject CN \"" + registration_id +
                              "\" is not the registration ID the SAS token was issued for"));
       }
     }
-    DEVID_TRY(verifier_.Verify(id_scope_, registration_id, authorization));
+    DEVID_TRY(verifier_.Verify(*id_scope, registration_id, authorization));
     return Ok();
   }
   DEVID_ASSIGN_OR_RETURN(ca::AuthenticatedCertificate client,

@@ -9,6 +9,7 @@
 #include "api/target.h"
 #include "attestation/symmetric_key/symmetric_key_verifier.h"
 #include "base/clock.h"
+#include "base/shared_value.h"
 #include "ca/authority.h"
 #include "ca/client_certificate_verifier.h"
 #include "pki/certificate.h"
@@ -45,6 +46,10 @@ class EstApi final : public Route {
         certificates_(authority, registry, clock),
         id_scope_(std::move(id_scope)) {}
 
+  // SetIdScope replaces the ID scope SAS tokens must name (a node re-reading its store's
+  // settings); requests in flight finish with the scope they started with.
+  void SetIdScope(std::string id_scope) { id_scope_.Set(std::move(id_scope)); }
+
   // Matches tells whether target is under /.well-known/est/.
   bool Matches(const Target& target) const override;
   Response Handle(const Request& request, const Target& target,
@@ -70,7 +75,7 @@ class EstApi final : public Route {
   attestation::SymmetricKeyVerifier& verifier_;
   registry::Registry& registry_;
   ca::ClientCertificateVerifier certificates_;
-  std::string id_scope_;
+  SharedValue<std::string> id_scope_;
 };
 
 }  // namespace devid::api

@@ -1,8 +1,10 @@
 #include "api/json_model.h"
 
 #include "base/clock.h"
+#include "base/hex.h"
 #include "ossl/base64.h"
 #include "pki/certificate.h"
+#include "tpm/pcr_policy.h"
 #include "tpm/public_area.h"
 
 namespace devid::api {
@@ -53,6 +55,59 @@ std::string JsonText(const json& obj, const char* name) {
   auto it = obj.find(name);
   if (it == obj.end() || it->is_null()) return {};
   return it->dump();
+}
+
+// PcrPolicyFromJson reads attestation.tpm.pcrPolicy (devid extension, measured boot):
+// {"hashAlgorithm": "sha256", "pcrs": [0, 7], "digests": ["<hex>", …]} or "digest": "<hex>",
+// and returns it in the registry's text form.
+Result<std::string> PcrPolicyFromJson(const json& obj) {
+  constexpr std::string_view kPath = "attestation.tpm.pcrPolicy";
+  tpm::PcrPolicy policy;
+  auto bank = obj.find("hashAlgorithm");
+  if (bank != obj.end() && !bank->is_null()) {
+    if (!bank->is_string()) return std::unexpected(FieldError(kPath, "hashAlgorithm must be a string"));
+    auto alg = tpm::ParseBankName(bank->get_ref<const std::string&>());
+    if (!alg) return std::unexpected(FieldError(kPath, alg.error().message()));
+    policy.bank = *alg;
+  }
+  auto pcrs = obj.find("pcrs");
+  if (pcrs == obj.end() || !pcrs->is_array()) {
+    return std::unexpected(FieldError(kPath, "pcrs must be an array of PCR indices"));
+  }
+  for (const json& pcr : *pcrs) {
+    if (!pcr.is_number_unsigned() || pcr.get<uint64_t>() > 0xffff) {
+      return std::unexpected(FieldError(kPath, "pcrs must be an array of PCR indices"));
+    }
+    policy.pcrs.push_back(static_cast<uint32_t>(pcr.get<uint64_t>()));
+  }
+  std::vector<std::string> hexes;
+  auto digest = obj.find("digest");
+  auto digests = obj.find("digests");
+  if (digest != obj.end() && digest->is_string()) hexes.push_back(digest->get<std::string>());
+  if (digests != obj.end() && digests->is_array()) {
+    for (const json& d : *digests) {
+      if (!d.is_string()) return std::unexpected(FieldError(kPath, "digests must be hex strings"));
+      hexes.push_back(d.get<std::string>());
+    }
+  }
+  for (const std::string& hex : hexes) {
+    auto bytes = tpm::ParseHexDigest(hex);
+    if (!bytes) return std::unexpected(FieldError(kPath, bytes.error().message()));
+    policy.digests.push_back(std::move(*bytes));
+  }
+  if (auto valid = tpm::ValidatePcrPolicy(policy); !valid) {
+    return std::unexpected(FieldError(kPath, valid.error().message()));
+  }
+  return tpm::FormatPcrPolicy(policy);
+}
+
+json PcrPolicyToJson(const std::string& text) {
+  auto policy = tpm::ParsePcrPolicy(text);
+  if (!policy) return nullptr;
+  json digests = json::array();
+  for (const tpm::Bytes& d : policy->digests) digests.push_back(HexEncode(d));
+  return {{"hashAlgorithm", tpm::BankName(policy->bank)}, {"pcrs", policy->pcrs},
+          {"digests", std::move(digests)}};
 }
 
 json ParseStored(const std::string& text) {
@@ -273,6 +328,14 @@ Result<registry::AttestationMechanism> AttestationFromJson(const json& json) {
         return std::unexpected(FieldError("attestation.tpm.storageRootKey", srk.error().message()));
       }
     }
+    DEVID_ASSIGN_OR_RETURN(a.tpm.require_ek_certificate,
+                           OptBool(*tpm, "requireEndorsementKeyCertificate",
+                                   "attestation.tpm.requireEndorsementKeyCertificate", false));
+    DEVID_ASSIGN_OR_RETURN(const nlohmann::json* pcr_policy,
+                           OptObject(*tpm, "pcrPolicy", "attestation.tpm.pcrPolicy"));
+    if (pcr_policy) {
+      DEVID_ASSIGN_OR_RETURN(a.tpm.pcr_policy, PcrPolicyFromJson(*pcr_policy));
+    }
   } else {
     return std::unexpected(
         FieldError("attestation.type", "must be \"symmetricKey\", \"x509\" or \"tpm\""));
@@ -308,6 +371,8 @@ json AttestationToJson(const registry::AttestationMechanism& a) {
     case AttestationType::kTpm: {
       json tpm = {{"endorsementKey", a.tpm.endorsement_key}};
       if (!a.tpm.storage_root_key.empty()) tpm["storageRootKey"] = a.tpm.storage_root_key;
+      if (a.tpm.require_ek_certificate) tpm["requireEndorsementKeyCertificate"] = true;
+      if (!a.tpm.pcr_policy.empty()) tpm["pcrPolicy"] = PcrPolicyToJson(a.tpm.pcr_policy);
       return {{"type", "tpm"}, {"tpm", tpm}};
     }
     case AttestationType::kNone:

@@ -11,6 +11,7 @@
 #include "api/json_model.h"
 #include "api/json_response.h"
 #include "api/paging.h"
+#include "attestation/x509/ca_reference.h"
 #include "ossl/base64.h"
 
 namespace devid::api {
@@ -99,6 +100,23 @@ Response Failure(const Error& error, const std::string& tracking_id) {
     spdlog::error("service request failed: {} trackingId={}", error.message(), tracking_id);
   }
   return ErrorResponseFor(error, tracking_id);
+}
+
+// RefuseCaReferences answers a write whose caReferences names a CA certificate that is not
+// uploaded or not verified (400010, field prefixing the message), as the DPS portal offers only
+// verified certificates to groups, or the store's error; nullopt when the write may go on.
+std::optional<Response> RefuseCaReferences(registry::Registry& registry,
+                                           const registry::AttestationMechanism& attestation,
+                                           const std::string& field,
+                                           const std::string& tracking_id) {
+  auto checked = attestation::CheckCaReferences(registry, attestation);
+  if (checked) return std::nullopt;
+  const Error& error = checked.error();
+  if (error.code() != ErrorCode::kNotFound && error.code() != ErrorCode::kFailedPrecondition) {
+    return Failure(error, tracking_id);
+  }
+  return ErrorResponse(error_code::kCaReferenceNotVerified,
+                       field + "attestation.x509.caReferences: " + error.message(), tracking_id);
 }
 
 }  // namespace
@@ -196,6 +214,10 @@ Response ServiceApi::Put(const Request& request, const std::string& id, const st
   auto item = Traits::FromJson(*body);
   if (!item) return ErrorResponse(error_code::kInvalidField, item.error().message(), tracking_id);
   FillGeneratedKeys(Traits::Settings(*item).attestation);
+  if (auto refused =
+          RefuseCaReferences(registry_, Traits::Settings(*item).attestation, "", tracking_id)) {
+    return std::move(*refused);
+  }
   auto stored = Traits::Put(registry_, *item, IfMatch(request), registry::Actor{actor});
   if (!stored) return Failure(stored.error(), tracking_id);
   return JsonResponse(200, Traits::ToJson(registry_, *stored));
@@ -250,6 +272,13 @@ Response ServiceApi::Bulk(const Request& request, const std::string& actor,
                            tracking_id);
     }
     FillGeneratedKeys(Traits::Settings(*item).attestation);
+    if (mode != "delete") {
+      std::string field = std::string(list_field) + "[" + std::to_string(i) + "].";
+      if (auto refused = RefuseCaReferences(registry_, Traits::Settings(*item).attestation, field,
+                                            tracking_id)) {
+        return std::move(*refused);
+      }
+    }
     items.push_back(std::move(*item));
   }
   json errors = json::array();

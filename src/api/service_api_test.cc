@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 
 #include "api/testing/api_fixture.h"
+#include "tpm/testing/software_tpm.h"
 
 namespace devid::api {
 namespace {
@@ -103,6 +104,48 @@ TEST_F(ServiceApiTest, Rejects_InvalidFieldsNamingTheField) {
   Response r = Send("PUT", "/enrollments/d1?api-version=2021-10-01", "{not json",
                     {{"authorization", ServiceToken()}});
   ExpectRefused(r, 400002, "JSON", audit);
+}
+
+TEST_F(ServiceApiTest, RoundTrips_TpmEkCertificateRequirementAndPcrPolicy) {
+  tpm::testing::SoftwareTpm tpm;
+  std::string digest(64, 'a');
+  json enrollment = {
+      {"registrationId", "tpm-1"},
+      {"attestation",
+       {{"type", "tpm"},
+        {"tpm",
+         {{"endorsementKey", tpm.EkBase64()},
+          {"requireEndorsementKeyCertificate", true},
+          {"pcrPolicy", {{"pcrs", {0, 7}}, {"digest", digest}}}}}}}};
+  Response r = Service("PUT", "/enrollments/tpm-1", enrollment);
+  ASSERT_EQ(r.status, 200) << r.body;
+  json expected_tpm = {{"endorsementKey", tpm.EkBase64()},
+                       {"requireEndorsementKeyCertificate", true},
+                       {"pcrPolicy",
+                        {{"hashAlgorithm", "sha256"}, {"pcrs", {0, 7}}, {"digests", {digest}}}}};
+  EXPECT_EQ(Json(r)["attestation"]["tpm"], expected_tpm);
+  EXPECT_EQ(Json(Service("GET", "/enrollments/tpm-1"))["attestation"]["tpm"], expected_tpm);
+  auto stored = registry_->GetEnrollment("tpm-1");
+  ASSERT_TRUE(stored);
+  EXPECT_TRUE(stored->settings.attestation.tpm.require_ek_certificate);
+  EXPECT_EQ(stored->settings.attestation.tpm.pcr_policy, "sha256:0,7:" + digest);
+
+  size_t audit = AuditCount();
+  for (const auto& [policy, message] : std::vector<std::pair<json, std::string>>{
+           {{{"pcrs", {0, 7}}}, "1 to 64 digests"},
+           {{{"pcrs", {7, 0}}, {"digest", digest}}, "ascending"},
+           {{{"pcrs", {0}}, {"digest", "abcd"}}, "32"},
+           {{{"hashAlgorithm", "md5"}, {"pcrs", {0}}, {"digest", digest}}, "md5"},
+           {{{"digest", digest}}, "pcrs must be an array"},
+       }) {
+    json bad = enrollment;
+    bad["registrationId"] = "tpm-2";
+    bad["attestation"]["tpm"]["pcrPolicy"] = policy;
+    ExpectRefused(Service("PUT", "/enrollments/tpm-2", bad), 400003,
+                  "attestation.tpm.pcrPolicy: ", audit);
+    ExpectRefused(Service("PUT", "/enrollments/tpm-2", bad), 400003, message, audit);
+  }
+  EXPECT_FALSE(registry_->GetEnrollment("tpm-2"));
 }
 
 TEST_F(ServiceApiTest, Rejects_MissingAuthorization) {

@@ -97,9 +97,9 @@ Result<std::vector<AccessPolicy>> PoliciesFromJson(std::string_view text) {
   return out;
 }
 
-Result<const AccessPolicy*> ServiceAuthenticator::Authenticate(std::string_view authorization,
-                                                               std::string_view path,
-                                                               ServiceRight needed) const {
+Result<AccessPolicy> ServiceAuthenticator::Authenticate(std::string_view authorization,
+                                                        std::string_view path,
+                                                        ServiceRight needed) const {
   if (authorization.empty()) {
     return std::unexpected(Unauthenticated("the request has no Authorization header"));
   }
@@ -118,8 +118,9 @@ Result<const AccessPolicy*> ServiceAuthenticator::Authenticate(std::string_view 
     return std::unexpected(
         Unauthenticated("SAS token expired (se=" + std::to_string(token.expiry) + ")"));
   }
+  std::shared_ptr<const std::vector<AccessPolicy>> policies = policies_.Get();
   const AccessPolicy* policy = nullptr;
-  for (const AccessPolicy& p : policies_) {
+  for (const AccessPolicy& p : *policies) {
     if (p.name == token.key_name) policy = &p;
   }
   if (policy == nullptr) {
@@ -136,7 +137,7 @@ Result<const AccessPolicy*> ServiceAuthenticator::Authenticate(std::string_view 
     return std::unexpected(PermissionDenied("policy " + policy->name + " lacks the " +
                                             std::string(RightName(needed)) + " right"));
   }
-  return policy;
+  return *policy;
 }
 
 std::expected<std::string, Response> AuthorizeServiceRequest(const ServiceAuthenticator& auth,
@@ -145,7 +146,7 @@ std::expected<std::string, Response> AuthorizeServiceRequest(const ServiceAuthen
                                                              ServiceRight needed,
                                                              std::string_view tracking_id) {
   auto policy = auth.Authenticate(request.HeaderValue("authorization"), target.path, needed);
-  if (policy) return "service:" + (*policy)->name;
+  if (policy) return "service:" + policy->name;
   spdlog::info("service request refused: {} {} code={} reason=\"{}\" trackingId={}",
                request.method, target.path, ErrorCodeName(policy.error().code()),
                policy.error().message(), tracking_id);

@@ -9,6 +9,7 @@
 #include "api/target.h"
 #include "base/clock.h"
 #include "base/result.h"
+#include "base/shared_value.h"
 
 namespace devid::api {
 
@@ -29,6 +30,7 @@ struct AccessPolicy {
   std::vector<ServiceRight> rights;
 
   bool Grants(ServiceRight right) const;
+  bool operator==(const AccessPolicy&) const = default;
 };
 
 // PoliciesToJson / PoliciesFromJson store policies as a JSON settings value.
@@ -47,15 +49,19 @@ class ServiceAuthenticator {
                        const Clock& clock)
       : host_name_(std::move(host_name)), policies_(std::move(policies)), clock_(clock) {}
 
-  // Authenticate returns the policy the request is signed with. Fails with kUnauthenticated
-  // (missing, malformed, expired, wrong sr, unknown policy, bad signature) or kPermissionDenied
-  // (the policy lacks `needed`).
-  Result<const AccessPolicy*> Authenticate(std::string_view authorization, std::string_view path,
-                                           ServiceRight needed) const;
+  // Authenticate returns (a copy of) the policy the request is signed with. Fails with
+  // kUnauthenticated (missing, malformed, expired, wrong sr, unknown policy, bad signature) or
+  // kPermissionDenied (the policy lacks `needed`).
+  Result<AccessPolicy> Authenticate(std::string_view authorization, std::string_view path,
+                                    ServiceRight needed) const;
+
+  // SetPolicies replaces the policies (a node re-reading its store's settings); an empty list
+  // refuses every request. Requests being checked finish with the policies they started with.
+  void SetPolicies(std::vector<AccessPolicy> policies) { policies_.Set(std::move(policies)); }
 
  private:
   std::string host_name_;
-  std::vector<AccessPolicy> policies_;
+  SharedValue<std::vector<AccessPolicy>> policies_;
   const Clock& clock_;
 };
 

@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/ca_commands.h"
+#include "cli/device_commands.h"
+#include "cli/gateway_command.h"
 #include "cli/migrate_command.h"
 #include "cli/operator_commands.h"
 #include "registry/postgres/postgres_registry.h"
@@ -61,6 +63,8 @@ int main(int argc, char** argv) {
   devid::cli::AddOperatorCommands(app, exit_code);
   devid::cli::AddCaCommands(app, exit_code, factories);
   devid::cli::AddMigrateCommand(app, exit_code);
+  devid::cli::AddDeviceCommands(app, exit_code);
+  devid::cli::AddGatewayCommand(app, exit_code);
 
   CLI11_PARSE(app, argc, argv);
   return exit_code;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "base/clock.h"
@@ -49,6 +50,10 @@ struct Options {
   std::string thumbprint;
   bool revoked = false;
   std::string reason = "unspecified";
+  // ca-certificate, group add --ca-reference
+  std::string certificate_file;  // PEM
+  std::string ca_reference;
+  std::string secondary_ca_reference;
 
   OutputFormat format() const {
     return output == "json" ? OutputFormat::kJson : OutputFormat::kTable;
@@ -336,6 +341,85 @@ Status RevokeCertificates(const Options& options) {
   return Ok();
 }
 
+// ReadPemFile reads a PEM certificate file for flag.
+Result<std::string> ReadPemFile(const std::string& path, std::string_view flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::unexpected(InvalidArgument(std::string(flag) + ": cannot read " + path));
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+void PrintCaCertificate(std::ostream& out, const json& c) {
+  PrintFields(out, {{"Name", c.value("name", "")},
+                    {"Subject", c.value("subject", "")},
+                    {"Issuer", c.value("issuer", "")},
+                    {"SHA-256", c.value("sha256Thumbprint", "")},
+                    {"Verified", c.value("isVerified", false) ? "yes" : "no"},
+                    {"Not after", c.value("notAfter", "")},
+                    {"Code expires", c.value("verificationCodeExpires", "")},
+                    {"Etag", c.value("etag", "")}});
+  if (c.contains("certificate")) out << c.value("certificate", "");
+}
+
+// CaCertificateCommand runs one ca-certificate subcommand (CaCertificateApi routes).
+Status CaCertificateCommand(std::string_view verb, const Options& options) {
+  DEVID_ASSIGN_OR_RETURN(ServiceClient client, Connect(options));
+  std::string path = ServicePath("caCertificates", options.id);
+  ServiceResponse answer;
+  if (verb == "list") {
+    DEVID_ASSIGN_OR_RETURN(answer, client.Get("/caCertificates"));
+    if (options.format() == OutputFormat::kJson) {
+      PrintJson(std::cout, answer.body);
+      return Ok();
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const json& c : answer.body) {
+      rows.push_back({c.value("name", ""), c.value("isVerified", false) ? "yes" : "no",
+                      c.value("subject", ""), c.value("notAfter", "")});
+    }
+    PrintTable(std::cout, {"NAME", "VERIFIED", "SUBJECT", "NOT AFTER"}, rows);
+    return Ok();
+  }
+  if (verb == "delete") {
+    DEVID_TRY(client.Delete(path));
+    if (options.format() == OutputFormat::kTable) {
+      std::cout << "Deleted CA certificate " << Quoted(options.id) << ".\n";
+    }
+    return Ok();
+  }
+  if (verb == "show") {
+    DEVID_ASSIGN_OR_RETURN(answer, client.Get(path));
+  } else if (verb == "verification-code") {
+    DEVID_ASSIGN_OR_RETURN(answer, client.Post(path + "/verificationCode", json::object()));
+  } else {
+    DEVID_ASSIGN_OR_RETURN(std::string pem, ReadPemFile(options.certificate_file, "--certificate"));
+    json body = {{"certificate", pem}};
+    if (verb == "add") {
+      // add never replaces: a replaced CA loses its verification.
+      auto existing = client.Get(path);
+      if (existing) {
+        return std::unexpected(
+            AlreadyExists("CA certificate " + Quoted(options.id) + " already exists"));
+      }
+      if (existing.error().code() != ErrorCode::kNotFound) return std::unexpected(existing.error());
+      DEVID_ASSIGN_OR_RETURN(answer, client.Put(path, body));
+    } else {
+      DEVID_ASSIGN_OR_RETURN(answer, client.Post(path + "/verify", body));
+    }
+  }
+  if (options.format() == OutputFormat::kJson) {
+    PrintJson(std::cout, answer.body);
+  } else if (verb == "verification-code") {
+    std::string code = answer.body.value("verificationCode", "");
+    std::cout << code << "\n"
+              << "Sign a certificate with subject CN=" << code << " with this CA's key before "
+              << answer.body.value("verificationCodeExpires", "") << ", then run\n"
+              << "  devid ca-certificate verify " << options.id << " --certificate FILE\n";
+  } else {
+    PrintCaCertificate(std::cout, answer.body);
+  }
+  return Ok();
+}
+
 // Commands adds the subcommands and runs the chosen one, reporting its failure.
 class Commands {
  public:
@@ -446,10 +530,18 @@ void Commands::Add() {
   AddSettingsFlags(add);
   AddCollection(enrollment, kEnrollments, "Registration ID");
 
-  CLI::App* group = app_.add_subcommand("group", "Enrollment groups (symmetric key)");
+  CLI::App* group =
+      app_.add_subcommand("group", "Enrollment groups (symmetric key, or X.509 over verified CAs)");
   group->require_subcommand(1);
   add = Leaf(group, "add", "Create an enrollment group", [](const Options& options) -> Status {
     DEVID_ASSIGN_OR_RETURN(json body, SettingsJson(options));
+    if (!options.ca_reference.empty()) {
+      json references = {{"primary", options.ca_reference}};
+      if (!options.secondary_ca_reference.empty()) {
+        references["secondary"] = options.secondary_ca_reference;
+      }
+      body["attestation"] = {{"type", "x509"}, {"x509", {{"caReferences", references}}}};
+    }
     body["enrollmentGroupId"] = options.group_id;
     if (!options.prefix.empty()) body["registrationIdPrefix"] = options.prefix;
     return Create(kGroups, options, options.group_id, std::move(body));
@@ -457,8 +549,38 @@ void Commands::Add() {
   add->add_option("--group-id", o.group_id, "Enrollment group ID")->required();
   add->add_option("--registration-id-prefix", o.prefix,
                   "Admit only registration IDs with this prefix");
+  CLI::Option* ca_reference = add->add_option(
+      "--ca-reference", o.ca_reference,
+      "X.509: admit devices whose chain leads to this verified CA certificate (by name)");
+  add->add_option("--secondary-ca-reference", o.secondary_ca_reference,
+                  "X.509: a second verified CA certificate")
+      ->needs(ca_reference);
   AddSettingsFlags(add);
   AddCollection(group, kGroups, "Enrollment group ID");
+
+  CLI::App* ca_certificate = app_.add_subcommand(
+      "ca-certificate", "CA certificates that back X.509 enrollment groups (proof of possession)");
+  ca_certificate->require_subcommand(1);
+  for (auto [verb, description, needs_file] :
+       {std::tuple{"add", "Upload a root or intermediate CA certificate (unverified)", true},
+        std::tuple{"show", "Show one CA certificate with its PEM", false},
+        std::tuple{"delete", "Delete a CA certificate no enrollment group references", false},
+        std::tuple{"verification-code", "Generate a one-time verification code", false},
+        std::tuple{"verify", "Prove possession: a certificate with CN = the code, signed by the CA",
+                   true}}) {
+    std::string name = verb;
+    CLI::App* cmd = Leaf(ca_certificate, name, description, [name](const Options& options) {
+      return CaCertificateCommand(name, options);
+    });
+    cmd->add_option("name", o.id, "CA certificate name")->required();
+    if (needs_file) {
+      cmd->add_option("--certificate", o.certificate_file, "PEM file")
+          ->required()
+          ->check(CLI::ExistingFile);
+    }
+  }
+  Leaf(ca_certificate, "list", "List CA certificates and whether they are verified",
+       [](const Options& options) { return CaCertificateCommand("list", options); });
 
   CLI::App* registration = app_.add_subcommand("registration", "Device registration states");
   registration->require_subcommand(1);

@@ -97,7 +97,7 @@ Result<Config> ParseConfig(std::string_view toml_text) {
     return std::unexpected(
         InvalidArgument("config: " + std::string(e.description()) + " at " + where.str()));
   }
-  DEVID_TRY(CheckKeys(root, "", {"server", "device", "store", "tls", "ca"}));
+  DEVID_TRY(CheckKeys(root, "", {"server", "device", "store", "tls", "ca", "x509"}));
   Config config;
   DEVID_ASSIGN_OR_RETURN(const toml::table* server, Section(root, "server"));
   if (server) {
@@ -124,16 +124,25 @@ Result<Config> ParseConfig(std::string_view toml_text) {
   }
   DEVID_ASSIGN_OR_RETURN(const toml::table* device, Section(root, "device"));
   if (device) {
-    DEVID_TRY(CheckKeys(*device, "device", {"id_scope", "hubs", "retry_after_seconds"}));
+    DEVID_TRY(CheckKeys(*device, "device",
+                        {"id_scope", "hubs", "retry_after_seconds", "tpm_challenge_ttl_seconds",
+                         "tpm_require_ek_certificate", "tpm_ek_roots_file"}));
     DEVID_TRY(ReadString(*device, "device", "id_scope", config.device.id_scope));
     DEVID_TRY(ReadStrings(*device, "device", "hubs", config.device.hubs));
     DEVID_TRY(ReadInt(*device, "device", "retry_after_seconds", config.device.retry_after_seconds,
                       0, 60));
+    DEVID_TRY(ReadInt(*device, "device", "tpm_challenge_ttl_seconds",
+                      config.device.tpm_challenge_ttl_seconds, 1, 3600));
+    DEVID_TRY(ReadBool(*device, "device", "tpm_require_ek_certificate",
+                       config.device.tpm_require_ek_certificate));
+    DEVID_TRY(ReadString(*device, "device", "tpm_ek_roots_file", config.device.tpm_ek_roots_file));
   }
   DEVID_ASSIGN_OR_RETURN(const toml::table* store, Section(root, "store"));
   if (store) {
-    DEVID_TRY(CheckKeys(*store, "store", {"url"}));
+    DEVID_TRY(CheckKeys(*store, "store", {"url", "settings_refresh_seconds"}));
     DEVID_TRY(ReadString(*store, "store", "url", config.store.url));
+    DEVID_TRY(ReadInt(*store, "store", "settings_refresh_seconds",
+                      config.store.settings_refresh_seconds, 1, 3600));
   }
   DEVID_ASSIGN_OR_RETURN(const toml::table* tls, Section(root, "tls"));
   if (tls) {
@@ -165,6 +174,28 @@ Result<Config> ParseConfig(std::string_view toml_text) {
     if (auto algorithm = keys::ParseKeyAlgorithm(c.key_algorithm); !algorithm) {
       return std::unexpected(KeyError("ca.key_algorithm", algorithm.error().message()));
     }
+  }
+  DEVID_ASSIGN_OR_RETURN(const toml::table* x509, Section(root, "x509"));
+  if (x509) {
+    DEVID_TRY(CheckKeys(*x509, "x509",
+                        {"crl_files", "fetch_crls", "crl_unavailable", "crl_request_wait_ms",
+                         "crl_fetch_timeout_ms", "crl_refresh_before_seconds",
+                         "crl_max_age_seconds", "crl_retry_seconds", "crl_poll_ms"}));
+    auto& x = config.x509;
+    DEVID_TRY(ReadStrings(*x509, "x509", "crl_files", x.crl_files));
+    DEVID_TRY(ReadBool(*x509, "x509", "fetch_crls", x.fetch_crls));
+    DEVID_TRY(ReadString(*x509, "x509", "crl_unavailable", x.crl_unavailable));
+    if (x.crl_unavailable != "reject" && x.crl_unavailable != "accept") {
+      return std::unexpected(KeyError("x509.crl_unavailable", "must be \"reject\" or \"accept\""));
+    }
+    DEVID_TRY(ReadInt(*x509, "x509", "crl_request_wait_ms", x.crl_request_wait_ms, 0, 60000));
+    DEVID_TRY(ReadInt(*x509, "x509", "crl_fetch_timeout_ms", x.crl_fetch_timeout_ms, 100, 60000));
+    DEVID_TRY(ReadInt(*x509, "x509", "crl_refresh_before_seconds", x.crl_refresh_before_seconds,
+                      0, 86400 * 7));
+    DEVID_TRY(ReadInt(*x509, "x509", "crl_max_age_seconds", x.crl_max_age_seconds, 1,
+                      86400 * 30));
+    DEVID_TRY(ReadInt(*x509, "x509", "crl_retry_seconds", x.crl_retry_seconds, 1, 86400));
+    DEVID_TRY(ReadInt(*x509, "x509", "crl_poll_ms", x.crl_poll_ms, 10, 3600 * 1000));
   }
   return config;
 }

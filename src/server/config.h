@@ -28,11 +28,19 @@ struct DeviceSection {
   std::string id_scope;  // "" = generated on first start and kept in the store
   std::vector<std::string> hubs = {"localhost"};
   int retry_after_seconds = 1;
+  // TPM attestation: how long a challenge stays answerable; whether every TPM enrollment must
+  // present an EK certificate; the PEM bundle of TPM manufacturer CAs that validate them.
+  int tpm_challenge_ttl_seconds = 300;
+  bool tpm_require_ek_certificate = false;
+  std::string tpm_ek_roots_file;  // "" = none: EK certificates cannot be validated
 };
 
 // StoreSection is [store]: the registry back end.
 struct StoreSection {
   std::string url;  // "" = sqlite://<data dir>/devid.db
+  // settings_refresh_seconds is how often a node re-reads the ID scope and the service access
+  // policies from the store, so a change reaches every node within this bound (docs/scale-out.md).
+  int settings_refresh_seconds = 5;
 };
 
 // TlsSection is [tls]: the server's identity; empty = the development PKI in the data dir.
@@ -55,6 +63,20 @@ struct CaSection {
   std::string passphrase_env;   // variable holding the file keys' passphrase; "" = a file beside them
 };
 
+// X509Section is [x509]: revocation checking for third-party CAs' device certificates
+// (attestation::CrlCache). devid's own CA is checked in its inventory, not here.
+struct X509Section {
+  std::vector<std::string> crl_files;  // PEM or DER CRLs, re-read when they change
+  bool fetch_crls = true;              // fetch the certificates' http:// CRL distribution points
+  std::string crl_unavailable = "reject";  // no current CRL to be had: "reject" | "accept"
+  int crl_request_wait_ms = 2000;          // longest a request waits for a first fetch
+  int crl_fetch_timeout_ms = 5000;
+  int crl_refresh_before_seconds = 300;    // refetch this long before nextUpdate
+  int crl_max_age_seconds = 3600;          // and at least this often
+  int crl_retry_seconds = 30;              // after a failed fetch
+  int crl_poll_ms = 1000;                  // how often files are checked for changes
+};
+
 // Config is the whole `devid serve` configuration, parsed once from TOML.
 struct Config {
   ServerSection server;
@@ -62,6 +84,7 @@ struct Config {
   StoreSection store;
   TlsSection tls;
   CaSection ca;
+  X509Section x509;
 };
 
 // ParseConfig parses TOML text. Unknown keys and wrong types fail with kInvalidArgument naming

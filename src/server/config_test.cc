@@ -24,6 +24,31 @@ passphrase_env = "DEVID_CA_PASS"
   EXPECT_EQ(config->ca.passphrase_env, "DEVID_CA_PASS");
 }
 
+TEST(ConfigTest, X509Section_ParsesCrlSettings_AndDefaultsToFailClosed) {
+  auto defaults = ParseConfig("");
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->x509.crl_unavailable, "reject");
+  EXPECT_TRUE(defaults->x509.fetch_crls);
+  auto config = ParseConfig(R"(
+[x509]
+crl_files = ["a.crl", "b.pem"]
+fetch_crls = false
+crl_unavailable = "accept"
+crl_request_wait_ms = 100
+)");
+  ASSERT_TRUE(config) << config.error().message();
+  EXPECT_EQ(config->x509.crl_files, (std::vector<std::string>{"a.crl", "b.pem"}));
+  EXPECT_FALSE(config->x509.fetch_crls);
+  EXPECT_EQ(config->x509.crl_unavailable, "accept");
+  EXPECT_EQ(config->x509.crl_request_wait_ms, 100);
+  for (const char* bad : {"[x509]\ncrl_unavailable = \"maybe\"\n", "[x509]\ncrl_poll_ms = 0\n",
+                          "[x509]\ncrl_url = \"x\"\n"}) {
+    auto refused = ParseConfig(bad);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_THAT(refused.error().message(), HasSubstr("x509.")) << bad;
+  }
+}
+
 TEST(ConfigTest, CaSection_Defaults) {
   auto config = ParseConfig("");
   ASSERT_TRUE(config);
@@ -62,6 +87,43 @@ TEST(ConfigTest, RequestClientCertificate_DefaultsToTrue_AndTakesOnlyABoolean) {
   EXPECT_EQ(text.error().code(), ErrorCode::kInvalidArgument);
   EXPECT_THAT(text.error().message(),
               HasSubstr("server.request_client_certificate: must be true or false"));
+}
+
+TEST(ConfigTest, SettingsRefreshSeconds_DefaultsToFive_AndRefusesOutOfRange) {
+  auto defaults = ParseConfig("");
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->store.settings_refresh_seconds, 5);
+  auto one = ParseConfig("[store]\nsettings_refresh_seconds = 1\n");
+  ASSERT_TRUE(one) << one.error().message();
+  EXPECT_EQ(one->store.settings_refresh_seconds, 1);
+  for (const char* toml : {"[store]\nsettings_refresh_seconds = 0\n",
+                           "[store]\nsettings_refresh_seconds = 3601\n",
+                           "[store]\nsettings_refresh_seconds = \"5\"\n"}) {
+    auto refused = ParseConfig(toml);
+    ASSERT_FALSE(refused) << toml;
+    EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(refused.error().message(),
+                HasSubstr("store.settings_refresh_seconds: must be an integer from 1 to 3600"));
+  }
+}
+
+TEST(ConfigTest, DeviceTpmSettings_DefaultAndParse) {
+  auto defaults = ParseConfig("");
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->device.tpm_challenge_ttl_seconds, 300);
+  EXPECT_FALSE(defaults->device.tpm_require_ek_certificate);
+  EXPECT_EQ(defaults->device.tpm_ek_roots_file, "");
+  auto set = ParseConfig(
+      "[device]\ntpm_challenge_ttl_seconds = 60\ntpm_require_ek_certificate = true\n"
+      "tpm_ek_roots_file = \"ek-roots.pem\"\n");
+  ASSERT_TRUE(set) << set.error().message();
+  EXPECT_EQ(set->device.tpm_challenge_ttl_seconds, 60);
+  EXPECT_TRUE(set->device.tpm_require_ek_certificate);
+  EXPECT_EQ(set->device.tpm_ek_roots_file, "ek-roots.pem");
+  auto zero = ParseConfig("[device]\ntpm_challenge_ttl_seconds = 0\n");
+  ASSERT_FALSE(zero);
+  EXPECT_THAT(zero.error().message(),
+              HasSubstr("device.tpm_challenge_ttl_seconds: must be an integer from 1 to 3600"));
 }
 
 }  // namespace

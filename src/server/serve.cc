@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "api/ca_certificate_api.h"
 #include "api/certificate_api.h"
 #include "api/device_api.h"
 #include "api/est_api.h"
@@ -19,6 +20,10 @@
 #include "ca/inventory.h"
 #include "ca/profile.h"
 #include "attestation/symmetric_key/symmetric_key_verifier.h"
+#include "attestation/tpm/ek_certificate.h"
+#include "base/file.h"
+#include "attestation/x509/crl_cache.h"
+#include "net/http_get.h"
 #include "net/https_server.h"
 #include "ossl/base64.h"
 #include "server/ca_store.h"
@@ -26,12 +31,11 @@
 #include "server/data_dir.h"
 #include "server/revocation_service.h"
 #include "server/server_tls.h"
+#include "server/settings_refresh.h"
 
 namespace devid::server {
 namespace {
 
-constexpr std::string_view kIdScopeSetting = "device.idScope";
-constexpr std::string_view kPoliciesSetting = "service.policies";
 const registry::Actor kBootstrap{"devid serve"};
 
 Result<std::unique_ptr<registry::Registry>> OpenStore(const Config& config, const DataDir& dir,
@@ -83,6 +87,33 @@ CaInitOptions CaInitOptionsFrom(const CaSection& ca) {
   init.issuing_key_uri = ca.issuing_key_uri;
   init.passphrase_env = ca.passphrase_env;
   return init;
+}
+
+// StartCrlCache starts the third-party CRL cache for X.509 devices as [x509] says; what devid's
+// own CAs issued is left to the inventory.
+Result<std::unique_ptr<attestation::CrlCache>> StartCrlCache(const X509Section& x509,
+                                                              const ca::Authority& authority,
+                                                              const Clock& clock) {
+  attestation::CrlCacheOptions options;
+  options.files = x509.crl_files;
+  options.fetch_distribution_points = x509.fetch_crls;
+  DEVID_ASSIGN_OR_RETURN(options.unavailable,
+                         attestation::ParseCrlUnavailablePolicy(x509.crl_unavailable));
+  options.request_wait = std::chrono::milliseconds(x509.crl_request_wait_ms);
+  options.refresh_before = std::chrono::seconds(x509.crl_refresh_before_seconds);
+  options.max_age = std::chrono::seconds(x509.crl_max_age_seconds);
+  options.retry_interval = std::chrono::seconds(x509.crl_retry_seconds);
+  options.poll_interval = std::chrono::milliseconds(x509.crl_poll_ms);
+  for (const pki::Certificate& root : authority.roots()) {
+    options.own_issuer_thumbprints.insert(root.Sha256Thumbprint());
+  }
+  for (const ca::IssuingCa& issuer : authority.issuers()) {
+    options.own_issuer_thumbprints.insert(issuer.certificate.Sha256Thumbprint());
+  }
+  net::HttpGetOptions get{.timeout = std::chrono::milliseconds(x509.crl_fetch_timeout_ms)};
+  return attestation::CrlCache::Start(
+      std::move(options), [get](const std::string& url) { return net::HttpGet(url, get); },
+      clock);
 }
 
 // CaBaseUrl is where certificates point for CRLs, OCSP and the issuer: the configured URL, else
@@ -157,19 +188,34 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   if (!id_scope) return Fail(id_scope.error());
   auto policies = Policies(**registry, random);
   if (!policies) return Fail(policies.error());
-  std::string owner_key = policies->front().primary_key;
-  std::string owner_name = policies->front().name;
+  if (policies->empty()) {
+    return Fail(FailedPrecondition("the store's service.policies setting holds no policy"));
+  }
 
   attestation::SymmetricKeyVerifier verifier(**registry, clock);
   api::DeviceApiOptions device_options{*id_scope, config->device.hubs,
                                        config->device.retry_after_seconds};
   device_options.authority = &authority;
+  device_options.tpm_challenge_ttl = std::chrono::seconds(config->device.tpm_challenge_ttl_seconds);
+  device_options.tpm_ek_certificates.required = config->device.tpm_require_ek_certificate;
+  if (!config->device.tpm_ek_roots_file.empty()) {
+    auto pem = ReadFile(config->device.tpm_ek_roots_file);
+    if (!pem) return Fail(pem.error().WithContext("reading device.tpm_ek_roots_file"));
+    auto roots = attestation::LoadEkManufacturerRoots(*pem);
+    if (!roots) return Fail(roots.error().WithContext("loading device.tpm_ek_roots_file"));
+    device_options.tpm_ek_certificates.roots =
+        std::make_shared<const attestation::EkManufacturerRoots>(std::move(*roots));
+  }
+  auto crl_cache = StartCrlCache(config->x509, authority, clock);
+  if (!crl_cache) return Fail(crl_cache.error().WithContext("config x509"));
+  device_options.crl_cache = crl_cache->get();
   api::DeviceApi device_api(device_options, **registry, verifier, clock, random);
-  api::ServiceAuthenticator service_auth(config->server.host_name, std::move(*policies), clock);
+  api::ServiceAuthenticator service_auth(config->server.host_name, *policies, clock);
   api::ServiceApi service_api(**registry, service_auth, random);
   auto est = std::make_unique<api::EstApi>(authority, verifier, **registry, clock, *id_scope);
   api::CertificateApi certificate_api(**registry, service_auth, clock);
-  std::vector<api::Route*> routes = {est.get(), &certificate_api};
+  api::CaCertificateApi ca_certificate_api(**registry, service_auth, clock, random);
+  std::vector<api::Route*> routes = {est.get(), &certificate_api, &ca_certificate_api};
   auto revocation = StartRevocationService(dir->path(), **ca, **registry, clock, random);
   if (!revocation) return Fail(revocation.error().WithContext("starting CRL and OCSP"));
   routes.push_back((*revocation)->api.get());
@@ -191,18 +237,35 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
 
   std::string endpoint =
       "https://" + config->server.host_name + ":" + std::to_string((*server)->port());
-  nlohmann::json connection = {
-      {"idScope", *id_scope},
-      {"deviceEndpoint", endpoint},
-      {"serviceEndpoint", endpoint},
-      {"serviceConnectionString", "HostName=" + config->server.host_name +
-                                      ";SharedAccessKeyName=" + owner_name +
-                                      ";SharedAccessKey=" + owner_key},
-      {"trustBundle", tls->trust_bundle_path},
+  auto write_connection = [&](const std::string& scope, const api::AccessPolicy& owner) {
+    nlohmann::json connection = {
+        {"idScope", scope},
+        {"deviceEndpoint", endpoint},
+        {"serviceEndpoint", endpoint},
+        {"serviceConnectionString", "HostName=" + config->server.host_name +
+                                        ";SharedAccessKeyName=" + owner.name +
+                                        ";SharedAccessKey=" + owner.primary_key},
+        {"trustBundle", tls->trust_bundle_path},
+    };
+    return dir->WriteConnectionFile(connection.dump(2) + "\n");
   };
-  if (auto written = dir->WriteConnectionFile(connection.dump(2) + "\n"); !written) {
+  if (auto written = write_connection(*id_scope, policies->front()); !written) {
     return Fail(written.error());
   }
+  // Settings changed through another node or in the store reach this one within the interval.
+  SettingsRefresher refresher(
+      **registry, {*id_scope, *policies}, config->device.id_scope.empty(),
+      [&](const NodeSettings& settings) {
+        device_api.SetIdScope(settings.id_scope);
+        est->SetIdScope(settings.id_scope);
+        service_auth.SetPolicies(settings.policies);
+        if (settings.policies.empty()) return;
+        if (auto written = write_connection(settings.id_scope, settings.policies.front());
+            !written) {
+          spdlog::error("devid serve: {}", written.error().message());
+        }
+      });
+  refresher.Start(std::chrono::seconds(config->store.settings_refresh_seconds));
   std::printf("devid serve: listening on https://%s:%u\n", listen->host.c_str(),
               static_cast<unsigned>((*server)->port()));
   std::printf("devid serve: ID scope %s; connection details in %s/connection.json\n",
