@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # bench/gateway.sh measures MQTT connects/s (TLS connect + CONNECT with credentials + CONNACK +
-# DISCONNECT) through Mosquitto 2.0 on one TLS listener, three ways, same client, same run:
-#   anonymous  allow_anonymous true, no plugin (the issue's baseline)
-#   password   Mosquitto's own password_file (the built-in authentication)
-#   devid      the devid plugin admitting group devices provisioned through devid (IoT Hub SAS)
+# DISCONNECT) through Mosquitto 2.0 on one TLS listener, five ways, same client, same run:
+#   anonymous       allow_anonymous true, no plugin (the issue's baseline)
+#   password        Mosquitto's own password_file (the built-in authentication)
+#   devid           the devid plugin admitting group devices provisioned through devid (IoT Hub SAS)
+#   anonymous-mtls  as anonymous, but the listener requires a client certificate (each device's
+#                   devid-issued one, from EST): the baseline for
+#   devid-x509      the devid plugin admitting the devices by those certificates
 # The broker serves devid's own server certificate; the client verifies it against devid's trust
-# bundle. Rounds are interleaved so a change in machine load affects all three alike. Results go
+# bundle. Rounds are interleaved so a change in machine load affects all five alike. Results go
 # to $OUT (default: a new temp dir) as JSON lines, and a summary is printed.
 #
 # Environment (defaults): DEVICES=64 THREADS=8 DURATION=10 WARMUP=2 ROUNDS=3
@@ -66,6 +69,36 @@ log "provisioning $DEVICES devices"
   --id-prefix gw- --concurrency 8 --label provision >/dev/null
 # devid keeps running (idle): the plugin reads its SQLite store beside it, as on a gateway node.
 
+# --- a devid-issued client certificate per device, through EST simpleenroll ---------------------
+id_scope=$(jq -r .idScope "$connection")
+certs=$tmp/certs
+mkdir -p "$certs"
+# hmac_base64 KEY_BASE64: HMAC-SHA256 of stdin under the key, base64.
+hmac_base64() {
+  openssl dgst -sha256 -mac HMAC -macopt "hexkey:$(base64 -d <<<"$1" | od -An -tx1 | tr -d ' \n')" \
+    -binary | base64 -w0
+}
+log "enrolling $DEVICES client certificates through EST"
+last=$((DEVICES - 1))
+width=${#last}  # device IDs are zero-padded to the width of the last, as devid_register_load does
+for i in $(seq 0 $((DEVICES - 1))); do
+  id=$(printf "gw-%0${width}d" "$i")
+  key=$(printf '%s' "$id" | hmac_base64 "$group_key")  # the group-derived device key (DPS)
+  se=$(( $(date +%s) + 3600 ))
+  sig=$(printf '%s\n%s' "$id_scope/registrations/$id" "$se" | hmac_base64 "$key" |
+        sed 's/+/%2B/g; s|/|%2F|g; s/=/%3D/g')
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$certs/$id.key" \
+    -subj "/CN=$id" -outform DER 2>/dev/null | openssl base64 >"$certs/$id.csr"
+  curl -sS --fail-with-body --max-time 30 --cacert "$trust" --resolve "$host_name:$port:127.0.0.1" \
+    -X POST "https://$host_name:$port/.well-known/est/simpleenroll" \
+    -H 'Content-Type: application/pkcs10' --data-binary "@$certs/$id.csr" \
+    -H "Authorization: SharedAccessSignature sr=$id_scope/registrations/$id&sig=$sig&se=$se&skn=registration" \
+    -o "$certs/$id.p7"
+  openssl base64 -d -in "$certs/$id.p7" | openssl pkcs7 -inform DER -print_certs -out "$certs/$id.pem"
+  # The device sends its chain: the broker's cafile holds only the trust bundle's roots.
+  cat "$data"/ca/authority/certs/issuing-*.pem >>"$certs/$id.pem"
+done
+
 # --- the broker, three ways, same listener -----------------------------------------------------
 mqtt_port=$(free_port)
 mosquitto_passwd -b -c "$tmp/passwords" bench bench-password 2>/dev/null
@@ -84,8 +117,12 @@ run_broker() {
     case $mode in
       anonymous) echo "allow_anonymous true" ;;
       password) echo "allow_anonymous false"; echo "password_file $tmp/passwords" ;;
-      devid) echo "allow_anonymous false"; echo "plugin $plugin"
+      devid|devid-x509) echo "allow_anonymous false"; echo "plugin $plugin"
              echo "plugin_opt_store sqlite://$data/devid.db" ;;
+      anonymous-mtls) echo "allow_anonymous true" ;;
+    esac
+    case $mode in
+      *-mtls|*-x509) echo "cafile $trust"; echo "require_certificate true" ;;
     esac
   } >"$conf"
   mosquitto -c "$conf" >>"$tmp/mosquitto-$mode.out" 2>&1 &
@@ -100,6 +137,9 @@ run_broker() {
     password) auth+=(--username bench --password bench-password) ;;
     devid) auth=(--auth sas --hub "$host_name" --group-key "$group_key" --devices "$DEVICES"
                  --id-prefix gw-) ;;
+    anonymous-mtls) auth+=(--cert-dir "$certs" --devices "$DEVICES" --id-prefix gw-) ;;
+    devid-x509) auth=(--auth x509 --hub "$host_name" --cert-dir "$certs" --devices "$DEVICES"
+                      --id-prefix gw-) ;;
   esac
   "$load" --port "$mqtt_port" --cafile "$trust" --threads "$THREADS" --duration "$DURATION" \
     --warmup "$WARMUP" --label "$mode-$round" "${auth[@]}" | tee -a "$OUT/results.jsonl" ||
@@ -108,7 +148,9 @@ run_broker() {
   broker_pid=""
 }
 for round in $(seq "$ROUNDS"); do
-  for mode in anonymous password devid; do run_broker "$mode" "$round"; done
+  for mode in anonymous password devid anonymous-mtls devid-x509; do
+    run_broker "$mode" "$round"
+  done
 done
 
 log "summary (connects/s, median of $ROUNDS rounds):"

@@ -4,8 +4,11 @@
 // Mosquitto's own password file, on the same TLS listener settings.
 //
 // Credentials (--auth): sas = IoT Hub SAS of group devices provisioned by devid_register_load
-// (same --id-prefix/--devices), precomputed; password = one --username/--password for every
-// client; anonymous = none. Client ids are distinct per thread at any moment.
+// (same --id-prefix/--devices), precomputed; x509 = those devices' client certificates
+// (--cert-dir holds <deviceId>.pem and .key) with the IoT Hub username and no password;
+// password = one --username/--password for every client; anonymous = none, or with --cert-dir
+// the devices' certificates only (an mTLS listener without the plugin). Client ids are distinct
+// per thread at any moment.
 
 #include <mosquitto.h>
 
@@ -39,12 +42,15 @@ struct Options {
   double duration = 10;
   double warmup = 2;
   std::string label = "run";
+  std::string cert_dir;
 };
 
 struct Credentials {
   std::string client_id;
   std::string username;
-  std::string password;
+  std::string password;  // "" sends none
+  std::string certfile;  // "" presents no client certificate
+  std::string keyfile;
 };
 
 struct ConnectState {
@@ -65,10 +71,14 @@ bool ConnectOnce(const Options& o, const Credentials& c) {
   if (m == nullptr) return false;
   bool ok = false;
   mosquitto_connect_callback_set(m, OnConnect);
-  if (mosquitto_tls_set(m, o.cafile.c_str(), nullptr, nullptr, nullptr, nullptr) ==
+  const char* certfile = c.certfile.empty() ? nullptr : c.certfile.c_str();
+  const char* keyfile = c.keyfile.empty() ? nullptr : c.keyfile.c_str();
+  if (mosquitto_tls_set(m, o.cafile.c_str(), nullptr, certfile, keyfile, nullptr) ==
           MOSQ_ERR_SUCCESS &&
       (o.auth == "anonymous" ||
-       mosquitto_username_pw_set(m, c.username.c_str(), c.password.c_str()) == MOSQ_ERR_SUCCESS) &&
+       mosquitto_username_pw_set(m, c.username.c_str(),
+                                 c.password.empty() ? nullptr : c.password.c_str()) ==
+           MOSQ_ERR_SUCCESS) &&
       mosquitto_connect(m, o.host.c_str(), o.port, 60) == MOSQ_ERR_SUCCESS) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!state.done && std::chrono::steady_clock::now() < deadline) {
@@ -109,12 +119,15 @@ int main(int argc, char** argv) {
   app.add_option("--duration", o.duration, "measured seconds");
   app.add_option("--warmup", o.warmup, "seconds before measuring");
   app.add_option("--label", o.label, "name of this run in the output");
+  app.add_option("--cert-dir", o.cert_dir, "directory of <deviceId>.pem and .key (x509)");
   CLI11_PARSE(app, argc, argv);
-  if (o.threads < 1 || (o.auth == "sas" && (o.group_key.empty() || o.devices == 0 ||
-                                            o.devices % static_cast<uint64_t>(o.threads) != 0))) {
+  bool per_device = o.auth == "sas" || o.auth == "x509" || !o.cert_dir.empty();
+  if (o.threads < 1 ||
+      (per_device && (o.devices == 0 || o.devices % static_cast<uint64_t>(o.threads) != 0)) ||
+      (o.auth == "sas" && o.group_key.empty()) || (o.auth == "x509" && o.cert_dir.empty())) {
     std::fprintf(stderr,
-                 "devid_mqtt_connect_load: sas needs --group-key and --devices a "
-                 "multiple of --threads\n");
+                 "devid_mqtt_connect_load: sas needs --group-key, x509 --cert-dir, and both "
+                 "--devices a multiple of --threads\n");
     return 2;
   }
 
@@ -129,6 +142,12 @@ int main(int argc, char** argv) {
           {id, o.hub + "/" + id + "/?api-version=2021-04-12",
            devid::pki::CreateSasToken(
                *key, devid::PercentEncodeComponent(o.hub + "/devices/" + id, true), expiry, "")});
+    }
+  } else if (!o.cert_dir.empty()) {
+    for (uint64_t i = 0; i < o.devices; ++i) {
+      std::string id = DeviceId(o, i);
+      credentials.push_back({id, o.hub + "/" + id + "/?api-version=2021-04-12", "",
+                             o.cert_dir + "/" + id + ".pem", o.cert_dir + "/" + id + ".key"});
     }
   } else {
     for (int t = 0; t < o.threads; ++t) {

@@ -2,10 +2,13 @@
 
 #include <openssl/crypto.h>
 
+#include <chrono>
 #include <cstdint>
+#include <span>
 #include <utility>
 #include <vector>
 
+#include "attestation/x509/x509_verifier.h"
 #include "gateway/topic_policy.h"
 #include "ossl/base64.h"
 #include "pki/sas_token.h"
@@ -89,6 +92,28 @@ Result<registry::EnrollmentSettings> EnrollmentSettingsFor(RegistryCache& regist
   return std::move(group->settings);
 }
 
+// UsernameDeviceId checks an IoT Hub username (protocol notes §5.1) against the client id and
+// returns the device ID it names.
+Result<std::string_view> UsernameDeviceId(std::string_view client_id, std::string_view username) {
+  std::string_view device_id = DeviceIdFromUsername(username);
+  if (device_id.empty()) {
+    return std::unexpected(
+        Unauthenticated("client \"" + std::string(client_id) +
+                        "\": the username is not {hub}/{deviceId}/?api-version=..."));
+  }
+  if (device_id != client_id) {
+    return std::unexpected(Refused(device_id, "the client id is not the device ID"));
+  }
+  if (!IsValidDeviceId(device_id)) {
+    return std::unexpected(Refused(device_id, "the device ID holds a character MQTT reserves"));
+  }
+  return device_id;
+}
+
+int64_t UnixSeconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
 }  // namespace
 
 std::string_view DeviceIdFromUsername(std::string_view username) {
@@ -110,18 +135,7 @@ Result<AdmittedDevice> DeviceAuthenticator::AuthenticateSas(std::string_view cli
                                                             std::string_view password) {
   // IoT Hub MQTT (protocol notes §5.1): the username is `{hub}/{clientId}/?api-version=…` and the
   // client id is the device ID.
-  std::string_view device_id = DeviceIdFromUsername(username);
-  if (device_id.empty()) {
-    return std::unexpected(
-        Unauthenticated("client \"" + std::string(client_id) +
-                        "\": the username is not {hub}/{deviceId}/?api-version=..."));
-  }
-  if (device_id != client_id) {
-    return std::unexpected(Refused(device_id, "the client id is not the device ID"));
-  }
-  if (!IsValidDeviceId(device_id)) {
-    return std::unexpected(Refused(device_id, "the device ID holds a character MQTT reserves"));
-  }
+  DEVID_ASSIGN_OR_RETURN(std::string_view device_id, UsernameDeviceId(client_id, username));
   std::string_view hub = username.substr(0, username.find('/'));
 
   DEVID_ASSIGN_OR_RETURN(pki::SasToken token, pki::ParseSasToken(password));
@@ -160,6 +174,63 @@ Result<AdmittedDevice> DeviceAuthenticator::AuthenticateSas(std::string_view cli
   return std::unexpected(Refused(device_id, "the token's signature does not match its key"));
 }
 
+Result<AdmittedDevice> DeviceAuthenticator::AuthenticateX509(std::string_view client_id,
+                                                             std::string_view username,
+                                                             const pki::Certificate& leaf) {
+  DEVID_ASSIGN_OR_RETURN(std::string_view device_id, UsernameDeviceId(client_id, username));
+  std::string_view hub = username.substr(0, username.find('/'));
+  // IoT Hub X.509 devices are named by their certificate's CN (protocol notes §5.1).
+  if (std::string cn = leaf.SubjectCommonName(); cn != device_id) {
+    return std::unexpected(
+        Refused(device_id, "the client certificate's CN \"" + cn + "\" is not the device ID"));
+  }
+  int64_t not_after = UnixSeconds(leaf.NotAfter());
+  if (not_after <= clock_.UnixSeconds()) {
+    return std::unexpected(Refused(device_id, "the client certificate has expired"));
+  }
+  DEVID_ASSIGN_OR_RETURN(registry::Registration reg, FindRegistration(device_id));
+  DEVID_TRY(AdmissibleSettings(reg, device_id, hub));
+  std::string thumbprint = leaf.Sha256Thumbprint();
+  AdmittedDevice admitted{reg.device_id, reg.assigned_hub, not_after, {thumbprint}};
+
+  DEVID_ASSIGN_OR_RETURN(std::optional<registry::CertificateRecord> issued,
+                         IssuedRecord(thumbprint));
+  if (issued) {
+    if (issued->device_id != device_id) {
+      return std::unexpected(
+          Refused(device_id, "its client certificate was issued to \"" + issued->device_id + "\""));
+    }
+    if (issued->revoked) {
+      return std::unexpected(
+          Refused(device_id, "its client certificate (serial " + issued->serial + ") was revoked"));
+    }
+    return admitted;
+  }
+  // Not devid's: the same verifier as the server's X.509 attestation decides which enrollment
+  // trusts it. The broker hands plugins the leaf only, so intermediates cannot be supplied.
+  attestation::X509Verifier verifier(registry_.store(), clock_);
+  std::string der = leaf.ToDer();
+  auto verified = verifier.Verify(reg.registration_id, std::span<const std::string>(&der, 1));
+  if (!verified) {
+    ErrorCode code = verified.error().code();
+    if (code != ErrorCode::kUnauthenticated && code != ErrorCode::kPermissionDenied) {
+      return std::unexpected(verified.error().WithContext("verifying the client certificate"));
+    }
+    return std::unexpected(Refused(device_id, verified.error().message()));
+  }
+  bool same_enrollment = verified->enrollment
+                             ? reg.enrollment_group_id.empty()
+                             : verified->group->enrollment_group_id == reg.enrollment_group_id;
+  if (!same_enrollment) {
+    return std::unexpected(Refused(
+        device_id, "its certificate is trusted by another enrollment than it registered through"));
+  }
+  if (verified->x509_signer) {
+    admitted.certificate_thumbprints.push_back(verified->x509_signer->Sha256Thumbprint());
+  }
+  return admitted;
+}
+
 Status DeviceAuthenticator::Recheck(const AdmittedDevice& device) {
   // IoT Hub closes a session when its token expires; so does the gateway.
   if (device.token_expiry <= clock_.UnixSeconds()) {
@@ -167,6 +238,39 @@ Status DeviceAuthenticator::Recheck(const AdmittedDevice& device) {
   }
   DEVID_ASSIGN_OR_RETURN(registry::Registration reg, FindRegistration(device.device_id));
   DEVID_TRY(AdmissibleSettings(reg, device.device_id, device.hub));
+  return CheckNotRevoked(device.device_id, device.certificate_thumbprints);
+}
+
+Result<std::optional<registry::CertificateRecord>> DeviceAuthenticator::IssuedRecord(
+    const std::string& thumbprint) {
+  registry::CertificateFilter filter;
+  filter.sha256_thumbprint = thumbprint;
+  filter.source = registry::CertificateSource::kIssued;
+  auto found = registry_.store().QueryCertificates(filter, {.max_items = 1});
+  if (!found) {
+    return std::unexpected(found.error().WithContext("reading the certificate inventory"));
+  }
+  if (found->items.empty()) return std::nullopt;
+  return std::move(found->items.front());
+}
+
+Status DeviceAuthenticator::CheckNotRevoked(std::string_view device_id,
+                                            const std::vector<std::string>& thumbprints) {
+  // Read uncached: a revocation must reach live sessions within one re-check interval.
+  for (const std::string& thumbprint : thumbprints) {
+    registry::CertificateFilter filter;
+    filter.sha256_thumbprint = thumbprint;
+    filter.revoked = true;
+    auto revoked = registry_.store().QueryCertificates(filter, {.max_items = 1});
+    if (!revoked) {
+      return std::unexpected(revoked.error().WithContext("reading the certificate inventory"));
+    }
+    if (!revoked->items.empty()) {
+      return std::unexpected(Refused(device_id, "its certificate " + revoked->items[0].subject +
+                                                    " (serial " + revoked->items[0].serial +
+                                                    ") was revoked"));
+    }
+  }
   return Ok();
 }
 

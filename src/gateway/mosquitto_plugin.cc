@@ -1,15 +1,21 @@
-// libdevid_mosquitto.so: the Mosquitto 2.0 plugin (API v5) that admits only provisioned devices,
-// confines each to its own topics and closes the sessions of devices disabled since. This file is
-// only the C ABI: every entry point catches everything and fails closed (deny); the decisions are
-// DeviceAuthenticator's, AuthThrottle's, SessionMonitor's and IsTopicAllowed's.
+// libdevid_mosquitto.so: the Mosquitto 2.0 plugin (API v5) that admits only provisioned devices
+// and back ends holding a service key, confines each device to its own topics and each back end
+// to devices' telemetry and cloud-to-device topics, and closes the sessions of devices disabled
+// since. This file is only the C ABI: every entry point catches everything and fails closed
+// (deny); the decisions are DeviceAuthenticator's, BackEndAuthenticator's, AuthThrottle's,
+// SessionMonitor's, IsTopicAllowed's and IsBackEndTopicAllowed's.
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
+#include <spdlog/details/null_mutex.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,11 +23,14 @@
 #include "base/clock.h"
 #include "base/random.h"
 #include "gateway/auth_throttle.h"
+#include "gateway/back_end_authenticator.h"
 #include "gateway/device_authenticator.h"
 #include "gateway/plugin_options.h"
 #include "gateway/registry_cache.h"
 #include "gateway/session_monitor.h"
 #include "gateway/topic_policy.h"
+#include "ossl/unique_ptr.h"
+#include "pki/certificate.h"
 #include "registry/postgres/postgres_registry.h"
 #include "registry/sqlite/sqlite_registry.h"
 
@@ -29,6 +38,24 @@ namespace devid::gateway {
 namespace {
 
 constexpr int kPluginApiVersion = 5;
+
+// BrokerLogSink sends what the reused devid code logs through spdlog to the broker's log.
+class BrokerLogSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    int level = MOSQ_LOG_DEBUG;
+    if (msg.level >= spdlog::level::err) {
+      level = MOSQ_LOG_ERR;
+    } else if (msg.level == spdlog::level::warn) {
+      level = MOSQ_LOG_WARNING;
+    } else if (msg.level == spdlog::level::info) {
+      level = MOSQ_LOG_INFO;
+    }
+    mosquitto_log_printf(level, "devid: %.*s", static_cast<int>(msg.payload.size()),
+                         msg.payload.data());
+  }
+  void flush_() override {}
+};
 
 // Plugin is the state between mosquitto_plugin_init and mosquitto_plugin_cleanup. The broker calls
 // the plugin from its one main thread.
@@ -39,9 +66,11 @@ struct Plugin {
   std::unique_ptr<registry::Registry> registry;
   std::unique_ptr<RegistryCache> cache;
   std::unique_ptr<DeviceAuthenticator> authenticator;
+  std::unique_ptr<BackEndAuthenticator> back_ends;
   std::unique_ptr<SessionMonitor> sessions;
   std::unique_ptr<AuthThrottle> client_throttle;
   std::unique_ptr<AuthThrottle> address_throttle;
+  TopicLayout topics;
   // loaded and ticked tell whether the broker delivers MOSQ_EVT_TICK: Mosquitto 2.0 does not with
   // per_listener_settings true, and then disabled devices would keep their sessions.
   std::chrono::steady_clock::time_point loaded = std::chrono::steady_clock::now();
@@ -54,6 +83,35 @@ constexpr std::chrono::seconds kTickGrace{5};
 
 const char* OrEmpty(const char* s) { return s == nullptr ? "" : s; }
 
+// ClientCertificate returns the certificate the client presented on an mTLS listener (the broker
+// verified it against the listener's cafile), or nullopt.
+std::optional<pki::Certificate> ClientCertificate(mosquitto* client) {
+  // mosquitto_client_certificate returns an X509* (as void*) the caller must free.
+  ossl::UniquePtr<X509> x509(static_cast<X509*>(mosquitto_client_certificate(client)));
+  if (x509 == nullptr) return std::nullopt;
+  return pki::Certificate::Adopt(std::move(x509));
+}
+
+// Authenticate admits a client whose username is `{hub}/$service` as a back end by its service
+// SAS token; else by certificate a client that presented one and no password (IoT Hub X.509
+// devices send none), else by its device SAS token.
+Result<AdmittedDevice> Authenticate(Plugin& plugin, const char* client_id,
+                                    const mosquitto_evt_basic_auth& ed) {
+  if (ed.username != nullptr && IsBackEndUsername(ed.username)) {
+    if (ed.password == nullptr) return std::unexpected(Unauthenticated("back end: no password"));
+    return plugin.back_ends->Authenticate(client_id, ed.username, ed.password);
+  }
+  if (ed.password == nullptr) {
+    if (std::optional<pki::Certificate> certificate = ClientCertificate(ed.client)) {
+      return plugin.authenticator->AuthenticateX509(client_id, OrEmpty(ed.username), *certificate);
+    }
+  }
+  if (ed.username == nullptr || ed.password == nullptr) {
+    return std::unexpected(Unauthenticated("no username or password, and no client certificate"));
+  }
+  return plugin.authenticator->AuthenticateSas(client_id, ed.username, ed.password);
+}
+
 int OnBasicAuth(int /*event*/, void* event_data, void* userdata) {
   try {
     auto* plugin = static_cast<Plugin*>(userdata);
@@ -65,7 +123,7 @@ int OnBasicAuth(int /*event*/, void* event_data, void* userdata) {
     // slower with every failure and stops for a while after too many (docs/gateway.md).
     Status allowed = plugin->client_throttle->Check(client_id);
     if (allowed) allowed = plugin->address_throttle->Check(address);
-    Result<AdmittedDevice> admitted = std::unexpected(Unauthenticated("no username or password"));
+    Result<AdmittedDevice> admitted = std::unexpected(Internal("not authenticated"));
     if (!plugin->ticked && std::chrono::steady_clock::now() - plugin->loaded > kTickGrace) {
       // Fail closed: without ticks a disabled device's session would never be closed.
       admitted = std::unexpected(
@@ -73,8 +131,8 @@ int OnBasicAuth(int /*event*/, void* event_data, void* userdata) {
                              "re-checked: set per_listener_settings false"));
     } else if (!allowed) {
       admitted = std::unexpected(allowed.error());
-    } else if (ed->username != nullptr && ed->password != nullptr) {
-      admitted = plugin->authenticator->AuthenticateSas(client_id, ed->username, ed->password);
+    } else {
+      admitted = Authenticate(*plugin, client_id, *ed);
     }
     if (!admitted) {
       plugin->client_throttle->RecordFailure(client_id);
@@ -130,17 +188,15 @@ int OnTick(int /*event*/, void* /*event_data*/, void* userdata) {
   return MOSQ_ERR_SUCCESS;
 }
 
-int OnAclCheck(int /*event*/, void* event_data, void* /*userdata*/) {
+int OnAclCheck(int /*event*/, void* event_data, void* userdata) {
   try {
+    auto* plugin = static_cast<Plugin*>(userdata);
     auto* ed = static_cast<mosquitto_evt_acl_check*>(event_data);
     const char* client_id = mosquitto_client_id(ed->client);
     const char* username = mosquitto_client_username(ed->client);
-    if (client_id == nullptr || username == nullptr || ed->topic == nullptr) {
+    if (plugin == nullptr || client_id == nullptr || username == nullptr || ed->topic == nullptr) {
       return MOSQ_ERR_ACL_DENIED;
     }
-    // Only clients OnBasicAuth admitted have a username naming their own client id.
-    std::string_view device_id = client_id;
-    if (DeviceIdFromUsername(username) != device_id) return MOSQ_ERR_ACL_DENIED;
     TopicAccess access;
     switch (ed->access) {
       case MOSQ_ACL_WRITE:
@@ -158,7 +214,16 @@ int OnAclCheck(int /*event*/, void* event_data, void* /*userdata*/) {
       default:
         return MOSQ_ERR_ACL_DENIED;
     }
-    if (IsTopicAllowed(device_id, access, ed->topic)) return MOSQ_ERR_SUCCESS;
+    // A back end is a session OnBasicAuth admitted with a service token; its username says so too.
+    const AdmittedDevice* admitted = plugin->sessions->Find(ed->client);
+    if (admitted != nullptr && !admitted->back_end_policy.empty()) {
+      if (IsBackEndUsername(username) && IsBackEndTopicAllowed(plugin->topics, access, ed->topic)) {
+        return MOSQ_ERR_SUCCESS;
+      }
+    } else if (DeviceIdFromUsername(username) == std::string_view(client_id)) {
+      // Only devices OnBasicAuth admitted have a username naming their own client id.
+      if (IsTopicAllowed(plugin->topics, client_id, access, ed->topic)) return MOSQ_ERR_SUCCESS;
+    }
     mosquitto_log_printf(MOSQ_LOG_NOTICE, "devid: denied client \"%s\" access %d to \"%s\"",
                          client_id, ed->access, ed->topic);
   } catch (const std::exception& e) {
@@ -206,8 +271,11 @@ int Init(mosquitto_plugin_id_t* identifier, void** userdata, mosquitto_opt* opti
     mosquitto_log_printf(MOSQ_LOG_ERR, "devid: %s", parsed.error().message().c_str());
     return MOSQ_ERR_INVAL;
   }
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("devid", std::make_shared<BrokerLogSink>()));
   auto plugin = std::make_unique<Plugin>();
   plugin->identifier = identifier;
+  plugin->topics = parsed->topics;
   auto opened = OpenStore(parsed->store_url, *plugin);
   if (!opened) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "devid: opening the registry: %s",
@@ -218,10 +286,14 @@ int Init(mosquitto_plugin_id_t* identifier, void** userdata, mosquitto_opt* opti
   plugin->cache = std::make_unique<RegistryCache>(*plugin->registry, plugin->clock, parsed->cache);
   plugin->authenticator =
       std::make_unique<DeviceAuthenticator>(*plugin->cache, plugin->clock, parsed->hub);
+  plugin->back_ends =
+      std::make_unique<BackEndAuthenticator>(*plugin->registry, plugin->clock, parsed->hub);
   plugin->sessions = std::make_unique<SessionMonitor>(
       plugin->clock, parsed->sessions,
-      [authenticator = plugin->authenticator.get()](const AdmittedDevice& device) {
-        return authenticator->Recheck(device);
+      [authenticator = plugin->authenticator.get(),
+       back_ends = plugin->back_ends.get()](const AdmittedDevice& admitted) {
+        return admitted.back_end_policy.empty() ? authenticator->Recheck(admitted)
+                                                : back_ends->Recheck(admitted);
       });
   plugin->client_throttle = std::make_unique<AuthThrottle>(plugin->clock, parsed->client_throttle);
   plugin->address_throttle =

@@ -94,13 +94,17 @@ Result<PluginOptions> ParsePluginOptions(
       DEVID_ASSIGN_OR_RETURN(int64_t n, ParseInt(key, value, 1, 10'000'000));
       parsed.client_throttle.max_entries = parsed.address_throttle.max_entries =
           static_cast<size_t>(n);
+    } else if (key == "publish_topics") {
+      DEVID_ASSIGN_OR_RETURN(parsed.topics.publish_roots, ParseTopicRoots(key, value));
+    } else if (key == "receive_topics") {
+      DEVID_ASSIGN_OR_RETURN(parsed.topics.receive_roots, ParseTopicRoots(key, value));
     } else {
       return std::unexpected(BadOption(
           key,
           "unknown option (known: store, hub, cache_entries, cache_ttl_ms, "
           "recheck_interval_ms, recheck_batch, throttle_slow_after, throttle_refuse_after, "
           "throttle_address_slow_after, throttle_address_refuse_after, "
-          "throttle_refuse_seconds, throttle_entries)"));
+          "throttle_refuse_seconds, throttle_entries, publish_topics, receive_topics)"));
     }
   }
   if (parsed.store_url.empty()) {

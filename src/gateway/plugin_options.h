@@ -8,6 +8,7 @@
 #include "gateway/auth_throttle.h"
 #include "gateway/registry_cache.h"
 #include "gateway/session_monitor.h"
+#include "gateway/topic_policy.h"
 
 namespace devid::gateway {
 
@@ -29,6 +30,9 @@ struct PluginOptions {
   // plugin_opt_throttle_refuse_seconds, plugin_opt_throttle_entries.
   AuthThrottleOptions client_throttle;
   AuthThrottleOptions address_throttle{.slow_after = 20, .refuse_after = 100};
+  // topics: plugin_opt_publish_topics and plugin_opt_receive_topics each replace their half of
+  // the IoT Hub layout with a space-separated list of root templates (ParseTopicRoots).
+  TopicLayout topics = TopicLayout::IotHub();
 };
 
 // kMaxDisableDelayMs bounds cache_ttl_ms + recheck_interval_ms: the longest a disabled device's
@@ -42,8 +46,9 @@ std::string SqlitePath(std::string_view store_url);
 // ParsePluginOptions validates the broker's plugin options (key without the `plugin_opt_` prefix,
 // value). It fails with kInvalidArgument naming the option on an unknown or repeated key, a
 // missing store, a store URL that is neither sqlite:// with an absolute path nor postgresql://, an
-// empty hub or one holding '/', a number that is not a whole number in its range, slow_after above
-// refuse_after, or cache_ttl_ms + recheck_interval_ms above kMaxDisableDelayMs.
+// empty hub or one holding '/', a topic template ParseTopicRoots refuses, a number that is not a
+// whole number in its range, slow_after above refuse_after, or cache_ttl_ms + recheck_interval_ms
+// above kMaxDisableDelayMs.
 Result<PluginOptions> ParsePluginOptions(
     std::span<const std::pair<std::string, std::string>> options);
 

@@ -82,12 +82,30 @@ TEST(PluginOptionsTest, Rejects_BadOptionsNamingThem) {
             "plugin_opt_throttle_address_slow_after: must not exceed"},
            {{{"store", "sqlite:///a.db"}, {"throttle_entries", "0"}},
             "plugin_opt_throttle_entries"},
+           {{{"store", "sqlite:///a.db"}, {"publish_topics", "devices/+/events"}},
+            "plugin_opt_publish_topics: topic template \"devices/+/events\" holds a wildcard"},
+           {{{"store", "sqlite:///a.db"}, {"receive_topics", " "}},
+            "plugin_opt_receive_topics: no topic template given"},
        }) {
     auto parsed = ParsePluginOptions(c.options);
     ASSERT_FALSE(parsed.has_value()) << c.message;
     EXPECT_EQ(parsed.error().code(), ErrorCode::kInvalidArgument);
     EXPECT_THAT(parsed.error().message(), HasSubstr(c.message));
   }
+}
+
+TEST(PluginOptionsTest, Parses_TopicLayout_DefaultingToIotHub) {
+  std::vector<std::pair<std::string, std::string>> options = {{"store", "sqlite:///a.db"}};
+  auto iot_hub = ParsePluginOptions(options);
+  ASSERT_TRUE(iot_hub.has_value()) << iot_hub.error().message();
+  EXPECT_EQ(iot_hub->topics.publish_roots, TopicLayout::IotHub().publish_roots);
+  EXPECT_EQ(iot_hub->topics.receive_roots, TopicLayout::IotHub().receive_roots);
+  options.emplace_back("publish_topics", "telemetry/{deviceId}  $shared/status");
+  auto custom = ParsePluginOptions(options);
+  ASSERT_TRUE(custom.has_value()) << custom.error().message();
+  EXPECT_EQ(custom->topics.publish_roots,
+            (std::vector<std::string>{"telemetry/{deviceId}", "$shared/status"}));
+  EXPECT_EQ(custom->topics.receive_roots, TopicLayout::IotHub().receive_roots);
 }
 
 }  // namespace

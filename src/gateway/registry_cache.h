@@ -43,6 +43,9 @@ class RegistryCache {
   // size is the number of cached answers.
   size_t size() const;
 
+  // store is the registry behind the cache, for reads that must never be stale (revocation).
+  registry::Registry& store() const { return registry_; }
+
  private:
   using Value =
       std::variant<Error, registry::Registration, registry::Enrollment, registry::EnrollmentGroup>;

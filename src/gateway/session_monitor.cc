@@ -14,6 +14,11 @@ void SessionMonitor::Add(const void* session, AdmittedDevice device) {
 
 void SessionMonitor::Remove(const void* session) { sessions_.erase(session); }
 
+const AdmittedDevice* SessionMonitor::Find(const void* session) const {
+  auto it = sessions_.find(session);
+  return it == sessions_.end() ? nullptr : &it->second;
+}
+
 std::vector<Expired> SessionMonitor::Sweep() {
   std::vector<Expired> expired;
   auto now = clock_.Now();

@@ -45,6 +45,9 @@ class SessionMonitor {
   void Add(const void* session, AdmittedDevice device);
   // Remove stops tracking session; unknown sessions are ignored.
   void Remove(const void* session);
+  // Find returns what session was admitted as, or nullptr when it is not tracked. The pointer is
+  // valid until the next Add, Remove or Sweep.
+  const AdmittedDevice* Find(const void* session) const;
 
   // Sweep, once interval has passed since the last sweep, re-checks up to batch sessions and
   // returns those that failed (they are no longer tracked; the caller closes them). Otherwise it

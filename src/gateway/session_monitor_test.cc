@@ -80,5 +80,15 @@ TEST_F(SessionMonitorTest, Forgets_RemovedSessions) {
   EXPECT_TRUE(checked_.empty());
 }
 
+TEST_F(SessionMonitorTest, Finds_WhatASessionWasAdmittedAs) {
+  SessionMonitor monitor = Monitor(10);
+  monitor.Add(&handles_[0], {.device_id = "$service-1", .back_end_policy = "owner"});
+  ASSERT_NE(monitor.Find(&handles_[0]), nullptr);
+  EXPECT_EQ(monitor.Find(&handles_[0])->back_end_policy, "owner");
+  EXPECT_EQ(monitor.Find(&handles_[1]), nullptr);
+  monitor.Remove(&handles_[0]);
+  EXPECT_EQ(monitor.Find(&handles_[0]), nullptr);
+}
+
 }  // namespace
 }  // namespace devid::gateway

@@ -49,13 +49,16 @@ function requiredEnv(name) {
 }
 
 // startBroker starts the broker on server's SQLite store and resolves once it accepts
-// connections, to {port, log, stop}. It rejects, with the broker's log, when the broker exits or
-// does not listen within 10 s. Call stop() exactly once, before the server's stop().
-async function startBroker(server, extraConf = []) {
+// connections, to {port, x509Port, log, stop}. With x509CaFile it adds an mTLS listener
+// (x509Port) that requires a client certificate verified against that file. It rejects, with the
+// broker's log, when the broker exits or does not listen within 10 s. Call stop() exactly once,
+// before the server's stop().
+async function startBroker(server, extraConf = [], { x509CaFile } = {}) {
   const broker = requiredEnv('DEVID_MOSQUITTO_BROKER');
   const plugin = requiredEnv('DEVID_MOSQUITTO_PLUGIN');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'devid-broker-'));
   const port = await freePort();
+  const x509Port = x509CaFile ? await freePort() : undefined;
   const logFile = path.join(dir, 'mosquitto.log');
   const lines = [
     'per_listener_settings false',
@@ -66,6 +69,14 @@ async function startBroker(server, extraConf = []) {
     `keyfile ${path.join(server.dataDir, 'tls', 'server.key')}`,
     `cafile ${server.config.trustBundle}`,
     'tls_version tlsv1.2',
+    ...(x509CaFile ? [
+      `listener ${x509Port} 127.0.0.1`,
+      `certfile ${path.join(server.dataDir, 'tls', 'server.pem')}`,
+      `keyfile ${path.join(server.dataDir, 'tls', 'server.key')}`,
+      `cafile ${x509CaFile}`,
+      'require_certificate true',
+      'tls_version tlsv1.2',
+    ] : []),
     `plugin ${plugin}`,
     `plugin_opt_store sqlite://${path.join(server.dataDir, 'devid.db')}`,
     `log_dest file ${logFile}`,
@@ -92,7 +103,7 @@ async function startBroker(server, extraConf = []) {
 
   const log = () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '') + output;
   const deadline = Date.now() + kStartTimeoutMs;
-  while (!(await canConnect(port))) {
+  while (!(await canConnect(port)) || (x509Port && !(await canConnect(x509Port)))) {
     if (hasExited || Date.now() > deadline) {
       child.kill('SIGKILL');
       await exited;
@@ -106,7 +117,7 @@ async function startBroker(server, extraConf = []) {
     await exited;
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  return { port, log, stop };
+  return { port, x509Port, log, stop };
 }
 
 module.exports = { startBroker };
