@@ -33,6 +33,10 @@ struct AccessPolicy {
   bool operator==(const AccessPolicy&) const = default;
 };
 
+// kPoliciesSetting names the store setting that holds the policies (PoliciesToJson), read by
+// every node and by the gateway.
+inline constexpr std::string_view kPoliciesSetting = "service.policies";
+
 // PoliciesToJson / PoliciesFromJson store policies as a JSON settings value.
 std::string PoliciesToJson(const std::vector<AccessPolicy>& policies);
 Result<std::vector<AccessPolicy>> PoliciesFromJson(std::string_view text);

@@ -16,10 +16,10 @@
 
 namespace devid::server {
 
-// kIdScopeSetting and kPoliciesSetting name the store settings that hold the ID scope (when the
-// config sets none) and the service access policies (JSON, api::PoliciesToJson).
+// kIdScopeSetting names the store setting that holds the ID scope (when the config sets none);
+// api::kPoliciesSetting holds the service access policies.
 inline constexpr std::string_view kIdScopeSetting = "device.idScope";
-inline constexpr std::string_view kPoliciesSetting = "service.policies";
+using api::kPoliciesSetting;
 
 // NodeSettings is what a node serves with from its store's settings.
 struct NodeSettings {
