@@ -13,6 +13,7 @@
 #include "base/file.h"
 #include "dps_client.h"
 #include "keys/testing/softhsm_token.h"  // RunShell
+#include "mtls_device.h"
 #include "server_process.h"
 
 namespace devid::testing {
@@ -105,27 +106,10 @@ class CaCertificateTest : public ::testing::Test {
     return pki_ + "/" + name + ".pem";
   }
 
-  // Curl sends a device API request with the client certificate chain of reg_id.
-  static std::string Curl(const std::string& reg_id, const std::string& path,
-                          const std::string& args, std::string* body) {
-    std::string out = pki_ + "/response";
-    std::filesystem::remove(out);
-    std::string status;
-    RunShell("curl -s -o " + out + " -w '%{http_code}' --cacert " + server_->trust_bundle_file() +
-                 " --cert " + pki_ + "/" + reg_id + ".chain.pem --key " + pki_ + "/" + reg_id +
-                 ".key " + args + " '" + server_->device_endpoint() + "/" + server_->id_scope() +
-                 path + "?api-version=2019-03-31'",
-             &status);
-    auto text = ReadFile(out);
-    *body = text ? *text : "";
-    return status;
-  }
-
-  static std::string Register(const std::string& reg_id, std::string* body) {
-    return Curl(
-        reg_id, "/registrations/" + reg_id + "/register",
-        "-X PUT -H 'Content-Type: application/json' -d '{\"registrationId\":\"" + reg_id + "\"}'",
-        body);
+  // Register sends reg_id's register request with its client certificate chain.
+  static DeviceReply Register(const std::string& reg_id) {
+    return RegisterAsDevice(*server_, reg_id, pki_ + "/" + reg_id + ".chain.pem",
+                            pki_ + "/" + reg_id + ".key");
   }
 
   static bool Registered(const std::string& reg_id) {
@@ -194,12 +178,14 @@ TEST_F(CaCertificateTest, RegistersLeafAndIntermediateThroughGroupOverVerifiedRo
   ASSERT_EQ(group.exit_code, 0) << Describe(group);
   EXPECT_EQ(ParseJson(group)["attestation"]["x509"]["caReferences"]["primary"], "vendor-root");
 
-  std::string body;
-  ASSERT_EQ(Register("ca-it-1", &body), "202") << body;
-  std::string operation = json::parse(body)["operationId"];
-  ASSERT_EQ(Curl("ca-it-1", "/registrations/ca-it-1/operations/" + operation, "", &body), "200")
-      << body;
-  json state = json::parse(body)["registrationState"];
+  DeviceReply registered = Register("ca-it-1");
+  ASSERT_EQ(registered.status, 202) << registered.body;
+  std::string operation = json::parse(registered.body)["operationId"];
+  DeviceReply status =
+      CurlAsDevice(*server_, "GET", "/registrations/ca-it-1/operations/" + operation,
+                   pki_ + "/ca-it-1.chain.pem", pki_ + "/ca-it-1.key");
+  ASSERT_EQ(status.status, 200) << status.body;
+  json state = json::parse(status.body)["registrationState"];
   EXPECT_EQ(state["status"], "assigned");
   EXPECT_EQ(state["x509"]["enrollmentGroupId"], "pop-vendor");
   EXPECT_EQ(state["x509"]["signingCertificateInfo"]["subjectName"], "CN=Pop-Vendor-Root");
@@ -237,13 +223,14 @@ TEST_F(CaCertificateTest, Refuses_DeviceOnceItsCaIsReplacedAndUnverified) {
   auto replaced = client.Service("PUT", "/caCertificates/replaced-root", {{"certificate", *root}});
   ASSERT_TRUE(replaced);
   ASSERT_EQ(replaced->status, 200) << replaced->body;
-  std::string body;
-  EXPECT_EQ(Register("ca-it-2", &body), "401");
-  EXPECT_THAT(body, HasSubstr("is not verified"));
+  DeviceReply refused = Register("ca-it-2");
+  EXPECT_EQ(refused.status, 401);
+  EXPECT_THAT(refused.body, HasSubstr("is not verified"));
   EXPECT_FALSE(Registered("ca-it-2"));
 
   VerifyRoot("replaced-root");
-  EXPECT_EQ(Register("ca-it-2", &body), "202") << body;
+  DeviceReply registered = Register("ca-it-2");
+  EXPECT_EQ(registered.status, 202) << registered.body;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "base/file.h"
 #include "dps_client.h"
 #include "keys/testing/softhsm_token.h"  // RunShell
+#include "mtls_device.h"
 #include "server_process.h"
 
 namespace devid::testing {
@@ -95,47 +96,6 @@ class X509RegistrationTest : public ::testing::Test {
     server_ = nullptr;
   }
 
-  // Curl runs curl against path on the device endpoint with the client certificate files given;
-  // returns the HTTP status, the body in *body.
-  static std::string Curl(const std::string& path, const std::string& cert_file,
-                          const std::string& key_file, const std::string& args, std::string* body) {
-    std::string out = pki_ + "/response";
-    std::filesystem::remove(out);
-    std::string status;
-    RunShell("curl -s -o " + out + " -w '%{http_code}' --cacert " + server_->trust_bundle_file() +
-                 " --cert " + cert_file + " --key " + key_file + " " + args + " '" +
-                 server_->device_endpoint() + "/" + server_->id_scope() + path +
-                 "?api-version=2019-03-31'",
-             &status);
-    auto text = ReadFile(out);
-    *body = text ? *text : "";
-    return status;
-  }
-
-  static std::string Register(const std::string& reg_id, const std::string& cert_file,
-                              const std::string& key_file, std::string* body) {
-    return Curl(
-        "/registrations/" + reg_id + "/register", cert_file, key_file,
-        "-X PUT -H 'Content-Type: application/json' -d '{\"registrationId\":\"" + reg_id + "\"}'",
-        body);
-  }
-
-  // SClientRegister sends a registration for reg_id through `openssl s_client` with the client
-  // certificate files given (extra: more s_client flags) and returns the raw HTTP response.
-  static std::string SClientRegister(const std::string& reg_id, const std::string& cert_file,
-                                     const std::string& key_file, const std::string& extra = "") {
-    std::string request = "PUT /" + server_->id_scope() + "/registrations/" + reg_id +
-                          "/register?api-version=2019-03-31 HTTP/1.1\\r\\nHost: localhost\\r\\n"
-                          "Content-Type: application/json\\r\\nContent-Length: 2\\r\\n"
-                          "Connection: close\\r\\n\\r\\n{}";
-    std::string output;
-    RunShell("printf '" + request + "' | openssl s_client -quiet -connect 127.0.0.1:" +
-                 std::to_string(server_->port()) + " -CAfile " + server_->trust_bundle_file() +
-                 " -cert " + cert_file + " -key " + key_file + " " + extra + " 2>/dev/null",
-             &output);
-    return output;
-  }
-
   static bool Registered(const std::string& reg_id) {
     DpsClient client(*server_);
     auto got = client.Service("GET", "/registrations/" + reg_id);
@@ -152,12 +112,13 @@ std::string X509RegistrationTest::pki_;
 TEST_F(X509RegistrationTest, GroupDevice_RegistersWithLeafAndIntermediate) {
   const std::string cert = pki_ + "/x509-it-1.chain.pem";
   const std::string key = pki_ + "/x509-it-1.key";
-  std::string body;
-  ASSERT_EQ(Register("x509-it-1", cert, key, &body), "202") << body;
-  std::string operation = json::parse(body)["operationId"];
-  ASSERT_EQ(Curl("/registrations/x509-it-1/operations/" + operation, cert, key, "", &body), "200")
-      << body;
-  json state = json::parse(body)["registrationState"];
+  DeviceReply registered = RegisterAsDevice(*server_, "x509-it-1", cert, key);
+  ASSERT_EQ(registered.status, 202) << registered.body;
+  std::string operation = json::parse(registered.body)["operationId"];
+  DeviceReply status =
+      CurlAsDevice(*server_, "GET", "/registrations/x509-it-1/operations/" + operation, cert, key);
+  ASSERT_EQ(status.status, 200) << status.body;
+  json state = json::parse(status.body)["registrationState"];
   EXPECT_EQ(state["status"], "assigned");
   EXPECT_EQ(state["x509"]["enrollmentGroupId"], "vendor-devices");
   EXPECT_EQ(state["x509"]["certificateInfo"]["subjectName"], "CN=x509-it-1");
@@ -169,33 +130,34 @@ TEST_F(X509RegistrationTest, GroupDevice_RegistersWithLeafAndIntermediate) {
 }
 
 TEST_F(X509RegistrationTest, Refuses_CertificateOfAnotherDevice) {
-  std::string body;
-  EXPECT_EQ(Register("x509-it-2", pki_ + "/x509-it-1.chain.pem", pki_ + "/x509-it-1.key", &body),
-            "401");
-  EXPECT_THAT(body, HasSubstr("is not the registration ID"));
+  DeviceReply reply = RegisterAsDevice(*server_, "x509-it-2", pki_ + "/x509-it-1.chain.pem",
+                                       pki_ + "/x509-it-1.key");
+  EXPECT_EQ(reply.status, 401);
+  EXPECT_THAT(reply.body, HasSubstr("is not the registration ID"));
   EXPECT_FALSE(Registered("x509-it-2"));
 }
 
 TEST_F(X509RegistrationTest, Refuses_ChainWithoutItsIntermediate) {
-  std::string body;
-  EXPECT_EQ(Register("x509-it-1", pki_ + "/x509-it-1.pem", pki_ + "/x509-it-1.key", &body), "401");
-  EXPECT_THAT(body, HasSubstr("unable to get local issuer certificate"));
+  DeviceReply reply =
+      RegisterAsDevice(*server_, "x509-it-1", pki_ + "/x509-it-1.pem", pki_ + "/x509-it-1.key");
+  EXPECT_EQ(reply.status, 401);
+  EXPECT_THAT(reply.body, HasSubstr("unable to get local issuer certificate"));
 }
 
 TEST_F(X509RegistrationTest, Refuses_LeafWithoutClientAuthAndRsa1024) {
-  std::string body;
-  EXPECT_EQ(Register("x509-it-noauth", pki_ + "/x509-it-noauth.chain.pem",
-                     pki_ + "/x509-it-noauth.key", &body),
-            "401");
-  EXPECT_THAT(body, HasSubstr("unsuitable certificate purpose"));
+  DeviceReply noauth = RegisterAsDevice(
+      *server_, "x509-it-noauth", pki_ + "/x509-it-noauth.chain.pem", pki_ + "/x509-it-noauth.key");
+  EXPECT_EQ(noauth.status, 401);
+  EXPECT_THAT(noauth.body, HasSubstr("unsuitable certificate purpose"));
   EXPECT_FALSE(Registered("x509-it-noauth"));
   // curl's TLS library refuses to send an RSA-1024 key at its default security level; s_client
   // at a lowered level sends it, and devid refuses it.
-  std::string rsa = SClientRegister("x509-it-rsa1024", pki_ + "/x509-it-rsa1024.chain.pem",
-                                    pki_ + "/x509-it-rsa1024.key",
-                                    "-cert_chain " + pki_ + "/int.pem -cipher DEFAULT:@SECLEVEL=0");
-  EXPECT_THAT(rsa, HasSubstr("HTTP/1.1 401"));
-  EXPECT_THAT(rsa, HasSubstr("RSA key of 1024 bits"));
+  DeviceReply rsa =
+      SClientRegisterAsDevice(*server_, "x509-it-rsa1024", pki_ + "/x509-it-rsa1024.chain.pem",
+                              pki_ + "/x509-it-rsa1024.key",
+                              "-cert_chain " + pki_ + "/int.pem -cipher DEFAULT:@SECLEVEL=0");
+  EXPECT_EQ(rsa.status, 401);
+  EXPECT_THAT(rsa.body, HasSubstr("RSA key of 1024 bits"));
   EXPECT_FALSE(Registered("x509-it-rsa1024"));
 }
 
@@ -210,9 +172,10 @@ TEST_F(X509RegistrationTest, Refuses_OverOpensslSClient_UntrustedSelfSignedCerti
                      &made),
             0)
       << made;
-  std::string output = SClientRegister("x509-it-3", pki_ + "/self.pem", pki_ + "/self.key");
-  EXPECT_THAT(output, HasSubstr("HTTP/1.1 401"));
-  EXPECT_THAT(output, HasSubstr("does not validate: self-signed certificate"));
+  DeviceReply reply =
+      SClientRegisterAsDevice(*server_, "x509-it-3", pki_ + "/self.pem", pki_ + "/self.key");
+  EXPECT_EQ(reply.status, 401);
+  EXPECT_THAT(reply.body, HasSubstr("does not validate: self-signed certificate"));
   EXPECT_FALSE(Registered("x509-it-3"));
 }
 

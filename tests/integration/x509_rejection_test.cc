@@ -15,6 +15,7 @@
 #include "base/file.h"
 #include "dps_client.h"
 #include "keys/testing/softhsm_token.h"  // RunShell
+#include "mtls_device.h"
 #include "server_process.h"
 
 namespace devid::testing {
@@ -187,8 +188,8 @@ class X509RejectionTest : public ::testing::Test {
         << output;
 
     ServerProcessOptions options;
-    options.config_toml = "[x509]\ncrl_files = [\"" + (pki_ / "crl-root.crl").string() +
-                          "\", \"" + (pki_ / "crl-int.crl").string() + "\", \"" +
+    options.config_toml = "[x509]\ncrl_files = [\"" + (pki_ / "crl-root.crl").string() + "\", \"" +
+                          (pki_ / "crl-int.crl").string() + "\", \"" +
                           (pki_ / "crl-int-stale.crl").string() +
                           "\"]\ncrl_unavailable = \"reject\"\n";
     auto started = ServerProcess::Start(options);
@@ -220,17 +221,8 @@ class X509RejectionTest : public ::testing::Test {
   // the PKI directory).
   static Reply Curl(const std::string& method, const std::string& path, const std::string& chain,
                     const std::string& key) {
-    const std::string out = File("response");
-    std::filesystem::remove(out);
-    std::string status;
-    RunShell("curl -s -o " + out + " -w '%{http_code}' --cacert " + server_->trust_bundle_file() +
-                 " --cert " + File(chain) + " --key " + File(key) + " -X " + method +
-                 " -H 'Content-Type: application/json' -d '{}' '" + server_->device_endpoint() +
-                 "/" + server_->id_scope() + path + "?api-version=2019-03-31'",
-             &status);
-    auto text = ReadFile(out);
-    Reply reply{std::atoi(status.c_str()), json::parse(text ? *text : "", nullptr, false)};
-    return reply;
+    return AsJson(
+        CurlAsDevice(*server_, method, path, File(chain), File(key), method == "GET" ? "" : "{}"));
   }
 
   static Reply Register(const std::string& reg_id, const std::string& chain,
@@ -242,33 +234,20 @@ class X509RejectionTest : public ::testing::Test {
   // certificates curl's TLS library refuses to send (SHA-1 signatures, RSA-1024 keys).
   static Reply SClientRegister(const std::string& reg_id, const std::string& chain,
                                const std::string& key) {
-    std::string request = "PUT /" + server_->id_scope() + "/registrations/" + reg_id +
-                          "/register?api-version=2019-03-31 HTTP/1.1\\r\\nHost: localhost\\r\\n"
-                          "Content-Type: application/json\\r\\nContent-Length: 2\\r\\n"
-                          "Connection: close\\r\\n\\r\\n{}";
-    std::string output;
-    RunShell("printf '" + request + "' | openssl s_client -quiet -connect 127.0.0.1:" +
-                 std::to_string(server_->port()) + " -CAfile " + server_->trust_bundle_file() +
-                 " -cert " + File(chain) + " -cert_chain " + File(chain) + " -key " + File(key) +
-                 " -cipher DEFAULT:@SECLEVEL=0 2>/dev/null",
-             &output);
-    Reply reply;
-    // s_client's own diagnostics may come first.
-    if (size_t at = output.find("HTTP/1.1 "); at != std::string::npos) {
-      reply.status = std::atoi(output.c_str() + at + 9);
-    }
-    size_t body = output.find("\r\n\r\n");
-    if (body != std::string::npos) {
-      reply.body = json::parse(output.substr(body + 4), nullptr, false);
-    }
-    return reply;
+    return AsJson(
+        SClientRegisterAsDevice(*server_, reg_id, File(chain), File(key),
+                                "-cert_chain " + File(chain) + " -cipher DEFAULT:@SECLEVEL=0"));
+  }
+
+  static Reply AsJson(const DeviceReply& reply) {
+    return Reply{reply.status, json::parse(reply.body, nullptr, false)};
   }
 
   // Registrations lists the group's registrations, as the service API answers them.
   static json Registrations() {
     DpsClient client(*server_);
-    auto got = client.Service("POST", std::string("/registrations/") + kGroup + "/query",
-                              json::object());
+    auto got =
+        client.Service("POST", std::string("/registrations/") + kGroup + "/query", json::object());
     if (!got || got->status != 200) return "query failed";
     return json::parse(got->body, nullptr, false);
   }
@@ -304,8 +283,7 @@ struct Refusal {
   bool s_client = false;
 };
 
-class X509RefusalTest : public X509RejectionTest,
-                        public ::testing::WithParamInterface<Refusal> {};
+class X509RefusalTest : public X509RejectionTest, public ::testing::WithParamInterface<Refusal> {};
 
 TEST_P(X509RefusalTest, Refuses_AndLeavesTheStoreUnchanged) {
   const Refusal& refusal = GetParam();
@@ -354,10 +332,9 @@ INSTANTIATE_TEST_SUITE_P(
 TEST_F(X509RejectionTest, RevocationMessages_NameTheCrlAndTheReason) {
   Reply leaf = Register("crl-revoked", "crl-revoked.chain.pem", "crl-revoked.key");
   EXPECT_THAT(leaf.body.value("message", ""), HasSubstr("is revoked by CN=crl-int-dp's CRL"));
-  Reply intermediate = Register("crl-revoked-int", "crl-revoked-int.chain.pem",
-                                "crl-revoked-int.key");
-  EXPECT_THAT(intermediate.body.value("message", ""),
-              HasSubstr("is revoked by CN=crl-root's CRL"));
+  Reply intermediate =
+      Register("crl-revoked-int", "crl-revoked-int.chain.pem", "crl-revoked-int.key");
+  EXPECT_THAT(intermediate.body.value("message", ""), HasSubstr("is revoked by CN=crl-root's CRL"));
   Reply stale = Register("crl-stale", "crl-stale.chain.pem", "crl-stale.key");
   EXPECT_THAT(stale.body.value("message", ""), HasSubstr("is stale (nextUpdate 2020-01-02"));
 }
@@ -371,11 +348,11 @@ TEST_F(X509RejectionTest, Refuses_DeviceACertificate_ForDeviceB) {
   json before = Registrations();
   ExpectRefused(Register("crl-b", "crl-ok.chain.pem", "crl-ok.key"), "is not the registration ID",
                 before);
-  ExpectRefused(Curl("GET", "/registrations/crl-b/operations/" + operation, "crl-ok.chain.pem",
-                     "crl-ok.key"),
-                "is not the registration ID", before);
-  Reply own = Curl("GET", "/registrations/crl-b/operations/" + operation, "crl-b.chain.pem",
-                   "crl-b.key");
+  ExpectRefused(
+      Curl("GET", "/registrations/crl-b/operations/" + operation, "crl-ok.chain.pem", "crl-ok.key"),
+      "is not the registration ID", before);
+  Reply own =
+      Curl("GET", "/registrations/crl-b/operations/" + operation, "crl-b.chain.pem", "crl-b.key");
   EXPECT_EQ(own.status, 200) << own.body.dump();
 }
 
@@ -383,11 +360,10 @@ TEST_F(X509RejectionTest, Refuses_DeviceACertificate_ForDeviceB) {
 // resumable sessions with the peer's intermediates (a stateless ticket would drop them).
 TEST_F(X509RejectionTest, Accepts_ResumedTlsSession) {
   const std::string session = File("resumed.session");
-  const std::string s_client = "openssl s_client -connect 127.0.0.1:" +
-                               std::to_string(server_->port()) + " -CAfile " +
-                               server_->trust_bundle_file() + " -cert " + File("crl-ok.chain.pem") +
-                               " -cert_chain " + File("crl-ok.chain.pem") + " -key " +
-                               File("crl-ok.key") + " -ign_eof ";
+  const std::string s_client =
+      "openssl s_client -connect 127.0.0.1:" + std::to_string(server_->port()) + " -CAfile " +
+      server_->trust_bundle_file() + " -cert " + File("crl-ok.chain.pem") + " -cert_chain " +
+      File("crl-ok.chain.pem") + " -key " + File("crl-ok.key") + " -ign_eof ";
   const std::string request = "printf 'PUT /" + server_->id_scope() +
                               "/registrations/crl-ok/register?api-version=2019-03-31 "
                               "HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Length: 2\\r\\n"
