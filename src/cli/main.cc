@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/audit_command.h"
 #include "cli/ca_commands.h"
 #include "cli/device_commands.h"
 #include "cli/gateway_command.h"
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
   devid::cli::AddMigrateCommand(app, exit_code);
   devid::cli::AddDeviceCommands(app, exit_code);
   devid::cli::AddGatewayCommand(app, exit_code);
+  devid::cli::AddAuditCommand(app, exit_code, factories);
 
   CLI11_PARSE(app, argc, argv);
   return exit_code;

@@ -20,6 +20,9 @@ struct AuditRecord {
   std::string action;  // "enrollment.create", "registration.assign", ...
   std::string object;  // the ID acted on
   std::string outcome; // "success" or a failure description
+  // chain_hash links the record to the one before it (AuditChainHash in audit_chain.h); set by
+  // the store at append time, "" on records written before the chain existed.
+  std::string chain_hash;
 };
 
 }  // namespace devid::registry

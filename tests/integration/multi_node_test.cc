@@ -5,7 +5,8 @@
 // documented bound.
 //
 // Each node has its own data dir and so its own development CA and TLS certificate: clients use
-// each node's trust bundle. The ID scope comes from the config (or, in MultiNodeSettingsTest,
+// each node's trust bundle. MultiNodeSharedCaTest instead gives B a copy of A's CA, so both issue
+// as one CA. The ID scope comes from the config (or, in MultiNodeSettingsTest,
 // from the store) and the service policies from the shared store, where the first node to start
 // put them.
 
@@ -15,6 +16,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -27,6 +29,7 @@
 
 #include "base/clock.h"
 #include "dps_client.h"
+#include "est_client.h"
 #include "ossl/base64.h"
 #include "pki/sas_token.h"
 #include "registry/postgres/connection.h"
@@ -72,6 +75,22 @@ class MultiNodeTest : public ::testing::Test {
     auto a = ServerProcess::Start(options);
     ASSERT_TRUE(a.has_value()) << a.error().message();
     node_a_.emplace(std::move(*a));
+    if (share_ca_) {
+      // One CA for both nodes: B starts with a copy of A's authority (docs/scale-out.md).
+      options.prepare = [a_dir = node_a_->data_dir()](const std::string& data_dir) -> Status {
+        std::error_code error;
+        std::filesystem::create_directories(data_dir + "/ca", error);
+        if (!error) {
+          std::filesystem::permissions(data_dir, std::filesystem::perms::owner_all, error);
+        }
+        if (!error) {
+          std::filesystem::copy(a_dir + "/ca/authority", data_dir + "/ca/authority",
+                                std::filesystem::copy_options::recursive, error);
+        }
+        if (error) return std::unexpected(Internal("copying node A's CA: " + error.message()));
+        return Ok();
+      };
+    }
     auto b = ServerProcess::Start(options);
     ASSERT_TRUE(b.has_value()) << b.error().message();
     node_b_.emplace(std::move(*b));
@@ -104,10 +123,11 @@ class MultiNodeTest : public ::testing::Test {
     return out;
   }
 
+  // CountAudit counts the audit records of action ("" = all of them).
   int64_t CountAudit(const std::string& action) {
     auto db = registry::postgres::Connection::Open(db_->url());
     if (!db) return -1;
-    auto rows = db->Run("SELECT COUNT(*) FROM audit_log WHERE action = $1", {action});
+    auto rows = db->Run("SELECT COUNT(*) FROM audit_log WHERE $1 = '' OR action = $1", {action});
     return rows && !rows->empty() ? rows->Int(0, 0) : -1;
   }
 
@@ -127,6 +147,18 @@ class MultiNodeTest : public ::testing::Test {
     ASSERT_TRUE(updated.has_value()) << updated.error().message();
   }
 
+  // VerifyAuditChain runs `devid audit verify` on the shared store and checks it reports an
+  // intact chain of at least min_records records.
+  void VerifyAuditChain(int64_t min_records) {
+    CommandResult verified = RunCommand({DEVID_BINARY, "audit", "verify", "--store", db_->url()});
+    ASSERT_EQ(verified.exit_code, 0) << Describe(verified);
+    EXPECT_THAT(verified.out, HasSubstr("audit log verified: "));
+    int64_t records = std::stoll(verified.out.substr(verified.out.find(": ") + 2));
+    EXPECT_GE(records, min_records) << verified.out;
+    EXPECT_EQ(records, CountAudit("")) << verified.out;
+  }
+
+  bool share_ca_ = false;
   std::optional<TestDatabase> db_;
   // Declared after db_, so the nodes stop before the database is dropped.
   std::optional<ServerProcess> node_a_;
@@ -224,6 +256,8 @@ TEST_F(MultiNodeTest, Registers_SameDevicesThroughBothNodesOnceEach) {
     EXPECT_EQ(second[id].hub, first[id].hub) << id;
     EXPECT_EQ(second[id].created_us, first[id].created_us) << id;
   }
+  // Both nodes appended to one audit log at once; it is still one unbroken hash chain.
+  VerifyAuditChain(3 * kDevices);
 }
 
 TEST_F(MultiNodeTest, Refuses_OnNodeBAnEnrollmentJustDisabledOnNodeA) {
@@ -460,6 +494,80 @@ TEST_F(MultiNodeSettingsTest, Applies_OnBothNodes_AnIdScopeChangedInTheStore) {
     EXPECT_THAT(refused->body, HasSubstr("is not served here"));
   }
   EXPECT_EQ(Stored().count("old-scope-1"), 0u);
+}
+
+// MultiNodeSharedCaTest runs both nodes as one CA: B starts with a copy of A's
+// <data>/ca/authority.
+class MultiNodeSharedCaTest : public MultiNodeTest {
+ protected:
+  void SetUp() override {
+    DEVID_CREATE_TEST_DATABASE(db_);
+    share_ca_ = true;
+    StartNodes("", std::string("id_scope = \"") + kIdScope + "\"\n");
+  }
+};
+
+TEST_F(MultiNodeSharedCaTest, Issues_EveryCertificateOnceWithDistinctSerialsThroughBothNodes) {
+  constexpr int kEstDevices = 24;
+  constexpr int kThreadsPerNode = 4;
+  std::vector<std::string> ids;
+  {
+    DpsClient client(*node_a_);
+    ASSERT_TRUE(client.connected());
+    for (int i = 0; i < kEstDevices; ++i) {
+      ids.push_back("est-" + std::to_string(i));
+      auto r = client.Register(ids.back(), DeviceKey(ids.back()));
+      ASSERT_TRUE(r && r->status == 202) << ids.back();
+    }
+  }
+  const std::string dirs[2] = {node_a_->root() + "/est", node_b_->root() + "/est"};
+  for (const std::string& dir : dirs) std::filesystem::create_directories(dir);
+
+  // Every device enrolls through both nodes at once (EST simpleenroll, RFC 7030 §4.2.1).
+  std::mutex mu;
+  std::vector<std::string> pems;
+  std::vector<std::thread> threads;
+  for (int node = 0; node < 2; ++node) {
+    for (int t = 0; t < kThreadsPerNode; ++t) {
+      threads.emplace_back([&, node, t] {
+        const ServerProcess& server = node == 0 ? *node_a_ : *node_b_;
+        for (int k = t; k < kEstDevices; k += kThreadsPerNode) {
+          std::string pem = EstEnroll(server, dirs[node], ids[k], DeviceKey(ids[k]));
+          std::lock_guard lock(mu);
+          pems.push_back(pem);
+        }
+      });
+    }
+  }
+  for (auto& thread : threads) thread.join();
+  ASSERT_EQ(pems.size(), static_cast<size_t>(2 * kEstDevices));
+
+  std::set<std::string> handed_out;
+  for (const std::string& pem : pems) {
+    std::string out;
+    ASSERT_EQ(keys::testing::RunShell("openssl x509 -noout -serial -in " + pem, &out), 0) << out;
+    ASSERT_EQ(out.rfind("serial=", 0), 0u) << out;
+    handed_out.insert(out.substr(7, out.find_last_not_of("\r\n") - 6));
+  }
+  EXPECT_EQ(handed_out.size(), pems.size()) << "a serial was handed out twice";
+
+  auto db = registry::postgres::Connection::Open(db_->url());
+  ASSERT_TRUE(db.has_value()) << db.error().message();
+  auto rows = db->Run(
+      "SELECT serial, issuer_key_id FROM certificates "
+      "WHERE source = 'issued' AND device_id LIKE 'est-%'",
+      {});
+  ASSERT_TRUE(rows.has_value()) << rows.error().message();
+  std::set<std::string> recorded, issuers;
+  for (int i = 0; i < rows->size(); ++i) {
+    recorded.insert(rows->Text(i, 0));
+    issuers.insert(rows->Text(i, 1));
+  }
+  EXPECT_EQ(rows->size(), 2 * kEstDevices) << "every certificate recorded once";
+  EXPECT_EQ(recorded, handed_out);
+  EXPECT_EQ(issuers.size(), 1u) << "both nodes issue as the one shared CA";
+  EXPECT_GE(CountAudit("certificate.issue"), 2 * kEstDevices);
+  VerifyAuditChain(3 * kEstDevices);
 }
 
 }  // namespace

@@ -182,12 +182,18 @@ ALTER TABLE enrollments ADD COLUMN tpm_require_ek_certificate INTEGER NOT NULL D
 ALTER TABLE enrollments ADD COLUMN tpm_pcr_policy TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Migration 6: the audit log's hash chain, as SQLite's step 6.
+constexpr std::string_view kAuditChain = R"sql(
+ALTER TABLE audit_log ADD COLUMN chain_hash TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "registration device keys and challenges", kChallenges},
     {3, "certificate inventory", kCertificates},
     {4, "CA certificates", kCaCertificates},
     {5, "TPM enrollment policy", kTpmPolicy},
+    {6, "audit log hash chain", kAuditChain},
 };
 
 }  // namespace

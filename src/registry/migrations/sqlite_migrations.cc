@@ -194,12 +194,20 @@ ALTER TABLE enrollments ADD COLUMN tpm_require_ek_certificate INTEGER NOT NULL D
 ALTER TABLE enrollments ADD COLUMN tpm_pcr_policy TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Migration 6: the audit log's hash chain (audit_chain.h). Records already in the log keep an
+// empty chain_hash and are not chained after the fact: the chain starts at the first record
+// appended after this step, which links to "" as its previous hash.
+constexpr std::string_view kAuditChain = R"sql(
+ALTER TABLE audit_log ADD COLUMN chain_hash TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "registration device keys and challenges", kChallenges},
     {3, "certificate inventory", kCertificates},
     {4, "CA certificates", kCaCertificates},
     {5, "TPM enrollment policy", kTpmPolicy},
+    {6, "audit log hash chain", kAuditChain},
 };
 
 }  // namespace

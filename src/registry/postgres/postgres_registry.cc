@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "base/hex.h"
+#include "registry/audit_chain.h"
 #include "registry/ca_certificate_row.h"
 #include "registry/ca_certificate_store.h"
 #include "registry/certificate_sql.h"
@@ -170,15 +171,28 @@ Status CheckIfMatch(const Rows& locked, const std::string& if_match, std::string
   return Ok();
 }
 
+// AppendAudit takes the audit lock, then reads the last record's chain hash in a new statement
+// (which sees every record committed before the lock was granted) and appends this record chained
+// to it; the lock is held until commit, so no other node appends in between.
 Status AppendAudit(Connection& db, int64_t time_us, const Actor& actor, std::string_view action,
                    std::string_view object, std::string_view outcome = "success") {
+  std::string lock_key = std::to_string(PostgresRegistry::kAuditLockKey);
+  DEVID_TRY(db.Run(postgres::kLockAudit, {lock_key}));
+  DEVID_ASSIGN_OR_RETURN(Rows last, db.Run(postgres::kLastAuditHash, {}));
+  std::string previous = last.empty() ? "" : last.Text(0, 0);
+  AuditRecord record{.time = FromMicros(time_us),
+                     .actor = actor.name,
+                     .action = std::string(action),
+                     .object = std::string(object),
+                     .outcome = std::string(outcome)};
+  std::string chain_hash = AuditChainHash(previous, record);
   Params p;
   p.Int(time_us);
   p.Text(actor.name);
   p.Text(action);
   p.Text(object);
   p.Text(outcome);
-  p.Int(PostgresRegistry::kAuditLockKey);
+  p.Text(chain_hash);
   DEVID_TRY(db.Run(postgres::kInsertAudit, p.values()));
   return Ok();
 }
@@ -808,6 +822,7 @@ Result<std::vector<AuditRecord>> PostgresRegistry::ListAudit(int64_t after, int 
       r.action = c.Text();
       r.object = c.Text();
       r.outcome = c.Text();
+      r.chain_hash = c.Text();
       records.push_back(std::move(r));
     }
     return records;

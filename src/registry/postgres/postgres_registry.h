@@ -40,7 +40,8 @@ struct PostgresRegistryOptions {
 // nodes without any lock in the process. The audit record is appended last, holding the
 // transaction-scoped advisory lock kAuditLockKey until commit, so audit sequence numbers become
 // visible in increasing order across nodes (a reader paging with ListAudit never skips one that
-// commits later); the price is that writes commit one at a time.
+// commits later); the price is that writes commit one at a time. Under that lock each record is
+// chained (audit_chain.h) to the last committed one, so the log is one hash chain across nodes.
 //
 // Etags are 32 lowercase hex digits, times whole microseconds, If-Match "*" matches any existing
 // row, continuations hex-encoded keys, IDs non-empty, hub names non-empty without a newline: as

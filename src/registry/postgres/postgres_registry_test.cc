@@ -17,6 +17,7 @@
 #include "registry/migrations/sqlite_migrations.h"
 #include "registry/postgres/connection.h"
 #include "registry/postgres/testing/test_database.h"
+#include "registry/audit_chain_conformance_test.h"
 #include "registry/ca_certificate_conformance_test.h"
 #include "registry/registry_conformance_test.h"
 
@@ -51,6 +52,11 @@ class PostgresRegistryFactory {
                            PostgresRegistry::Open(db_->url(), clock, random));
     return std::unique_ptr<Registry>(std::move(registry));
   }
+  Status ExecSql(std::string_view sql) {
+    if (!db_) return std::unexpected(FailedPrecondition("the test database is not created yet"));
+    DEVID_ASSIGN_OR_RETURN(postgres::Connection db, postgres::Connection::Open(db_->url()));
+    return db.Exec(sql);
+  }
 
  private:
   std::optional<TestDatabase> db_;
@@ -62,6 +68,8 @@ namespace conformance {
 INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, RegistryConformanceTest,
                                ::testing::Types<PostgresRegistryFactory>);
 INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, CaCertificateConformanceTest,
+                               ::testing::Types<PostgresRegistryFactory>);
+INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, AuditChainConformanceTest,
                                ::testing::Types<PostgresRegistryFactory>);
 }  // namespace conformance
 

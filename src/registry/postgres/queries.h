@@ -285,17 +285,26 @@ inline constexpr std::string_view kBumpRevocationVersion =
     "INSERT INTO revocation_version (id, version) VALUES (1, 1) "
     "ON CONFLICT (id) DO UPDATE SET version = revocation_version.version + 1";
 
-// kInsertAudit takes the transaction-scoped advisory lock $6 (held until commit, so sequences
-// become visible in order) and then appends an audit record ($1 time_us, $2 actor, $3 action,
-// $4 object, $5 outcome).
+// kLockAudit takes the transaction-scoped advisory lock $1, held until commit, so audit appends
+// (and the sequences they draw) are one at a time across nodes and become visible in order.
+inline constexpr std::string_view kLockAudit = "SELECT pg_advisory_xact_lock($1::bigint)";
+
+// kLastAuditHash reads the chain hash of the last audit record (no row when the log is empty). It
+// must be its own statement after kLockAudit: at READ COMMITTED a statement's snapshot is taken
+// when it starts (PostgreSQL §13.2.1), so only a statement begun after the lock was granted sees
+// the previous holder's committed record.
+inline constexpr std::string_view kLastAuditHash =
+    "SELECT chain_hash FROM audit_log ORDER BY sequence DESC LIMIT 1";
+
+// kInsertAudit appends an audit record ($1 time_us, $2 actor, $3 action, $4 object, $5 outcome,
+// $6 chain_hash); the caller holds kLockAudit.
 inline constexpr std::string_view kInsertAudit =
-    "INSERT INTO audit_log (time_us, actor, action, object, outcome) "
-    "SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text "
-    "FROM (SELECT pg_advisory_xact_lock($6::bigint)) AS ordered";
+    "INSERT INTO audit_log (time_us, actor, action, object, outcome, chain_hash) "
+    "VALUES ($1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text)";
 
 // kPageAudit reads up to $2 audit records with sequence after $1, oldest first.
 inline constexpr std::string_view kPageAudit =
-    "SELECT sequence, time_us, actor, action, object, outcome FROM audit_log "
+    "SELECT sequence, time_us, actor, action, object, outcome, chain_hash FROM audit_log "
     "WHERE sequence > $1::bigint ORDER BY sequence LIMIT $2::bigint";
 
 }  // namespace devid::registry::postgres

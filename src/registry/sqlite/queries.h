@@ -290,13 +290,19 @@ inline constexpr std::string_view kBumpRevocationVersion =
     "INSERT INTO revocation_version (id, version) VALUES (1, 1) "
     "ON CONFLICT (id) DO UPDATE SET version = revocation_version.version + 1";
 
-// kInsertAudit appends an audit record (?1 time_us, ?2 actor, ?3 action, ?4 object, ?5 outcome).
+// kLastAuditHash reads the chain hash of the last audit record (no row when the log is empty).
+inline constexpr std::string_view kLastAuditHash =
+    "SELECT chain_hash FROM audit_log ORDER BY sequence DESC LIMIT 1";
+
+// kInsertAudit appends an audit record (?1 time_us, ?2 actor, ?3 action, ?4 object, ?5 outcome,
+// ?6 chain_hash).
 inline constexpr std::string_view kInsertAudit =
-    "INSERT INTO audit_log (time_us, actor, action, object, outcome) VALUES (?1, ?2, ?3, ?4, ?5)";
+    "INSERT INTO audit_log (time_us, actor, action, object, outcome, chain_hash) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 // kPageAudit reads up to ?2 audit records with sequence after ?1, oldest first.
 inline constexpr std::string_view kPageAudit =
-    "SELECT sequence, time_us, actor, action, object, outcome FROM audit_log "
+    "SELECT sequence, time_us, actor, action, object, outcome, chain_hash FROM audit_log "
     "WHERE sequence > ?1 ORDER BY sequence LIMIT ?2";
 
 }  // namespace devid::registry::sqlite

@@ -8,6 +8,7 @@
 #include <utility>
 #include <variant>
 
+#include "registry/audit_chain.h"
 #include "registry/ca_certificate_row.h"
 #include "registry/ca_certificate_store.h"
 #include "registry/certificate_sql.h"
@@ -176,8 +177,22 @@ Status CheckIfMatch(const std::optional<RowVersion>& current,
   return Ok();
 }
 
+// AppendAudit chains the record to the last one read in this transaction, not to a value kept in
+// memory: a group commit may roll back a write's savepoint, and its record with it.
 Status AppendAudit(Connection& db, int64_t time_us, const Actor& actor, std::string_view action,
                    std::string_view object, std::string_view outcome = "success") {
+  std::string previous;
+  {
+    DEVID_ASSIGN_OR_RETURN(StatementRef last, db.Prepare(sqlite::kLastAuditHash));
+    DEVID_ASSIGN_OR_RETURN(bool row, last->Step());
+    if (row) previous = last->ColumnText(0);
+  }
+  AuditRecord record{.time = FromMicros(time_us),
+                     .actor = actor.name,
+                     .action = std::string(action),
+                     .object = std::string(object),
+                     .outcome = std::string(outcome)};
+  std::string chain_hash = AuditChainHash(previous, record);
   DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kInsertAudit));
   Params p(*stmt);
   p.Int(time_us);
@@ -185,6 +200,7 @@ Status AppendAudit(Connection& db, int64_t time_us, const Actor& actor, std::str
   p.Text(action);
   p.Text(object);
   p.Text(outcome);
+  p.Text(chain_hash);
   return stmt->Run();
 }
 
@@ -845,6 +861,7 @@ Result<std::vector<AuditRecord>> SqliteRegistry::ListAudit(int64_t after, int li
       r.action = c.Text();
       r.object = c.Text();
       r.outcome = c.Text();
+      r.chain_hash = c.Text();
       records.push_back(std::move(r));
     }
     return records;

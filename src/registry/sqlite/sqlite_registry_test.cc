@@ -12,6 +12,7 @@
 #include "base/clock.h"
 #include "base/random.h"
 #include "registry/migrations/sqlite_migrations.h"
+#include "registry/audit_chain_conformance_test.h"
 #include "registry/ca_certificate_conformance_test.h"
 #include "registry/registry_conformance_test.h"
 #include "registry/sqlite/connection.h"
@@ -49,6 +50,11 @@ class SqliteRegistryFactory {
     return std::unique_ptr<Registry>(std::move(registry));
   }
   std::string path() const { return (dir_.path() / "devid.db").string(); }
+  Status ExecSql(std::string_view sql) {
+    DEVID_ASSIGN_OR_RETURN(sqlite::Connection db,
+                           sqlite::Connection::Open(path(), sqlite::ConnectionOptions()));
+    return db.Exec(sql);
+  }
 
  private:
   TempDir dir_;
@@ -60,6 +66,8 @@ namespace conformance {
 INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, RegistryConformanceTest,
                                ::testing::Types<SqliteRegistryFactory>);
 INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, CaCertificateConformanceTest,
+                               ::testing::Types<SqliteRegistryFactory>);
+INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, AuditChainConformanceTest,
                                ::testing::Types<SqliteRegistryFactory>);
 }  // namespace conformance
 
