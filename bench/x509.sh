@@ -117,15 +117,34 @@ for _ in $(seq 100); do
 done
 
 # --- measurements ------------------------------------------------------------------------------
-# run LABEL PORT TRUST ARGS...: one measurement, its JSON in $OUT/LABEL.json, summarized.
+# cpu_ticks PID: the CPU time (user + system, clock ticks) of PID and its child processes
+# (nginx's workers) so far.
+cpu_ticks() {
+  local pid total=0 fields
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    read -ra fields <"/proc/$pid/stat" || continue
+    # Fields 14 and 15 (utime, stime), counted after the parenthesized command name.
+    total=$((total + fields[13] + fields[14]))
+  done
+  echo "$total"
+}
+
+# run LABEL PORT TRUST SERVER_PID ARGS...: one measurement, its JSON in $OUT/LABEL.json with the
+# server's CPU microseconds per successful request added, summarized.
 run() {
-  local label=$1 port=$2 trust_file=$3
-  shift 3
+  local label=$1 port=$2 trust_file=$3 server_pid=$4 before after
+  shift 4
+  before=$(cpu_ticks "$server_pid")
   "$load" --port "$port" --trust-bundle "$trust_file" --concurrency "$CONCURRENCY" \
-    --duration "$DURATION" --label "$label" "$@" >"$OUT/$label.json"
+    --duration "$DURATION" --label "$label" "$@" >"$OUT/$label.raw.json"
+  after=$(cpu_ticks "$server_pid")
+  jq --argjson ticks $((after - before)) --argjson hz "$(getconf CLK_TCK)" \
+    '. + {server_cpu_us_per_ok: (if .ok > 0 then $ticks / $hz * 1e6 / .ok else null end)}' \
+    "$OUT/$label.raw.json" >"$OUT/$label.json"
   jq -r '"\(.label): \(.ok) ok, \(.failed) failed, \(.ok_per_s | round) req/s, " +
     "resumed \(.resumed), p50 \(.latency_ms.p50 * 100 | round / 100) ms, " +
-    "p99 \(.latency_ms.p99 * 100 | round / 100) ms \(if .first_error != "" then
+    "p99 \(.latency_ms.p99 * 100 | round / 100) ms, " +
+    "server CPU \(.server_cpu_us_per_ok // 0 | round) us/req \(if .first_error != "" then
     "(first error: " + (.first_error | .[0:200]) + ")" else "" end)"' "$OUT/$label.json"
 }
 status_args=(--mode status --cert "$pki/status.chain.pem" --key "$pki/x509-bench-status.key"
@@ -133,14 +152,16 @@ status_args=(--mode status --cert "$pki/status.chain.pem" --key "$pki/x509-bench
 register_args=(--mode register --issuer-cert "$pki/bench-intermediate.pem"
   --issuer-key "$pki/bench-intermediate.key" --id-scope "$id_scope" --devices "$DEVICES")
 log "status: a full handshake per request"
-run nginx-status "$nginx_port" "$pki/nginx-root.pem" "${status_args[@]}"
-run devid-status "$devid_port" "$trust" "${status_args[@]}"
+run nginx-status "$nginx_port" "$pki/nginx-root.pem" "$nginx_pid" "${status_args[@]}"
+run devid-status "$devid_port" "$trust" "$devid_pid" "${status_args[@]}"
 log "register: a new device and a full handshake per request"
-run nginx-register "$nginx_port" "$pki/nginx-root.pem" "${register_args[@]}" --id-prefix nginx-
-run devid-register "$devid_port" "$trust" "${register_args[@]}" --id-prefix devid-
+run nginx-register "$nginx_port" "$pki/nginx-root.pem" "$nginx_pid" \
+  "${register_args[@]}" --id-prefix nginx-
+run devid-register "$devid_port" "$trust" "$devid_pid" "${register_args[@]}" --id-prefix devid-
 log "status with TLS session resumption"
-run nginx-status-resumed "$nginx_port" "$pki/nginx-root.pem" "${status_args[@]}" --resume
-run devid-status-resumed "$devid_port" "$trust" "${status_args[@]}" --resume
+run nginx-status-resumed "$nginx_port" "$pki/nginx-root.pem" "$nginx_pid" \
+  "${status_args[@]}" --resume
+run devid-status-resumed "$devid_port" "$trust" "$devid_pid" "${status_args[@]}" --resume
 
 ratio() { jq -rn --slurpfile a "$OUT/$1.json" --slurpfile b "$OUT/$2.json" \
   '$a[0].ok_per_s / $b[0].ok_per_s * 100 | round / 100'; }
@@ -148,4 +169,9 @@ echo "machine: $machine"
 echo "devid/nginx: status $(ratio devid-status nginx-status)x (target 0.9)," \
   "register $(ratio devid-register nginx-register)x (target 0.7)," \
   "status resumed $(ratio devid-status-resumed nginx-status-resumed)x"
+cpu_ratio() { jq -rn --slurpfile a "$OUT/$1.json" --slurpfile b "$OUT/$2.json" \
+  '$a[0].server_cpu_us_per_ok / $b[0].server_cpu_us_per_ok * 100 | round / 100'; }
+echo "server CPU per request, devid/nginx: status $(cpu_ratio devid-status nginx-status)x," \
+  "register $(cpu_ratio devid-register nginx-register)x," \
+  "status resumed $(cpu_ratio devid-status-resumed nginx-status-resumed)x"
 echo "results: $OUT"

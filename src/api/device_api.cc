@@ -72,6 +72,15 @@ bool UsesCertificate(const Request& request) {
   return !request.peer_certificates_der.empty() && !request.HasHeader("authorization");
 }
 
+// VerifyCertificate authenticates the request's client chain, as the TLS layer parsed it when it
+// did, so that it is not decoded again.
+Result<attestation::VerifiedDevice> VerifyCertificate(attestation::X509Verifier& verifier,
+                                                      const std::string& reg_id,
+                                                      const Request& request) {
+  if (request.peer_certificates) return verifier.Verify(reg_id, *request.peer_certificates);
+  return verifier.Verify(reg_id, request.peer_certificates_der);
+}
+
 }  // namespace
 
 Response DeviceApi::Handle(const Request& request, const Target& target,
@@ -126,7 +135,7 @@ Result<attestation::VerifiedDevice> DeviceApi::Authenticate(
     return tpm_verifier_.VerifyRegistered(*id_scope_.Get(), *registration,
                                           request.HeaderValue("authorization"));
   }
-  if (UsesCertificate(request)) return x509_verifier_.Verify(reg_id, request.peer_certificates_der);
+  if (UsesCertificate(request)) return VerifyCertificate(x509_verifier_, reg_id, request);
   return verifier_.Verify(*id_scope_.Get(), reg_id, request.HeaderValue("authorization"),
                           registration);
 }
@@ -223,7 +232,7 @@ Response DeviceApi::Register(const Request& request, const Target& target,
   auto device =
       tpm ? tpm_verifier_.VerifyChallengeResponse(*id_scope, reg_id, authorization, *tpm)
       : UsesCertificate(request)
-          ? x509_verifier_.Verify(reg_id, request.peer_certificates_der)
+          ? VerifyCertificate(x509_verifier_, reg_id, request)
           : verifier_.Verify(*id_scope, reg_id, authorization, prior);
   if (!device) return Reject(device.error(), reg_id, tracking_id);
 

@@ -1,10 +1,13 @@
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "pki/certificate.h"
 
 namespace devid::api {
 
@@ -20,6 +23,9 @@ struct Request {
   std::string remote_address;
   // peer_certificates_der holds the TLS client's certificate chain, leaf first ("" when none).
   std::vector<std::string> peer_certificates_der;
+  // peer_certificates is the same chain as the TLS layer parsed it (shared, immutable), so that
+  // handlers need not decode it again; null when the request did not come from net/ (tests).
+  std::shared_ptr<const std::vector<pki::Certificate>> peer_certificates;
 
   // Header returns the first value of the (case-insensitive) header name, or "" when absent.
   std::string_view HeaderValue(std::string_view name) const;

@@ -103,12 +103,20 @@ Status SetMinimumTls12(SSL_CTX* ctx) {
 
 std::vector<std::string> PeerChainDer(SSL* ssl) {
   std::vector<std::string> out;
+  for (const pki::Certificate& certificate : PeerChain(ssl)) {
+    std::string der = certificate.ToDer();
+    if (der.empty()) break;
+    out.push_back(std::move(der));
+  }
+  ERR_clear_error();
+  return out;
+}
+
+std::vector<pki::Certificate> PeerChain(SSL* ssl) {
+  std::vector<pki::Certificate> out;
   auto append = [&out](X509* certificate) {
-    int length = i2d_X509(certificate, nullptr);
-    if (length <= 0) return;
-    std::string der(static_cast<size_t>(length), '\0');
-    auto* p = reinterpret_cast<unsigned char*>(der.data());
-    if (i2d_X509(certificate, &p) == length) out.push_back(std::move(der));
+    X509_up_ref(certificate);
+    out.push_back(pki::Certificate::Adopt(ossl::UniquePtr<X509>(certificate)));
   };
   STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);
   // On a server the stack lacks the leaf (SSL_get_peer_cert_chain(3)); on a client it has it.
@@ -120,7 +128,6 @@ std::vector<std::string> PeerChainDer(SSL* ssl) {
   if (chain != nullptr) {
     for (int i = 0; i < sk_X509_num(chain); ++i) append(sk_X509_value(chain, i));
   }
-  ERR_clear_error();
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "pki/certificate.h"
 
 // TLS context set-up shared by the server and the client. The functions configure an OpenSSL
 // context through its native handle, so callers may hold it in a boost::asio::ssl::context.
@@ -30,5 +31,10 @@ Status SetMinimumTls12(SSL_CTX* ctx);
 // or an empty vector when it sent none. On a server OpenSSL keeps the leaf apart from the rest of
 // the chain; this puts it back in front.
 std::vector<std::string> PeerChainDer(SSL* ssl);
+
+// PeerChain returns the same chain as PeerChainDer, as the certificates OpenSSL parsed during the
+// handshake (each one's reference count raised, so they outlive ssl), without decoding anything
+// again.
+std::vector<pki::Certificate> PeerChain(SSL* ssl);
 
 }  // namespace devid::net

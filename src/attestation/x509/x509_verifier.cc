@@ -3,6 +3,7 @@
 #include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
+#include <memory>
 #include <vector>
 
 #include "attestation/x509/ca_reference.h"
@@ -22,12 +23,14 @@ ChainPolicy DevicePolicy(bool partial_chain) {
   return policy;
 }
 
-// Anchors parses an enrollment's PEM certificates, skipping empty slots.
-Result<std::vector<pki::Certificate>> Anchors(std::initializer_list<const std::string*> pems) {
-  std::vector<pki::Certificate> out;
+}  // namespace
+
+Result<std::vector<std::shared_ptr<const ParsedCertificate>>> X509Verifier::Anchors(
+    std::initializer_list<const std::string*> pems) {
+  std::vector<std::shared_ptr<const ParsedCertificate>> out;
   for (const std::string* pem : pems) {
     if (pem->empty()) continue;
-    auto certificate = pki::Certificate::FromPem(*pem);
+    auto certificate = parsed_.FromPem(*pem);
     if (!certificate) {
       return std::unexpected(
           Internal("an enrolled certificate does not parse: " + certificate.error().message()));
@@ -37,12 +40,10 @@ Result<std::vector<pki::Certificate>> Anchors(std::initializer_list<const std::s
   return out;
 }
 
-}  // namespace
-
 Status X509Verifier::AddCaReferences(const registry::EnrollmentGroup& group,
                                      const pki::Certificate& leaf,
                                      std::span<const pki::Certificate> intermediates,
-                                     std::vector<pki::Certificate>& anchors,
+                                     std::vector<std::shared_ptr<const pki::Certificate>>& anchors,
                                      std::optional<Error>& ca_error,
                                      std::optional<Error>& unknown_ca_error) {
   const auto& x509 = group.settings.attestation.x509;
@@ -50,7 +51,7 @@ Status X509Verifier::AddCaReferences(const registry::EnrollmentGroup& group,
     if (name->empty()) continue;
     auto verified = VerifiedCaCertificate(registry_, *name);
     if (verified) {
-      anchors.push_back(std::move(*verified));
+      anchors.push_back(std::make_shared<const pki::Certificate>(std::move(*verified)));
       continue;
     }
     if (verified.error().code() == ErrorCode::kNotFound) {
@@ -68,10 +69,10 @@ Status X509Verifier::AddCaReferences(const registry::EnrollmentGroup& group,
     // operator who forgot the proof of possession needs to hear.
     auto stored = registry_.GetCaCertificate(*name);
     if (!stored) continue;
-    auto unverified = pki::Certificate::FromDer(stored->der);
+    auto unverified = parsed_.FromDer(stored->der);
     if (!unverified) continue;
-    if (VerifyChain(leaf, intermediates, std::span(&*unverified, 1), {}, clock_.Now(),
-                    DevicePolicy(/*partial_chain=*/true))) {
+    if (VerifyChain(leaf, intermediates, std::span(&(*unverified)->certificate, 1), {},
+                    clock_.Now(), DevicePolicy(/*partial_chain=*/true))) {
       ca_error = Unauthenticated("enrollment group \"" + group.enrollment_group_id +
                                  "\" cannot admit devices: " + verified.error().message());
     }
@@ -81,10 +82,6 @@ Status X509Verifier::AddCaReferences(const registry::EnrollmentGroup& group,
 
 Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
                                             std::span<const std::string> peer_chain_der) {
-  if (peer_chain_der.empty()) {
-    return std::unexpected(Unauthenticated(
-        "no credential: send a SAS token in Authorization or a TLS client certificate"));
-  }
   std::vector<pki::Certificate> chain;
   for (const std::string& der : peer_chain_der) {
     auto certificate = pki::Certificate::FromDer(der);
@@ -92,8 +89,17 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
       return std::unexpected(Unauthenticated("a client certificate does not parse"));
     chain.push_back(std::move(*certificate));
   }
-  const pki::Certificate& leaf = chain.front();
-  std::span<const pki::Certificate> intermediates(chain.begin() + 1, chain.end());
+  return Verify(registration_id, chain);
+}
+
+Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
+                                            std::span<const pki::Certificate> peer_chain) {
+  if (peer_chain.empty()) {
+    return std::unexpected(Unauthenticated(
+        "no credential: send a SAS token in Authorization or a TLS client certificate"));
+  }
+  const pki::Certificate& leaf = peer_chain.front();
+  std::span<const pki::Certificate> intermediates = peer_chain.subspan(1);
   if (leaf.SubjectCommonName() != registration_id) {
     return std::unexpected(Unauthenticated("the client certificate's CN \"" +
                                            leaf.SubjectCommonName() +
@@ -101,12 +107,12 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
   }
   // Discovery: every certificate presented is recorded, matched or not (best effort), its
   // last_seen at most once a minute per process so that repeated requests do not write.
-  const std::string seen = leaf.Sha256Thumbprint();
-  if (observed_.ShouldRecord(seen, clock_.Now())) {
+  const std::string thumbprint = leaf.Sha256Thumbprint();
+  if (observed_.ShouldRecord(thumbprint, clock_.Now())) {
     if (auto observed = registry_.ObserveCertificate(ca::InventoryRecord(
             leaf, registry::CertificateSource::kObserved, std::string(registration_id), ""));
         !observed) {
-      observed_.Forget(seen);
+      observed_.Forget(thumbprint);
       spdlog::warn("recording an observed certificate failed: {}", observed.error().message());
     }
   }
@@ -118,7 +124,6 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
   std::optional<Error> path_error;
   std::optional<Error> ca_error;          // the chain leads to a referenced CA not yet verified
   std::optional<Error> unknown_ca_error;  // a group's caReferences names no uploaded CA
-  const std::string thumbprint = leaf.Sha256Thumbprint();
   Result<std::vector<pki::Certificate>> path = std::unexpected(Internal("no match"));
 
   auto enrollment = registry_.GetEnrollment(registration_id);
@@ -129,10 +134,10 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
     const auto& x509 = enrollment->settings.attestation.x509;
     DEVID_ASSIGN_OR_RETURN(auto enrolled,
                            Anchors({&x509.client_primary_pem, &x509.client_secondary_pem}));
-    for (const pki::Certificate& candidate : enrolled) {
-      if (candidate.Sha256Thumbprint() != thumbprint) continue;
-      path = VerifyChain(leaf, intermediates, std::span(&candidate, 1), {}, clock_.Now(),
-                         DevicePolicy(/*partial_chain=*/true));
+    for (const auto& candidate : enrolled) {
+      if (candidate->sha256_thumbprint != thumbprint) continue;
+      path = VerifyChain(leaf, intermediates, std::span(&candidate->certificate, 1), {},
+                         clock_.Now(), DevicePolicy(/*partial_chain=*/true));
       if (!path) return std::unexpected(path.error());
       device.enrollment = std::move(*enrollment);
       break;
@@ -143,19 +148,24 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
                                             registration_id, registry::AttestationType::kX509));
     for (registry::EnrollmentGroup& group : groups) {
       const auto& x509 = group.settings.attestation.x509;
-      DEVID_ASSIGN_OR_RETURN(auto signers,
+      DEVID_ASSIGN_OR_RETURN(auto signing,
                              Anchors({&x509.signing_primary_pem, &x509.signing_secondary_pem}));
+      std::vector<std::shared_ptr<const pki::Certificate>> signers;
+      for (auto& parsed : signing) {
+        // Aliasing: the certificate shares ownership of its cache entry.
+        signers.emplace_back(parsed, &parsed->certificate);
+      }
       DEVID_TRY(AddCaReferences(group, leaf, intermediates, signers, ca_error, unknown_ca_error));
-      for (const pki::Certificate& signer : signers) {
-        auto validated = VerifyChain(leaf, intermediates, std::span(&signer, 1), {}, clock_.Now(),
-                                     DevicePolicy(/*partial_chain=*/true));
+      for (const auto& signer : signers) {
+        auto validated = VerifyChain(leaf, intermediates, std::span(signer.get(), 1), {},
+                                     clock_.Now(), DevicePolicy(/*partial_chain=*/true));
         if (!validated) {
           // Say why the chain failed when it did reach this group's certificate.
           if (!path_error) path_error = validated.error();
           continue;
         }
         path = std::move(validated);
-        device.x509_signer = std::make_shared<const pki::Certificate>(signer.Clone());
+        device.x509_signer = signer;
         device.group = std::move(group);
         break;
       }
@@ -172,7 +182,8 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
   // Revocation: devid's own inventory knows every certificate it issued.
   for (const pki::Certificate& certificate : *path) {
     registry::CertificateFilter filter;
-    filter.sha256_thumbprint = certificate.Sha256Thumbprint();
+    filter.sha256_thumbprint =
+        certificate.get() == leaf.get() ? thumbprint : certificate.Sha256Thumbprint();
     filter.revoked = true;
     DEVID_ASSIGN_OR_RETURN(auto revoked, registry_.QueryCertificates(filter, {.max_items = 1}));
     if (!revoked.items.empty()) {

@@ -10,6 +10,7 @@
 #include "attestation/x509/chain_verifier.h"
 #include "attestation/x509/crl_cache.h"
 #include "attestation/x509/observation_throttle.h"
+#include "attestation/x509/parsed_certificate_cache.h"
 #include "base/clock.h"
 #include "base/result.h"
 #include "registry/registry.h"
@@ -43,6 +44,10 @@ class X509Verifier {
   // matching enrollment or group is disabled) or a store error.
   Result<VerifiedDevice> Verify(std::string_view registration_id,
                                 std::span<const std::string> peer_chain_der);
+  // Verify is the same for a chain already parsed (api::Request::peer_certificates), which it
+  // only borrows for the call.
+  Result<VerifiedDevice> Verify(std::string_view registration_id,
+                                std::span<const pki::Certificate> peer_chain);
 
  private:
   // AddCaReferences appends the verified CA certificates group's caReferences name to anchors. It
@@ -51,13 +56,17 @@ class X509Verifier {
   // store error.
   Status AddCaReferences(const registry::EnrollmentGroup& group, const pki::Certificate& leaf,
                          std::span<const pki::Certificate> intermediates,
-                         std::vector<pki::Certificate>& anchors, std::optional<Error>& ca_error,
-                         std::optional<Error>& unknown_ca_error);
+                         std::vector<std::shared_ptr<const pki::Certificate>>& anchors,
+                         std::optional<Error>& ca_error, std::optional<Error>& unknown_ca_error);
+  // Anchors returns an enrollment's certificates (PEM), decoded, skipping empty slots.
+  Result<std::vector<std::shared_ptr<const ParsedCertificate>>> Anchors(
+      std::initializer_list<const std::string*> pems);
 
   registry::Registry& registry_;
   const Clock& clock_;
   CrlCache* crl_cache_;
   ObservationThrottle observed_{std::chrono::seconds(60)};
+  ParsedCertificateCache parsed_;
 };
 
 }  // namespace devid::attestation
