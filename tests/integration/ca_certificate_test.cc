@@ -15,6 +15,7 @@
 #include "keys/testing/softhsm_token.h"  // RunShell
 #include "mtls_device.h"
 #include "server_process.h"
+#include "vendor_pki.h"
 
 namespace devid::testing {
 namespace {
@@ -26,26 +27,6 @@ using ::testing::HasSubstr;
 // The vendor PKI: root, intermediate, one device leaf named by its registration ID.
 constexpr char kMakePki[] = R"sh(
 set -e
-cat > ext.cnf <<'CNF'
-[req]
-distinguished_name = dn
-[dn]
-[root]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[intermediate]
-basicConstraints = critical,CA:TRUE,pathlen:0
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[device]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-CNF
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout root.key \
   -subj /CN=Pop-Vendor-Root -days 3650 -out root.pem -config ext.cnf -extensions root
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout int.key \
@@ -69,8 +50,10 @@ class CaCertificateTest : public ::testing::Test {
     server_ = new ServerProcess(std::move(*started));
     pki_ = server_->root() + "/vendor-pki";
     std::string output;
-    ASSERT_EQ(
-        RunShell("mkdir -p " + pki_ + " && cd " + pki_ + " && (" + kMakePki + ") 2>&1", &output), 0)
+    ASSERT_EQ(RunShell("mkdir -p " + pki_ + " && cd " + pki_ + " && (" +
+                           WriteVendorPkiConfig("ext.cnf") + kMakePki + ") 2>&1",
+                       &output),
+              0)
         << output;
   }
   static void TearDownTestSuite() {

@@ -17,6 +17,7 @@
 #include "keys/testing/softhsm_token.h"  // RunShell
 #include "mtls_device.h"
 #include "server_process.h"
+#include "vendor_pki.h"
 
 namespace devid::testing {
 namespace {
@@ -28,14 +29,9 @@ using ::testing::HasSubstr;
 constexpr char kGroup[] = "crl-vendor";
 constexpr int kUnauthorized = 401002;
 
-// The PKI. CRL_BASE is the distribution point server's URL; crl-revoked names it.
-constexpr char kMakePki[] = R"sh(
-set -e
-cat > pki.cnf <<'CNF'
-[req]
-distinguished_name = dn
-[dn]
-[ca]
+// kPkiSections are what `openssl ca` needs besides the vendor PKI sections, and the bad
+// certificate profiles the refusals need.
+constexpr char kPkiSections[] = R"cnf([ca]
 default_ca = issuing
 [issuing]
 database = $ENV::CA_DB
@@ -47,15 +43,6 @@ policy = any_cn
 unique_subject = no
 [any_cn]
 commonName = supplied
-[root]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[intermediate]
-basicConstraints = critical,CA:TRUE,pathlen:0
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
 [unlimited_intermediate]
 basicConstraints = critical,CA:TRUE
 keyUsage = critical,keyCertSign,cRLSign
@@ -66,12 +53,6 @@ basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyCertSign,cRLSign
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
-[device]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
 [device_dp]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
@@ -79,13 +60,11 @@ extendedKeyUsage = clientAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 crlDistributionPoints = URI:$ENV::CRL_URL
-[server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-CNF
+)cnf";
+
+// The PKI. CRL_BASE is the distribution point server's URL; crl-revoked names it.
+constexpr char kMakePki[] = R"sh(
+set -e
 export CA_DB=none.db CRL_URL=http://unused
 now=$(date -u -d '-1 hour' +%y%m%d%H%M%SZ)
 later=$(date -u -d '+300 days' +%y%m%d%H%M%SZ)
@@ -182,7 +161,7 @@ class X509RejectionTest : public ::testing::Test {
     }
     ASSERT_FALSE(crl_base.empty()) << "python3 http.server did not start";
     ASSERT_EQ(RunShell("cd " + pki_.string() + " && export CRL_BASE=" + crl_base + " && (" +
-                           kMakePki + ")",
+                           WriteVendorPkiConfig("pki.cnf", kPkiSections) + kMakePki + ")",
                        &output),
               0)
         << output;
