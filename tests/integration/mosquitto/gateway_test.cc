@@ -366,10 +366,11 @@ class GatewayTest : public ::testing::Test {
     return Device{id, *pki::DeriveSymmetricKey(kGroupKey, id)};
   }
 
-  // ClientArgs is the start of a mosquitto_pub/mosquitto_sub command line: MQTT 5 over TLS to the
-  // broker, trusting devid's trust bundle, as device (client id = device.id unless client_id).
-  std::vector<std::string> ClientArgs(const char* tool, const Device& device,
-                                      const std::string& client_id = "") const {
+  // MqttArgs is the start of a mosquitto_pub/mosquitto_sub command line: MQTT 5 over TLS to the
+  // broker, trusting devid's trust bundle, with the client id and credentials given.
+  std::vector<std::string> MqttArgs(const char* tool, const std::string& client_id,
+                                    const std::string& username,
+                                    const std::string& password) const {
     return {tool,
             "-h",
             "127.0.0.1",
@@ -382,11 +383,18 @@ class GatewayTest : public ::testing::Test {
             "-q",
             "1",
             "-i",
-            client_id.empty() ? device.id : client_id,
+            client_id,
             "-u",
-            device.Username(),
+            username,
             "-P",
-            device.Password()};
+            password};
+  }
+
+  // ClientArgs is MqttArgs as device (client id = device.id unless client_id).
+  std::vector<std::string> ClientArgs(const char* tool, const Device& device,
+                                      const std::string& client_id = "") const {
+    return MqttArgs(tool, client_id.empty() ? device.id : client_id, device.Username(),
+                    device.Password());
   }
 
   // Publish sends one QoS 1 message as device (client id = device.id unless client_id is set).
@@ -958,23 +966,7 @@ class GatewayBackEndTest : public GatewayTest {
   }
 
   std::vector<std::string> BackEndArgs(const char* tool, const BackEnd& back_end) const {
-    return {tool,
-            "-h",
-            "127.0.0.1",
-            "-p",
-            std::to_string(broker_->port()),
-            "--cafile",
-            server_->data_dir() + "/ca/trust-bundle.pem",
-            "-V",
-            "mqttv5",
-            "-q",
-            "1",
-            "-i",
-            back_end.client_id,
-            "-u",
-            back_end.Username(),
-            "-P",
-            back_end.Password()};
+    return MqttArgs(tool, back_end.client_id, back_end.Username(), back_end.Password());
   }
 
   // ListenArgs subscribes back_end to filter until one message arrives, printed as "topic payload".
