@@ -10,6 +10,7 @@
 #include "registry/audit.h"
 #include "registry/ca_certificate.h"
 #include "registry/certificate_record.h"
+#include "registry/device_command.h"
 #include "registry/enrollment.h"
 #include "registry/registration.h"
 
@@ -187,6 +188,18 @@ class Registry {
                                                     std::string_view sha256_thumbprint,
                                                     std::string_view code_hash,
                                                     const Actor& actor) = 0;
+
+  // Server-signed commands (docs/commands.md).
+  // AddDeviceCommand stores command under the device's next sequence number (one more than the
+  // highest stored for command.device_id, starting at 1; command.sequence is ignored), appends a
+  // kAuditCommandSign record in the same transaction and returns the stored copy. The issued time
+  // is the store's clock. The (device, sequence) primary key makes a number unique even when
+  // nodes sharing the store sign at once: the loser of a race takes the next number. Fails with
+  // kNotFound when the device has no registration (checked in the same transaction), and with
+  // kInvalidArgument when device_id or body_sha256 is empty or expires is not after now; a
+  // failure stores nothing.
+  virtual Result<DeviceCommand> AddDeviceCommand(const DeviceCommand& command,
+                                                 const Actor& actor) = 0;
 
   // ListAudit returns up to limit records with sequence > after, oldest first.
   virtual Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) = 0;

@@ -163,4 +163,20 @@ Status ValidateRevocationReason(int reason) {
 
 std::string RevocationOutcome(int reason) { return "success; reason " + std::to_string(reason); }
 
+Status ValidateDeviceCommand(const DeviceCommand& command,
+                             std::chrono::system_clock::time_point now) {
+  DEVID_TRY(ValidateId("the command's device ID", command.device_id));
+  DEVID_TRY(ValidateId("the command's body hash", command.body_sha256));
+  // Stores keep microseconds: compare what would be stored.
+  if (std::chrono::floor<std::chrono::microseconds>(command.expires) <= now) {
+    return std::unexpected(InvalidArgument("signing a command for " + command.device_id +
+                                           ": it would expire before it is signed"));
+  }
+  return Ok();
+}
+
+std::string CommandOutcome(int64_t sequence) {
+  return "success; sequence " + std::to_string(sequence);
+}
+
 }  // namespace devid::registry::store_codec

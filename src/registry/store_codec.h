@@ -8,6 +8,7 @@
 
 #include "base/result.h"
 #include "registry/certificate_record.h"
+#include "registry/device_command.h"
 #include "registry/enrollment.h"
 
 // How the SQL back ends store domain values, shared so both dialects read and write the same
@@ -80,5 +81,13 @@ Status ValidateRevocationReason(int reason);
 
 // RevocationOutcome is the audit outcome of revoking with reason: "success; reason <n>".
 std::string RevocationOutcome(int reason);
+
+// ValidateDeviceCommand fails with kInvalidArgument when a command to store has no device ID or
+// body hash, or expires is not after now.
+Status ValidateDeviceCommand(const DeviceCommand& command,
+                             std::chrono::system_clock::time_point now);
+
+// CommandOutcome is the audit outcome of a signed command: "success; sequence <n>".
+std::string CommandOutcome(int64_t sequence);
 
 }  // namespace devid::registry::store_codec

@@ -187,6 +187,18 @@ constexpr std::string_view kAuditChain = R"sql(
 ALTER TABLE audit_log ADD COLUMN chain_hash TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Migration 7: server-signed commands, as SQLite's step 7.
+constexpr std::string_view kDeviceCommands = R"sql(
+CREATE TABLE device_commands (
+  device_id TEXT COLLATE "C" NOT NULL,
+  sequence BIGINT NOT NULL,
+  issued_us BIGINT NOT NULL,
+  expires_us BIGINT NOT NULL,
+  body_sha256 TEXT NOT NULL,
+  PRIMARY KEY (device_id, sequence)
+);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "registration device keys and challenges", kChallenges},
@@ -194,6 +206,7 @@ constexpr Migration kMigrations[] = {
     {4, "CA certificates", kCaCertificates},
     {5, "TPM enrollment policy", kTpmPolicy},
     {6, "audit log hash chain", kAuditChain},
+    {7, "server-signed device commands", kDeviceCommands},
 };
 
 }  // namespace

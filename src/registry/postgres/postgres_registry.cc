@@ -805,6 +805,44 @@ Result<CaCertificate> PostgresRegistry::VerifyCaCertificate(std::string_view nam
 
 // Audit.
 
+// Server-signed commands.
+
+Result<DeviceCommand> PostgresRegistry::AddDeviceCommand(const DeviceCommand& command,
+                                                         const Actor& actor) {
+  DEVID_TRY(store_codec::ValidateDeviceCommand(command, FromMicros(NowMicros())));
+  DeviceCommand stored = command;
+  DEVID_TRY(Write([&](Connection& db) -> Status {
+    int64_t now_us = NowMicros();
+    // The registration's row lock queues the device's signers across nodes, so each reads the
+    // MAX its predecessor committed (READ COMMITTED takes a new snapshot per statement).
+    DEVID_ASSIGN_OR_RETURN(Rows registration,
+                           db.Run(postgres::kLockRegistration, {command.device_id}));
+    if (registration.empty()) {
+      return std::unexpected(NotFound(NotFoundMessage("registration", command.device_id)));
+    }
+    Params p;
+    p.Text(command.device_id);
+    p.Int(now_us);
+    p.Int(ToMicros(command.expires));
+    p.Text(command.body_sha256);
+    auto inserted = db.Run(postgres::kInsertDeviceCommand, p.values());
+    if (!inserted) {
+      // The primary key decides; a lost race is retried by Write as a whole.
+      if (inserted.error().code() == ErrorCode::kAlreadyExists) {
+        return std::unexpected(Aborted("storing a command for " + command.device_id +
+                                       ": its sequence number was taken concurrently"));
+      }
+      return std::unexpected(inserted.error());
+    }
+    if (inserted->empty()) return std::unexpected(Internal("storing a command: no sequence"));
+    stored.sequence = inserted->Int(0, 0);
+    stored.issued = FromMicros(now_us);
+    return AppendAudit(db, now_us, actor, kAuditCommandSign, command.device_id,
+                       store_codec::CommandOutcome(stored.sequence));
+  }));
+  return stored;
+}
+
 Result<std::vector<AuditRecord>> PostgresRegistry::ListAudit(int64_t after, int limit) {
   if (limit <= 0) return std::vector<AuditRecord>();
   std::string from = std::to_string(after);

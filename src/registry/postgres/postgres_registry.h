@@ -131,6 +131,9 @@ class PostgresRegistry final : public Registry {
                                             std::string_view code_hash,
                                             const Actor& actor) override;
 
+  Result<DeviceCommand> AddDeviceCommand(const DeviceCommand& command,
+                                         const Actor& actor) override;
+
   Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) override;
 
  private:

@@ -19,6 +19,7 @@
 #include "registry/postgres/testing/test_database.h"
 #include "registry/audit_chain_conformance_test.h"
 #include "registry/ca_certificate_conformance_test.h"
+#include "registry/device_command_conformance_test.h"
 #include "registry/registry_conformance_test.h"
 
 namespace devid::registry {
@@ -70,6 +71,8 @@ INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, RegistryConformanceTest,
 INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, CaCertificateConformanceTest,
                                ::testing::Types<PostgresRegistryFactory>);
 INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, AuditChainConformanceTest,
+                               ::testing::Types<PostgresRegistryFactory>);
+INSTANTIATE_TYPED_TEST_SUITE_P(Postgres, DeviceCommandConformanceTest,
                                ::testing::Types<PostgresRegistryFactory>);
 }  // namespace conformance
 

@@ -305,4 +305,11 @@ inline constexpr std::string_view kPageAudit =
     "SELECT sequence, time_us, actor, action, object, outcome, chain_hash FROM audit_log "
     "WHERE sequence > ?1 ORDER BY sequence LIMIT ?2";
 
+// kInsertDeviceCommand stores a command for device ?1 under its next sequence number (issued
+// ?2, expires ?3, body SHA-256 ?4) and returns the number.
+inline constexpr std::string_view kInsertDeviceCommand =
+    "INSERT INTO device_commands (device_id, sequence, issued_us, expires_us, body_sha256) "
+    "SELECT ?1, COALESCE(MAX(sequence), 0) + 1, ?2, ?3, ?4 FROM device_commands "
+    "WHERE device_id = ?1 RETURNING sequence";
+
 }  // namespace devid::registry::sqlite

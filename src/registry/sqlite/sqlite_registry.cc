@@ -843,6 +843,37 @@ Result<CaCertificate> SqliteRegistry::VerifyCaCertificate(std::string_view name,
 
 // Audit.
 
+// Server-signed commands.
+
+Result<DeviceCommand> SqliteRegistry::AddDeviceCommand(const DeviceCommand& command,
+                                                       const Actor& actor) {
+  DEVID_TRY(store_codec::ValidateDeviceCommand(command, clock_.Now()));
+  DeviceCommand stored = command;
+  auto write = [&](Connection& db) -> Status {
+    int64_t now_us = ToMicros(clock_.Now());
+    DEVID_ASSIGN_OR_RETURN(std::optional<RowVersion> registration,
+                           ReadVersion(db, sqlite::kRegistrationVersion, command.device_id));
+    if (!registration) {
+      return std::unexpected(NotFound(NotFoundMessage("registration", command.device_id)));
+    }
+    // One writer: MAX + 1 cannot race here; the primary key still guards the rule.
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kInsertDeviceCommand));
+    Params p(*stmt);
+    p.Text(command.device_id);
+    p.Int(now_us);
+    p.Int(ToMicros(command.expires));
+    p.Text(command.body_sha256);
+    DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (!row) return std::unexpected(Internal("storing a command: no sequence returned"));
+    stored.sequence = stmt->ColumnInt64(0);
+    stored.issued = FromMicros(now_us);
+    return AppendAudit(db, now_us, actor, kAuditCommandSign, command.device_id,
+                       store_codec::CommandOutcome(stored.sequence));
+  };
+  DEVID_TRY(RunWrite(write));
+  return stored;
+}
+
 Result<std::vector<AuditRecord>> SqliteRegistry::ListAudit(int64_t after, int limit) {
   if (limit <= 0) return std::vector<AuditRecord>();
   return WithReader(*readers_, [&](Connection& db) -> Result<std::vector<AuditRecord>> {

@@ -135,6 +135,9 @@ class SqliteRegistry final : public Registry {
                                             std::string_view code_hash,
                                             const Actor& actor) override;
 
+  Result<DeviceCommand> AddDeviceCommand(const DeviceCommand& command,
+                                         const Actor& actor) override;
+
   Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) override;
 
   // stats returns the write counters as of now (zero when read-only).

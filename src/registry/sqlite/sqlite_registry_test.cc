@@ -14,6 +14,7 @@
 #include "registry/migrations/sqlite_migrations.h"
 #include "registry/audit_chain_conformance_test.h"
 #include "registry/ca_certificate_conformance_test.h"
+#include "registry/device_command_conformance_test.h"
 #include "registry/registry_conformance_test.h"
 #include "registry/sqlite/connection.h"
 #include "registry/sqlite/queries.h"
@@ -68,6 +69,8 @@ INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, RegistryConformanceTest,
 INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, CaCertificateConformanceTest,
                                ::testing::Types<SqliteRegistryFactory>);
 INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, AuditChainConformanceTest,
+                               ::testing::Types<SqliteRegistryFactory>);
+INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, DeviceCommandConformanceTest,
                                ::testing::Types<SqliteRegistryFactory>);
 }  // namespace conformance
 
