@@ -5,6 +5,7 @@
 #include "ca/der.h"
 #include "ca/signed_structure.h"
 #include "ossl/error.h"
+#include "pki/signature_algorithm.h"
 
 namespace devid::ca {
 
@@ -12,8 +13,8 @@ Status SignCertificateInPlace(X509* certificate, const keys::Key& key) {
   // OpenSSL 3.0 has no setters for the TBSCertificate's signature field or the outer signature
   // (X509_REQ has them); the object is ours and i2d re-encodes it, so writing through the get0s
   // is safe.
-  DEVID_TRY(SetSignatureAlgorithm(const_cast<X509_ALGOR*>(X509_get0_tbs_sigalg(certificate)),
-                                  key.algorithm()));
+  DEVID_TRY(pki::SetSignatureAlgorithm(const_cast<X509_ALGOR*>(X509_get0_tbs_sigalg(certificate)),
+                                       key.algorithm()));
   unsigned char* tbs = nullptr;
   int tbs_length = i2d_re_X509_tbs(certificate, &tbs);
   if (tbs_length <= 0) {
@@ -25,7 +26,7 @@ Status SignCertificateInPlace(X509* certificate, const keys::Key& key) {
   const ASN1_BIT_STRING* value = nullptr;
   const X509_ALGOR* algorithm = nullptr;
   X509_get0_signature(&value, &algorithm, certificate);
-  DEVID_TRY(SetSignatureAlgorithm(const_cast<X509_ALGOR*>(algorithm), key.algorithm()));
+  DEVID_TRY(pki::SetSignatureAlgorithm(const_cast<X509_ALGOR*>(algorithm), key.algorithm()));
   auto* bits = const_cast<ASN1_BIT_STRING*>(value);
   if (ASN1_BIT_STRING_set(bits, signature->data(), static_cast<int>(signature->size())) != 1) {
     return std::unexpected(ossl::ErrorFromQueue("setting a certificate's signature"));

@@ -9,7 +9,7 @@ namespace {
 using std::chrono::hours;
 constexpr hours kDay(24);
 
-constexpr std::array<Profile, 5> kProfiles = {{
+constexpr std::array<Profile, 6> kProfiles = {{
     {.name = kRootCaProfile,
      .ca = true,
      .key_usage = "critical,keyCertSign,cRLSign",
@@ -39,6 +39,13 @@ constexpr std::array<Profile, 5> kProfiles = {{
      .extended_key_usage = "OCSPSigning",
      .validity = kDay * 90,
      .ocsp_no_check = true,
+     .requires_common_name = true},
+    // Devices pin this certificate (docs/commands.md), so it lives as long as a server's; the
+    // server renews it with the same key well before it expires.
+    {.name = kCommandSignerProfile,
+     .key_usage = "critical,digitalSignature",
+     .extended_key_usage = kCommandSigningEku,
+     .validity = kDay * 365,
      .requires_common_name = true},
 }};
 

@@ -30,11 +30,21 @@ struct Profile {
 // "device-client"    CA:FALSE, digitalSignature, clientAuth, 1 year, CN = registration ID
 // "server"           CA:FALSE, digitalSignature, serverAuth, 1 year, subjectAltName required
 // "ocsp-signer"      CA:FALSE, digitalSignature, OCSPSigning, ocsp-nocheck, 90 days
+// "command-signer"   CA:FALSE, digitalSignature, kCommandSigningEku only, 1 year
 inline constexpr std::string_view kRootCaProfile = "root-ca";
 inline constexpr std::string_view kIntermediateCaProfile = "intermediate-ca";
 inline constexpr std::string_view kDeviceClientProfile = "device-client";
 inline constexpr std::string_view kServerProfile = "server";
 inline constexpr std::string_view kOcspSignerProfile = "ocsp-signer";
+inline constexpr std::string_view kCommandSignerProfile = "command-signer";
+
+// kCommandSigningEku is the extended key usage of devid's command signer (docs/commands.md), an
+// OID under the UUID arc 2.25 (ITU-T X.667), which needs no registration. A purpose of its own,
+// because the certificate must be good for nothing else: not serverAuth or clientAuth, so a
+// stolen command key cannot impersonate the server or a device in TLS, and not codeSigning, so
+// it cannot sign firmware that a device trusts.
+inline constexpr std::string_view kCommandSigningEku =
+    "2.25.192555579891264075518482028177372816587";
 
 // FindProfile returns the built-in profile called name (static storage). Fails with
 // kInvalidArgument naming the known profiles.

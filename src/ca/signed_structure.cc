@@ -1,28 +1,16 @@
 #include "ca/signed_structure.h"
 
-#include <openssl/objects.h>
-
 #include "ca/der.h"
 #include "ossl/error.h"
 #include "ossl/unique_ptr.h"
+#include "pki/signature_algorithm.h"
 
 namespace devid::ca {
-
-Status SetSignatureAlgorithm(X509_ALGOR* algorithm, keys::KeyAlgorithm key_algorithm) {
-  // Parameters are absent for ECDSA (RFC 5758 §3.2) and Ed25519 (RFC 8410 §3) and NULL for RSA
-  // PKCS #1 v1.5 (RFC 4055 §5).
-  int nid = keys::SignatureNid(key_algorithm);
-  int parameter_type = key_algorithm == keys::KeyAlgorithm::kRsa3072 ? V_ASN1_NULL : V_ASN1_UNDEF;
-  if (X509_ALGOR_set0(algorithm, OBJ_nid2obj(nid), parameter_type, nullptr) != 1) {
-    return std::unexpected(ossl::ErrorFromQueue("setting the signature algorithm"));
-  }
-  return Ok();
-}
 
 Result<std::string> SignatureAlgorithmDer(keys::KeyAlgorithm key_algorithm) {
   ossl::UniquePtr<X509_ALGOR> algorithm(X509_ALGOR_new());
   if (!algorithm) return std::unexpected(ossl::ErrorFromQueue("encoding the signature algorithm"));
-  DEVID_TRY(SetSignatureAlgorithm(algorithm.get(), key_algorithm));
+  DEVID_TRY(pki::SetSignatureAlgorithm(algorithm.get(), key_algorithm));
   return der::Encode(i2d_X509_ALGOR, static_cast<const X509_ALGOR*>(algorithm.get()),
                      "the signature algorithm");
 }

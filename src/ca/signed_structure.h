@@ -10,11 +10,8 @@
 
 namespace devid::ca {
 
-// SetSignatureAlgorithm fills algorithm with the AlgorithmIdentifier of the signatures key
-// algorithm's Key::Sign makes. Fails with kInternal when OpenSSL cannot.
-Status SetSignatureAlgorithm(X509_ALGOR* algorithm, keys::KeyAlgorithm key_algorithm);
-
-// SignatureAlgorithmDer returns that AlgorithmIdentifier as DER.
+// SignatureAlgorithmDer returns the AlgorithmIdentifier of the signatures key_algorithm's Key::Sign
+// makes (pki::SetSignatureAlgorithm) as DER.
 Result<std::string> SignatureAlgorithmDer(keys::KeyAlgorithm key_algorithm);
 
 // SignStructure has key sign tbs_der (a TBSCertificate, TBSCertList or OCSP ResponseData, whose

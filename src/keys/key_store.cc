@@ -83,6 +83,16 @@ Result<KeyAlgorithm> AlgorithmOfPublicKey(const EVP_PKEY* public_key) {
   return std::unexpected(InvalidArgument("unsupported public key type"));
 }
 
+Status CheckSignsDigests(const Key& key) {
+  if (key.algorithm() == KeyAlgorithm::kEcdsaP256 || key.algorithm() == KeyAlgorithm::kEcdsaP384) {
+    return Ok();
+  }
+  return std::unexpected(InvalidArgument("signing a digest with " + key.uri() + ": a " +
+                                         std::string(KeyAlgorithmName(key.algorithm())) +
+                                         " key signs whole messages only (RSA PKCS #1 v1.5 and "
+                                         "Ed25519 hash inside the signature)"));
+}
+
 Result<KeyStore*> KeyStores::For(const KeyUri& uri) const {
   auto it = stores_.find(uri.scheme);
   if (it == stores_.end()) {

@@ -42,6 +42,12 @@ const EVP_MD* SignatureDigest(KeyAlgorithm algorithm);
 // kInvalidArgument for any other type or size (P-192, RSA-2048, ...).
 Result<KeyAlgorithm> AlgorithmOfPublicKey(const EVP_PKEY* public_key);
 
+class Key;
+
+// CheckSignsDigests succeeds for an ECDSA key and fails with kInvalidArgument, naming the key and
+// why, for the algorithms whose schemes hash inside and so cannot sign a ready digest.
+Status CheckSignsDigests(const Key& key);
+
 // Key is a handle to a private key that stays inside its key store: it signs but never reveals
 // the private part. Sign may be called from many threads at once. A Key must not outlive the
 // KeyStore that returned it.
@@ -63,6 +69,12 @@ class Key {
   // caller passes the whole message (a TBSCertificate, a TBSCertList, ...). It fails with the
   // store's error (kUnavailable when the device is gone, kInternal otherwise).
   virtual Result<std::vector<uint8_t>> Sign(std::span<const uint8_t> message) const = 0;
+
+  // SignDigest signs a digest the caller already computed and returns a DER ECDSA-Sig-Value; it
+  // is how a TLS stack signs its handshake hash through the key (RFC 8446 §4.4.3). The digest may
+  // have any length: ECDSA uses its leftmost bits (FIPS 186-4 §6.4). It fails with
+  // kInvalidArgument for RSA and Ed25519 keys, whose schemes hash inside, else as Sign.
+  virtual Result<std::vector<uint8_t>> SignDigest(std::span<const uint8_t> digest) const = 0;
 
  protected:
   Key(std::string uri, KeyAlgorithm algorithm, ossl::UniquePtr<EVP_PKEY> public_key)

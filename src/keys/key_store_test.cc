@@ -14,12 +14,15 @@
 
 #include "keys/pkcs11/pkcs11_key_store.h"
 #include "keys/software/file_key_store.h"
+#include "keys/testing/key_store_backends.h"
 #include "keys/testing/softhsm_token.h"
 
 namespace devid::keys {
 namespace {
 
-constexpr char kPassphrase[] = "correct horse battery staple";
+using testing::FileBackend;
+using testing::kPassphrase;
+using testing::SoftHsmBackend;
 constexpr KeyAlgorithm kAllAlgorithms[] = {KeyAlgorithm::kEcdsaP256, KeyAlgorithm::kEcdsaP384,
                                            KeyAlgorithm::kRsa3072, KeyAlgorithm::kEd25519};
 
@@ -34,45 +37,6 @@ std::string PublicDer(const Key& key) {
   OPENSSL_free(der);
   return out;
 }
-
-class FileBackend {
- public:
-  FileBackend()
-      : store_([](const std::string& name) -> std::optional<std::string> {
-          if (name == "DEVID_TEST_PASSPHRASE") return std::string(kPassphrase);
-          return std::nullopt;
-        }) {
-    char tmpl[] = "/tmp/devid-keys-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-  }
-  ~FileBackend() { std::filesystem::remove_all(dir_); }
-  bool ok() const { return true; }
-  KeyStore& store() { return store_; }
-  std::string Uri(std::string_view name) const {
-    return "file:" + dir_ + "/" + std::string(name) + ".key?passphrase-env=DEVID_TEST_PASSPHRASE";
-  }
-  const std::string& dir() const { return dir_; }
-
- private:
-  std::string dir_;
-  FileKeyStore store_;
-};
-
-class SoftHsmBackend {
- public:
-  SoftHsmBackend() : store_(DEVID_SOFTHSM2_MODULE) {}
-  bool ok() const { return token_.ok(); }
-  Pkcs11KeyStore& store() { return store_; }
-  std::string Uri(std::string_view name) const {
-    return std::string("pkcs11:token=") + testing::SoftHsmToken::kLabel +
-           ";object=" + std::string(name) + "?pin-source=" + token_.pin_file();
-  }
-  const testing::SoftHsmToken& token() const { return token_; }
-
- private:
-  testing::SoftHsmToken token_;  // first: SOFTHSM2_CONF must be set before the module loads
-  Pkcs11KeyStore store_;
-};
 
 template <typename Backend>
 class KeyStoreConformanceTest : public ::testing::Test {

@@ -42,4 +42,33 @@ Result<std::vector<uint8_t>> Base64Decode(std::string_view text) {
   return out;
 }
 
+std::string Base64UrlEncode(std::span<const uint8_t> data) {
+  std::string out = Base64Encode(data);
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return out;
+}
+
+std::string Base64UrlEncode(std::string_view data) {
+  return Base64UrlEncode(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+}
+
+Result<std::vector<uint8_t>> Base64UrlDecode(std::string_view text) {
+  if (text.size() % 4 == 1) return std::unexpected(InvalidArgument("invalid base64url length"));
+  std::string standard(text);
+  for (char& c : standard) {
+    if (c == '+' || c == '/' || c == '=') {
+      return std::unexpected(InvalidArgument("invalid base64url character"));
+    }
+    if (c == '-') c = '+';
+    if (c == '_') c = '/';
+  }
+  standard.append((4 - standard.size() % 4) % 4, '=');
+  return Base64Decode(standard);
+}
+
 }  // namespace devid::ossl

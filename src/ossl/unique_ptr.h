@@ -2,6 +2,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/ssl.h>
@@ -55,6 +56,7 @@ DEVID_OSSL_DELETER(EVP_CIPHER_CTX, EVP_CIPHER_CTX_free)
 DEVID_OSSL_DELETER(BN_CTX, BN_CTX_free)
 DEVID_OSSL_DELETER(OSSL_PARAM_BLD, OSSL_PARAM_BLD_free)
 DEVID_OSSL_DELETER(OSSL_PARAM, OSSL_PARAM_free)
+DEVID_OSSL_DELETER(ECDSA_SIG, ECDSA_SIG_free)
 
 #undef DEVID_OSSL_DELETER
 

@@ -4,6 +4,7 @@
 #include <openssl/pem.h>
 
 #include "ossl/error.h"
+#include "pki/signature_algorithm.h"
 
 namespace devid::pki {
 
@@ -30,6 +31,55 @@ Result<Csr> Csr::FromDer(std::string_view der) {
     return std::unexpected(InvalidArgument("certificate request has trailing bytes"));
   }
   return Csr(std::move(req));
+}
+
+Result<Csr> Csr::Sign(const X509_NAME* subject, const keys::Key& key) {
+  ossl::UniquePtr<X509_REQ> req(X509_REQ_new());
+  ossl::UniquePtr<X509_ALGOR> algorithm(X509_ALGOR_new());
+  if (!req || !algorithm || X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) != 1 ||
+      X509_REQ_set_subject_name(req.get(), subject) != 1 ||
+      X509_REQ_set_pubkey(req.get(), key.public_key()) != 1) {
+    return std::unexpected(ossl::ErrorFromQueue("building a certificate request"));
+  }
+  DEVID_TRY(SetSignatureAlgorithm(algorithm.get(), key.algorithm()));
+  if (X509_REQ_set1_signature_algo(req.get(), algorithm.get()) != 1) {
+    return std::unexpected(ossl::ErrorFromQueue("building a certificate request"));
+  }
+  // RFC 2986 §4.2: the signature covers the DER CertificationRequestInfo; i2d_re re-encodes it
+  // after the changes above, and that cached encoding is what i2d_X509_REQ writes out.
+  unsigned char* info = nullptr;
+  int info_length = i2d_re_X509_REQ_tbs(req.get(), &info);
+  if (info_length <= 0) {
+    return std::unexpected(ossl::ErrorFromQueue("encoding a certificate request"));
+  }
+  auto signature = key.Sign({info, static_cast<size_t>(info_length)});
+  OPENSSL_free(info);
+  if (!signature) {
+    return std::unexpected(signature.error().WithContext("signing a certificate request"));
+  }
+  ASN1_BIT_STRING* bits = ASN1_BIT_STRING_new();
+  if (bits == nullptr ||
+      ASN1_BIT_STRING_set(bits, signature->data(), static_cast<int>(signature->size())) != 1) {
+    ASN1_BIT_STRING_free(bits);
+    return std::unexpected(ossl::ErrorFromQueue("setting a certificate request's signature"));
+  }
+  // Whole octets: no unused bits.
+  bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+  bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+  X509_REQ_set0_signature(req.get(), bits);  // req takes ownership.
+  return Csr(std::move(req));
+}
+
+std::string Csr::ToDer() const {
+  unsigned char* der = nullptr;
+  int length = i2d_X509_REQ(req_.get(), &der);
+  if (length <= 0) {
+    ERR_clear_error();
+    return "";
+  }
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(length));
+  OPENSSL_free(der);
+  return out;
 }
 
 Status Csr::VerifySignature() const {

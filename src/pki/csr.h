@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "base/result.h"
+#include "keys/key_store.h"
 #include "ossl/unique_ptr.h"
 
 namespace devid::pki {
@@ -17,6 +18,14 @@ class Csr {
   // bytes). Both fail with kInvalidArgument.
   static Result<Csr> FromPem(std::string_view pem);
   static Result<Csr> FromDer(std::string_view der);
+
+  // Sign builds a request for subject (copied; the caller keeps it) and key's public key, with no
+  // attributes, and signs it through key with its algorithm (Key::Sign): the private key never
+  // leaves its store. Fails with the key's error, or kInternal when OpenSSL cannot encode.
+  static Result<Csr> Sign(const X509_NAME* subject, const keys::Key& key);
+
+  // ToDer returns the request as DER.
+  std::string ToDer() const;
 
   // VerifySignature checks the request's self-signature with its own public key: the proof that
   // the requester holds the private key (RFC 2986 §3, RFC 7030 §3.4 and §4.2.1). Fails with

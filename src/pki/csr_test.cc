@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
 
+#include "keys/software/file_key_store.h"
 #include "pki/pkcs7.h"
 
 namespace devid::pki {
@@ -45,6 +46,29 @@ TEST(CsrTest, Rejects_GarbageAndTrailingBytes) {
   EXPECT_FALSE(Csr::FromDer("not a request").has_value());
   EXPECT_FALSE(Csr::FromDer(MakeCsrDer("x") + "!").has_value());
   EXPECT_FALSE(Csr::FromPem("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n").has_value());
+}
+
+TEST(CsrTest, Sign_ThroughEveryKeyAlgorithm_VerifiesAndKeepsTheSubject) {
+  for (keys::KeyAlgorithm algorithm :
+       {keys::KeyAlgorithm::kEcdsaP256, keys::KeyAlgorithm::kEcdsaP384,
+        keys::KeyAlgorithm::kRsa3072, keys::KeyAlgorithm::kEd25519}) {
+    SCOPED_TRACE(keys::KeyAlgorithmName(algorithm));
+    auto pkey = keys::GenerateSoftwareKey(algorithm);
+    ASSERT_TRUE(pkey.has_value());
+    auto key = keys::SoftwareKey(std::move(*pkey), "test:device");
+    ASSERT_TRUE(key.has_value());
+    ossl::UniquePtr<X509_NAME> subject(X509_NAME_new());
+    X509_NAME_add_entry_by_txt(subject.get(), "CN", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>("device-7"), -1, -1, 0);
+    auto signed_csr = Csr::Sign(subject.get(), **key);
+    ASSERT_TRUE(signed_csr.has_value()) << signed_csr.error().message();
+    auto parsed = Csr::FromDer(signed_csr->ToDer());
+    ASSERT_TRUE(parsed.has_value()) << parsed.error().message();
+    EXPECT_TRUE(parsed->VerifySignature().has_value());
+    EXPECT_EQ(parsed->SubjectCommonName(), "device-7");
+    EXPECT_EQ(EVP_PKEY_eq(parsed->public_key(), (*key)->public_key()), 1);
+    EXPECT_EQ(X509_REQ_get_signature_nid(parsed->get()), keys::SignatureNid(algorithm));
+  }
 }
 
 TEST(Pkcs7Test, RoundTrips_CertsOnly) {

@@ -40,6 +40,24 @@ class InMemoryKey final : public Key {
     return signature;
   }
 
+  Result<std::vector<uint8_t>> SignDigest(std::span<const uint8_t> digest) const override {
+    DEVID_TRY(CheckSignsDigests(*this));
+    // No digest is set on the context, so OpenSSL signs the bytes as given, of any length.
+    ossl::UniquePtr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, private_key_.get(),
+                                                                 nullptr));
+    size_t len = 0;
+    if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1 ||
+        EVP_PKEY_sign(ctx.get(), nullptr, &len, digest.data(), digest.size()) != 1) {
+      return std::unexpected(ossl::ErrorFromQueue("signing a digest with " + uri()));
+    }
+    std::vector<uint8_t> signature(len);
+    if (EVP_PKEY_sign(ctx.get(), signature.data(), &len, digest.data(), digest.size()) != 1) {
+      return std::unexpected(ossl::ErrorFromQueue("signing a digest with " + uri()));
+    }
+    signature.resize(len);
+    return signature;
+  }
+
  private:
   ossl::UniquePtr<EVP_PKEY> private_key_;
 };

@@ -1,4 +1,4 @@
-#include "attestation/x509/chain_verifier.h"
+#include "pki/chain_verifier.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -10,7 +10,7 @@
 #include "ossl/revocation_handles.h"
 #include "ossl/unique_ptr.h"
 
-namespace devid::attestation {
+namespace devid::pki {
 namespace {
 
 struct StackOfX509Deleter {
@@ -28,7 +28,7 @@ struct StackOfObjectDeleter {
 // SubjectOf names a certificate the context holds, for error messages.
 std::string SubjectOf(X509* certificate) {
   X509_up_ref(certificate);
-  return pki::Certificate::Adopt(ossl::UniquePtr<X509>(certificate)).SubjectName();
+  return Certificate::Adopt(ossl::UniquePtr<X509>(certificate)).SubjectName();
 }
 
 // WeakAlgorithm says why a certificate's key or signature is not acceptable, or "" when it is.
@@ -86,12 +86,12 @@ Status CheckAlgorithms(STACK_OF(X509) * path) {
 
 }  // namespace
 
-Result<std::vector<pki::Certificate>> VerifyChain(const pki::Certificate& leaf,
-                                                  std::span<const pki::Certificate> untrusted,
-                                                  std::span<const pki::Certificate> anchors,
-                                                  std::span<const std::string> crls,
-                                                  std::chrono::system_clock::time_point at,
-                                                  const ChainPolicy& policy) {
+Result<std::vector<Certificate>> VerifyChain(const Certificate& leaf,
+                                             std::span<const Certificate> untrusted,
+                                             std::span<const Certificate> anchors,
+                                             std::span<const std::string> crls,
+                                             std::chrono::system_clock::time_point at,
+                                             const ChainPolicy& policy) {
   ossl::UniquePtr<X509_STORE> store(X509_STORE_new());
   std::unique_ptr<STACK_OF(X509), StackOfX509Deleter> chain(sk_X509_new_null());
   std::unique_ptr<STACK_OF(X509_CRL), StackOfCrlDeleter> crl_stack(sk_X509_CRL_new_null());
@@ -99,12 +99,12 @@ Result<std::vector<pki::Certificate>> VerifyChain(const pki::Certificate& leaf,
   if (!store || !chain || !crl_stack || !ctx) {
     return std::unexpected(ossl::ErrorFromQueue("preparing path validation"));
   }
-  for (const pki::Certificate& anchor : anchors) {
+  for (const Certificate& anchor : anchors) {
     if (X509_STORE_add_cert(store.get(), anchor.get()) != 1) {
       return std::unexpected(ossl::ErrorFromQueue("adding a trust anchor"));
     }
   }
-  for (const pki::Certificate& certificate : untrusted) {
+  for (const Certificate& certificate : untrusted) {
     if (sk_X509_push(chain.get(), certificate.get()) <= 0) {
       return std::unexpected(ossl::ErrorFromQueue("adding an intermediate"));
     }
@@ -172,13 +172,13 @@ Result<std::vector<pki::Certificate>> VerifyChain(const pki::Certificate& leaf,
   }
   STACK_OF(X509)* path = X509_STORE_CTX_get0_chain(ctx.get());
   if (policy.strong_algorithms) DEVID_TRY(CheckAlgorithms(path));
-  std::vector<pki::Certificate> out;
+  std::vector<Certificate> out;
   for (int i = 0; i < sk_X509_num(path); ++i) {
     X509* certificate = sk_X509_value(path, i);
     X509_up_ref(certificate);
-    out.push_back(pki::Certificate::Adopt(ossl::UniquePtr<X509>(certificate)));
+    out.push_back(Certificate::Adopt(ossl::UniquePtr<X509>(certificate)));
   }
   return out;
 }
 
-}  // namespace devid::attestation
+}  // namespace devid::pki
