@@ -15,6 +15,7 @@ inline constexpr int kInvalidCaCertificate = 400007;
 inline constexpr int kVerificationCodeInvalid = 400008;
 inline constexpr int kProofOfPossessionFailed = 400009;
 inline constexpr int kCaReferenceNotVerified = 400010;
+inline constexpr int kInvalidCommand = 400011;
 inline constexpr int kMissingAuthorization = 401001;
 inline constexpr int kUnauthorized = 401002;
 inline constexpr int kEnrollmentDisabled = 401004;
@@ -30,10 +31,12 @@ inline constexpr int kAlreadyExists = 409001;
 inline constexpr int kCaCertificateInUse = 409002;
 inline constexpr int kEtagMismatch = 412001;
 inline constexpr int kBodyTooLarge = 413001;
+inline constexpr int kCommandTooLarge = 413002;
 inline constexpr int kHeaderTooLarge = 431001;
 inline constexpr int kThrottled = 429001;
 inline constexpr int kInternal = 500000;
 inline constexpr int kUnavailable = 503000;
+inline constexpr int kCommandSignerUnavailable = 503001;
 }  // namespace error_code
 
 }  // namespace devid::api

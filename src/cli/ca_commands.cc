@@ -28,6 +28,7 @@ namespace {
 // CaOptions holds the flags of every `devid ca` command; one command runs per process.
 struct CaOptions {
   std::string data_dir = "data";
+  std::string ca_dir;  // [ca] directory of devid serve; "" = <data dir>/ca/authority
   std::string pkcs11_module;
   std::string algorithm = "ecdsa-p256";
   std::string passphrase_env;
@@ -53,6 +54,12 @@ struct CaOptions {
   std::string out_file;
   std::string store_url;  // "" = the data dir's SQLite database
 };
+
+// StoreOf is the CA the options name: --ca-dir, else the one in --data-dir.
+server::CaStore StoreOf(const CaOptions& options) {
+  return options.ca_dir.empty() ? server::CaStore(options.data_dir)
+                                : server::CaStore::InDirectory(options.ca_dir);
+}
 
 // KeyStoresFor is the explicit table of key stores for one command: files (passphrases from the
 // process environment) and PKCS #11.
@@ -92,7 +99,7 @@ Status Init(const CaOptions& options) {
   CommandKeyStores stores(options);
   SystemClock clock;
   SecureRandom random;
-  server::CaStore store(options.data_dir);
+  server::CaStore store = StoreOf(options);
   DEVID_TRY(store.Init({.root_common_name = options.root_name,
                         .issuing_common_name = options.issuing_name,
                         .algorithm = algorithm,
@@ -115,7 +122,7 @@ Status Import(const CaOptions& options) {
   CommandKeyStores stores(options);
   SystemClock clock;
   SecureRandom random;
-  server::CaStore store(options.data_dir);
+  server::CaStore store = StoreOf(options);
   DEVID_TRY(
       store.Import(chain, roots, WithModule(options.key, options), stores.table, clock, random));
   std::cout << "Imported the issuing CA into " << store.directory() << "; it issues from now on.\n";
@@ -127,7 +134,7 @@ Status Rollover(const CaOptions& options) {
   CommandKeyStores stores(options);
   SystemClock clock;
   SecureRandom random;
-  server::CaStore store(options.data_dir);
+  server::CaStore store = StoreOf(options);
   DEVID_TRY(store.Rollover(WithModule(options.key, options), algorithm, options.name,
                            options.passphrase_env, stores.table, clock, random));
   std::cout << "Added a new issuing CA; it issues from now on, the older ones stay trusted.\n";
@@ -139,7 +146,7 @@ Status Rollover(const CaOptions& options) {
 Status RootCrl(const CaOptions& options) {
   CommandKeyStores stores(options);
   SystemClock clock;
-  server::CaStore store(options.data_dir);
+  server::CaStore store = StoreOf(options);
   int days = options.days > 0 ? options.days : 365;
   DEVID_TRY(store.PublishRootCrls(stores.table, clock, std::chrono::hours(24 * days),
                                   /*force=*/true));
@@ -149,7 +156,7 @@ Status RootCrl(const CaOptions& options) {
 }
 
 Status List(const CaOptions& options) {
-  server::CaStore store(options.data_dir);
+  server::CaStore store = StoreOf(options);
   DEVID_ASSIGN_OR_RETURN(std::vector<server::CaSummary> list, store.List());
   for (const server::CaSummary& ca : list) {
     std::cout << std::left << std::setw(8) << ca.role << " " << ca.subject << "\n"
@@ -176,7 +183,7 @@ Status Issue(const CaOptions& options, const server::RegistryFactories& factorie
   CommandKeyStores stores(options);
   SystemClock clock;
   SecureRandom random;
-  server::CaStore store(options.data_dir);
+  server::CaStore store = StoreOf(options);
   DEVID_ASSIGN_OR_RETURN(std::unique_ptr<ca::Authority> authority,
                          store.Load(options.base_url, stores.table, clock, random));
   ca::CertificateRequest request{.common_name = common_name,
@@ -218,6 +225,8 @@ void AddCaCommands(CLI::App& app, int& exit_code, const server::RegistryFactorie
     CLI::App* cmd = ca->add_subcommand(std::move(name), std::move(description));
     cmd->add_option("--data-dir", o.data_dir, "State directory of devid serve")
         ->capture_default_str();
+    cmd->add_option("--ca-dir", o.ca_dir,
+                    "The CA's own directory when devid serve names one ([ca] directory)");
     cmd->add_option("--pkcs11-module", o.pkcs11_module,
                     "PKCS #11 module for pkcs11: key URIs without module-path")
         ->envname("DEVID_PKCS11_MODULE");

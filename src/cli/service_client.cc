@@ -92,7 +92,8 @@ ErrorCode CodeForStatus(int status) {
 }
 
 // ServerError turns a non-2xx response into an Error carrying the server's own words.
-Error ServerError(std::string_view method, std::string_view path, const api::Response& response) {
+Error ServerError(std::string_view method, std::string_view path,
+                  const sdk::HttpResponse& response) {
   json body = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
   std::string message;
   if (body.is_object() && body.contains("message") && body["message"].is_string()) {
@@ -114,7 +115,7 @@ Error ServerError(std::string_view method, std::string_view path, const api::Res
   return Error(CodeForStatus(response.status), message + " (" + suffix + ")");
 }
 
-std::string_view FindHeader(const std::vector<api::Header>& headers, std::string_view name) {
+std::string_view FindHeader(const std::vector<sdk::HttpHeader>& headers, std::string_view name) {
   for (const auto& [key, value] : headers) {
     if (key == name) return value;
   }
@@ -143,23 +144,25 @@ Result<ServiceClient> ServiceClient::Connect(const Connection& connection, const
   std::string authorization = pki::CreateSasToken(
       *key, PercentEncodeComponent(connection.credentials.host_name, /*strict=*/true),
       clock.UnixSeconds() + kTokenLifetimeSeconds, connection.credentials.key_name);
-  net::ClientTlsOptions tls;
+  sdk::ClientTlsOptions tls;
   tls.trust_bundle_pem = connection.trust_bundle_pem;
   DEVID_ASSIGN_OR_RETURN(
-      auto http, net::HttpsClient::Connect(connection.endpoint.host, connection.endpoint.port,
+      auto http, sdk::HttpsClient::Connect(connection.endpoint.host, connection.endpoint.port,
                                            std::move(tls)));
   return ServiceClient(std::move(http), std::move(authorization));
 }
 
 Result<ServiceResponse> ServiceClient::Send(std::string_view method, std::string_view path,
-                                            std::vector<api::Header> headers,
+                                            std::vector<sdk::HttpHeader> headers,
                                             std::string_view body) {
-  std::string target = std::string(path) + "?api-version=" + std::string(kApiVersion);
+  // A path may carry its own query (?ttl=); api-version joins it.
+  std::string target = std::string(path) + (path.find('?') == std::string_view::npos ? "?" : "&") +
+                       "api-version=" + std::string(kApiVersion);
   headers.emplace_back("accept", "application/json");
   headers.emplace_back("authorization", authorization_);
   headers.emplace_back("user-agent", "devid-cli");
   if (!body.empty()) headers.emplace_back("content-type", "application/json; charset=utf-8");
-  DEVID_ASSIGN_OR_RETURN(api::Response response, http_.Send(method, target, headers, body));
+  DEVID_ASSIGN_OR_RETURN(sdk::HttpResponse response, http_.Send(method, target, headers, body));
   if (response.status < 200 || response.status > 299) {
     return std::unexpected(ServerError(method, path, response));
   }
@@ -182,19 +185,19 @@ Result<ServiceResponse> ServiceClient::Get(std::string_view path) {
 
 Result<ServiceResponse> ServiceClient::Put(std::string_view path, const json& body,
                                            std::string_view if_match) {
-  std::vector<api::Header> headers;
+  std::vector<sdk::HttpHeader> headers;
   if (!if_match.empty()) headers.emplace_back("if-match", std::string(if_match));
   return Send("PUT", path, std::move(headers), body.dump());
 }
 
 Result<ServiceResponse> ServiceClient::Delete(std::string_view path, std::string_view if_match) {
-  std::vector<api::Header> headers;
+  std::vector<sdk::HttpHeader> headers;
   if (!if_match.empty()) headers.emplace_back("if-match", std::string(if_match));
   return Send("DELETE", path, std::move(headers), {});
 }
 
 Result<ServiceResponse> ServiceClient::Post(std::string_view path, const json& body,
-                                            std::vector<api::Header> headers) {
+                                            std::vector<sdk::HttpHeader> headers) {
   return Send("POST", path, std::move(headers), body.dump());
 }
 
@@ -202,7 +205,7 @@ Result<json> ServiceClient::QueryAll(std::string_view path, const json& body, in
   json items = json::array();
   std::string continuation;
   while (true) {
-    std::vector<api::Header> headers;
+    std::vector<sdk::HttpHeader> headers;
     if (page_size > 0) headers.emplace_back("x-ms-max-item-count", std::to_string(page_size));
     if (!continuation.empty()) headers.emplace_back("x-ms-continuation", continuation);
     DEVID_ASSIGN_OR_RETURN(ServiceResponse page, Post(path, body, std::move(headers)));

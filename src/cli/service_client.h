@@ -9,14 +9,14 @@
 #include "base/clock.h"
 #include "base/result.h"
 #include "cli/connection.h"
-#include "net/https_client.h"
+#include "sdk/https_client.h"
 
 namespace devid::cli {
 
 // ServiceResponse is a successful (2xx) answer of the service API.
 struct ServiceResponse {
   int status = 200;
-  std::vector<api::Header> headers;  // names lowercase
+  std::vector<sdk::HttpHeader> headers;  // names lowercase
   nlohmann::json body;               // null when the response has no body
 
   // HeaderValue returns the first value of header name (lowercase), or "" when absent.
@@ -41,7 +41,7 @@ class ServiceClient {
                               std::string_view if_match = {});
   Result<ServiceResponse> Delete(std::string_view path, std::string_view if_match = {});
   Result<ServiceResponse> Post(std::string_view path, const nlohmann::json& body,
-                               std::vector<api::Header> headers = {});
+                               std::vector<sdk::HttpHeader> headers = {});
 
   // QueryAll posts body to a query path page by page (x-ms-max-item-count = page_size when
   // positive), following x-ms-continuation until the server sends none, and returns every item in
@@ -50,13 +50,13 @@ class ServiceClient {
   Result<nlohmann::json> QueryAll(std::string_view path, const nlohmann::json& body, int page_size);
 
  private:
-  ServiceClient(net::HttpsClient http, std::string authorization)
+  ServiceClient(sdk::HttpsClient http, std::string authorization)
       : http_(std::move(http)), authorization_(std::move(authorization)) {}
 
   Result<ServiceResponse> Send(std::string_view method, std::string_view path,
-                               std::vector<api::Header> headers, std::string_view body);
+                               std::vector<sdk::HttpHeader> headers, std::string_view body);
 
-  net::HttpsClient http_;
+  sdk::HttpsClient http_;
   std::string authorization_;
 };
 

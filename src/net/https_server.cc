@@ -36,6 +36,7 @@
 #include "api/error_response.h"
 #include "base/random.h"
 #include "net/tls.h"
+#include "ossl/tls_context.h"
 
 namespace devid::net {
 namespace {
@@ -465,8 +466,8 @@ class HttpsServer::Impl {
     }
     tls_.emplace(asio::ssl::context::tls_server);
     SSL_CTX* ctx = tls_->native_handle();
-    DEVID_TRY(SetMinimumTls12(ctx));
-    if (Status loaded = UseCertificateChainAndKey(ctx, identity.certificate_chain_pem,
+    DEVID_TRY(ossl::SetMinimumTls12(ctx));
+    if (Status loaded = ossl::UseCertificateChainAndKey(ctx, identity.certificate_chain_pem,
                                                   identity.private_key_pem);
         !loaded) {
       return std::unexpected(loaded.error().WithContext("loading the server TLS identity"));

@@ -25,12 +25,14 @@
 #include "base/random.h"
 #include "ca/testing/mini_ca.h"
 #include "ca/tls_identity.h"
-#include "net/https_client.h"
 #include "pki/certificate.h"
+#include "sdk/https_client.h"
 
 namespace devid::net {
 namespace {
 
+using sdk::ClientTlsOptions;
+using sdk::HttpsClient;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using ::testing::HasSubstr;
@@ -65,12 +67,6 @@ api::Response Text(int status, std::string body) {
   return response;
 }
 
-std::string_view HeaderOf(const api::Response& response, std::string_view name) {
-  for (const auto& [key, value] : response.headers) {
-    if (key == name) return value;
-  }
-  return {};
-}
 
 // RawConnection is a blocking socket, optionally with TLS, for sending what HttpsClient never
 // would: nothing at all, half a request, or garbage. Reads give up after five seconds.
@@ -258,15 +254,15 @@ TEST_F(HttpsServerTest, RoundTrip_ConvertsRequestAndResponse) {
   ASSERT_TRUE(response) << response.error().message();
   EXPECT_EQ(response->status, 201);
   EXPECT_EQ(response->body, R"(got {"registrationId":"dev1"})");
-  EXPECT_EQ(HeaderOf(*response, "x-method"), "PUT");
-  EXPECT_EQ(HeaderOf(*response, "x-target"),
+  EXPECT_EQ(response->HeaderValue("x-method"), "PUT");
+  EXPECT_EQ(response->HeaderValue("x-target"),
             "/scope/registrations/dev1/register?api-version=2021-06-01");
-  EXPECT_EQ(HeaderOf(*response, "x-lowercase"), "yes");
-  EXPECT_EQ(HeaderOf(*response, "x-test"), "hello");
-  EXPECT_EQ(HeaderOf(*response, "x-remote"), "127.0.0.1");
-  EXPECT_EQ(HeaderOf(*response, "x-peer-certificates"), "0");
-  EXPECT_EQ(HeaderOf(*response, "content-length"), std::to_string(response->body.size()));
-  EXPECT_EQ(HeaderOf(*response, "content-type"), "text/plain");
+  EXPECT_EQ(response->HeaderValue("x-lowercase"), "yes");
+  EXPECT_EQ(response->HeaderValue("x-test"), "hello");
+  EXPECT_EQ(response->HeaderValue("x-remote"), "127.0.0.1");
+  EXPECT_EQ(response->HeaderValue("x-peer-certificates"), "0");
+  EXPECT_EQ(response->HeaderValue("content-length"), std::to_string(response->body.size()));
+  EXPECT_EQ(response->HeaderValue("content-type"), "text/plain");
 }
 
 TEST_F(HttpsServerTest, KeepAlive_ServesManyRequestsOnOneConnection) {
@@ -303,7 +299,7 @@ TEST_F(HttpsServerTest, Head_SendsLengthWithoutBody) {
   auto head = client.Send("HEAD", "/x");
   ASSERT_TRUE(head) << head.error().message();
   EXPECT_EQ(head->status, 200);
-  EXPECT_EQ(HeaderOf(*head, "content-length"), "12");
+  EXPECT_EQ(head->HeaderValue("content-length"), "12");
   EXPECT_EQ(head->body, "");
   // The connection is still in step: the next response is read whole.
   auto get = client.Send("GET", "/x");
@@ -347,8 +343,8 @@ TEST_F(HttpsServerTest, Rejects_OversizedBody_With413) {
   auto response = client.Send("POST", "/echo", {}, std::string(64 * 1024, 'a'));
   ASSERT_TRUE(response) << response.error().message();
   EXPECT_EQ(response->status, 413);
-  EXPECT_EQ(HeaderOf(*response, "connection"), "close");
-  EXPECT_EQ(HeaderOf(*response, "x-ms-error-code"), "413001");
+  EXPECT_EQ(response->HeaderValue("connection"), "close");
+  EXPECT_EQ(response->HeaderValue("x-ms-error-code"), "413001");
   auto body = nlohmann::json::parse(response->body);
   EXPECT_EQ(body["errorCode"], 413001);
   EXPECT_THAT(body["message"].get<std::string>(), HasSubstr("1024-byte limit"));
@@ -418,7 +414,7 @@ TEST_F(HttpsServerTest, TryHandleNow_AnswersOnTheIoThread_AndLeavesTheRestToHand
     ASSERT_TRUE(now) << now.error().message();
     EXPECT_EQ(now->status, 200);
     EXPECT_EQ(now->body, "now a");
-    EXPECT_EQ(HeaderOf(*now, "content-length"), "5");
+    EXPECT_EQ(now->HeaderValue("content-length"), "5");
     auto later = client.Send("POST", "/later", {}, "b");
     ASSERT_TRUE(later) << later.error().message();
     EXPECT_EQ(later->body, "later b");
@@ -549,7 +545,7 @@ TEST_F(HttpsServerTest, Shutdown_FinishesInFlightRequest_AndRefusesNewConnection
   ASSERT_TRUE(response) << response.error().message();
   EXPECT_EQ(response->status, 200);
   EXPECT_EQ(response->body, "slow done");
-  EXPECT_EQ(HeaderOf(*response, "connection"), "close");
+  EXPECT_EQ(response->HeaderValue("connection"), "close");
   shutdown.join();
   EXPECT_TRUE(shut_down);
   // Well within the grace period: the idle connection did not hold Shutdown up.

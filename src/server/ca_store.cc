@@ -156,6 +156,14 @@ CaStore::CaStore(std::string data_dir) {
   dir_ = base + "/ca/authority";
 }
 
+CaStore CaStore::InDirectory(const std::string& directory) {
+  CaStore store;
+  std::error_code ec;
+  store.dir_ = std::filesystem::absolute(directory, ec).lexically_normal().string();
+  while (store.dir_.size() > 1 && store.dir_.back() == '/') store.dir_.pop_back();
+  return store;
+}
+
 bool CaStore::Exists() const { return std::filesystem::exists(dir_ + "/" + kManifest); }
 
 Status CaStore::Init(const CaInitOptions& options, const keys::KeyStores& key_stores,
@@ -377,12 +385,12 @@ Result<std::vector<CaSummary>> CaStore::List() const {
   return out;
 }
 
-Result<std::unique_ptr<ServerAuthority>> OpenServerAuthority(const std::string& data_dir,
+Result<std::unique_ptr<ServerAuthority>> OpenServerAuthority(const std::string& ca_directory,
                                                              const CaInitOptions& init,
                                                              const std::string& base_url,
                                                              keys::FileKeyStore::Getenv getenv,
                                                              const Clock& clock, Random& random) {
-  CaStore store(data_dir);
+  CaStore store = CaStore::InDirectory(ca_directory);
   auto server_authority = std::make_unique<ServerAuthority>(std::move(getenv));
   if (!store.Exists()) {
     if (auto made = store.Init(init, server_authority->key_stores, clock, random); !made) {

@@ -48,8 +48,13 @@ struct CaSummary {
 // for concurrent writers: the CLI is its only writer.
 class CaStore {
  public:
-  // CaStore addresses the CA of data_dir; nothing is read or written until a call.
+  // CaStore addresses the CA of data_dir (<data>/ca/authority); nothing is read or written until
+  // a call.
   explicit CaStore(std::string data_dir);
+
+  // InDirectory addresses a CA kept in directory instead ([ca] directory: one CA directory that
+  // several nodes share, e.g. distributed by configuration management or a read-only mount).
+  static CaStore InDirectory(const std::string& directory);
 
   // Exists tells whether a CA has been initialized or imported.
   bool Exists() const;
@@ -94,10 +99,11 @@ class CaStore {
   // List describes the stored CA certificates, roots first.
   Result<std::vector<CaSummary>> List() const;
 
-  // directory is <data>/ca/authority.
+  // directory is <data>/ca/authority, or the one given to InDirectory.
   const std::string& directory() const { return dir_; }
 
  private:
+  CaStore() = default;
   std::string dir_;
 };
 
@@ -115,11 +121,12 @@ struct ServerAuthority {
   std::unique_ptr<ca::Authority> authority;
 };
 
-// OpenServerAuthority loads the CA from <data_dir>/ca/authority. A data dir without one gets one
-// first, made as `devid ca init` makes it with init (so a fresh `devid serve` is a working CA at
-// once). base_url "" = the recorded one. getenv resolves passphrase-env. Fails as CaStore::Init and
-// Load (a missing token, a wrong passphrase) so the server does not start half-armed.
-Result<std::unique_ptr<ServerAuthority>> OpenServerAuthority(const std::string& data_dir,
+// OpenServerAuthority loads the CA from ca_directory (a CaStore's directory). A directory without
+// one gets one first, made as `devid ca init` makes it with init (so a fresh `devid serve` is a
+// working CA at once). base_url "" = the recorded one. getenv resolves passphrase-env. Fails as
+// CaStore::Init and Load (a missing token, a wrong passphrase) so the server does not start
+// half-armed.
+Result<std::unique_ptr<ServerAuthority>> OpenServerAuthority(const std::string& ca_directory,
                                                              const CaInitOptions& init,
                                                              const std::string& base_url,
                                                              keys::FileKeyStore::Getenv getenv,

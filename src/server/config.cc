@@ -159,13 +159,15 @@ Result<Config> ParseConfig(std::string_view toml_text) {
   if (ca) {
     DEVID_TRY(CheckKeys(*ca, "ca",
                         {"base_url", "key_algorithm", "root_key_uri", "issuing_key_uri",
-                         "passphrase_env"}));
+                         "passphrase_env", "command_signer_key_uri", "directory"}));
     auto& c = config.ca;
     DEVID_TRY(ReadString(*ca, "ca", "base_url", c.base_url));
     DEVID_TRY(ReadString(*ca, "ca", "key_algorithm", c.key_algorithm));
     DEVID_TRY(ReadString(*ca, "ca", "root_key_uri", c.root_key_uri));
     DEVID_TRY(ReadString(*ca, "ca", "issuing_key_uri", c.issuing_key_uri));
     DEVID_TRY(ReadString(*ca, "ca", "passphrase_env", c.passphrase_env));
+    DEVID_TRY(ReadString(*ca, "ca", "directory", c.directory));
+    DEVID_TRY(ReadString(*ca, "ca", "command_signer_key_uri", c.command_signer_key_uri));
     if (!c.base_url.empty() && !c.base_url.starts_with("https://") &&
         !c.base_url.starts_with("http://")) {
       return std::unexpected(KeyError("ca.base_url", "must be an http:// or https:// URL"));

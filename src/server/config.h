@@ -61,6 +61,12 @@ struct CaSection {
   std::string root_key_uri;     // "" = an encrypted file key in the data dir
   std::string issuing_key_uri;  // "" = an encrypted file key in the data dir
   std::string passphrase_env;   // variable holding the file keys' passphrase; "" = a file beside them
+  // directory holds the CA (certificates, authority.json, file keys, OCSP signers); nodes that
+  // share a store share it (docs/scale-out.md). "" = <data dir>/ca/authority.
+  std::string directory;
+  // command_signer_key_uri is the key that signs device commands (docs/commands.md); nodes
+  // sharing a store should share it (pkcs11:...). "" = an encrypted file key in the data dir.
+  std::string command_signer_key_uri;
 };
 
 // X509Section is [x509]: revocation checking for third-party CAs' device certificates

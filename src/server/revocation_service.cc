@@ -106,12 +106,12 @@ Result<std::vector<ca::OcspSigner>> LoadOrIssueOcspSigners(const std::string& ca
   return signers;
 }
 
-Result<std::unique_ptr<RevocationService>> StartRevocationService(const std::string& data_dir,
+Result<std::unique_ptr<RevocationService>> StartRevocationService(const std::string& ca_directory,
                                                                   ServerAuthority& ca,
                                                                   registry::Registry& registry,
                                                                   const Clock& clock,
                                                                   Random& random) {
-  CaStore store(data_dir);
+  CaStore store = CaStore::InDirectory(ca_directory);
   DEVID_ASSIGN_OR_RETURN(std::vector<ca::OcspSigner> signers,
                          LoadOrIssueOcspSigners(store.directory(), *ca.authority, ca.key_stores,
                                                 registry, clock, random));

@@ -42,9 +42,10 @@ struct RevocationService {
   std::unique_ptr<api::RevocationApi> api;
 };
 
-// StartRevocationService prepares the OCSP signers of ca (LoadOrIssueOcspSigners under the CA's
-// directory in data_dir) and builds the service. ca, registry and clock must outlive the result.
-Result<std::unique_ptr<RevocationService>> StartRevocationService(const std::string& data_dir,
+// StartRevocationService prepares the OCSP signers of ca (LoadOrIssueOcspSigners under
+// ca_directory, the CaStore's directory) and builds the service. ca, registry and clock must
+// outlive the result.
+Result<std::unique_ptr<RevocationService>> StartRevocationService(const std::string& ca_directory,
                                                                   ServerAuthority& ca,
                                                                   registry::Registry& registry,
                                                                   const Clock& clock,

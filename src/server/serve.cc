@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/ca_certificate_api.h"
+#include "api/command_api.h"
 #include "api/certificate_api.h"
 #include "api/device_api.h"
 #include "api/est_api.h"
@@ -27,6 +28,7 @@
 #include "net/https_server.h"
 #include "ossl/base64.h"
 #include "server/ca_store.h"
+#include "server/command_signing.h"
 #include "server/config.h"
 #include "server/data_dir.h"
 #include "server/revocation_service.h"
@@ -172,7 +174,10 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   std::string base_url = CaBaseUrl(*config, *listen);
   CaInitOptions init = CaInitOptionsFrom(config->ca);
   init.base_url = base_url;  // the issuing CA points at its root's CRL here too
-  auto ca = OpenServerAuthority(dir->path(), init, base_url, Getenv, clock, random);
+  std::string ca_directory = config->ca.directory.empty()
+                                 ? CaStore(dir->path()).directory()
+                                 : CaStore::InDirectory(config->ca.directory).directory();
+  auto ca = OpenServerAuthority(ca_directory, init, base_url, Getenv, clock, random);
   if (!ca) return Fail(ca.error());
   const ca::Authority& authority = *(*ca)->authority;
   auto tls = LoadOrIssueServerTls(*config, *dir, authority, clock);
@@ -216,9 +221,20 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   api::CertificateApi certificate_api(**registry, service_auth, clock);
   api::CaCertificateApi ca_certificate_api(**registry, service_auth, clock, random);
   std::vector<api::Route*> routes = {est.get(), &certificate_api, &ca_certificate_api};
-  auto revocation = StartRevocationService(dir->path(), **ca, **registry, clock, random);
+  auto revocation = StartRevocationService(ca_directory, **ca, **registry, clock, random);
   if (!revocation) return Fail(revocation.error().WithContext("starting CRL and OCSP"));
   routes.push_back((*revocation)->api.get());
+  CommandSignerFiles command_files{config->ca.command_signer_key_uri,
+                                   ca_directory,
+                                   dir->path() + "/command-signer.pem"};
+  auto command_signer = LoadOrIssueCommandSigner(command_files, authority, (*ca)->key_stores,
+                                                 **registry, clock, random);
+  if (!command_signer) return Fail(command_signer.error().WithContext("config ca"));
+  RenewingCommandSigner renewing_command_signer(command_files, std::move(*command_signer),
+                                                authority, (*ca)->key_stores, **registry, clock,
+                                                random);
+  api::CommandApi command_api(**registry, service_auth, renewing_command_signer.Source(), clock);
+  routes.push_back(&command_api);
   api::Router router(device_api, service_api, random, routes);
 
   net::ServerOptions server_options;
@@ -246,6 +262,7 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
                                         ";SharedAccessKeyName=" + owner.name +
                                         ";SharedAccessKey=" + owner.primary_key},
         {"trustBundle", tls->trust_bundle_path},
+        {"commandSigner", command_files.certificate_file},
     };
     return dir->WriteConnectionFile(connection.dump(2) + "\n");
   };

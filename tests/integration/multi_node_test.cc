@@ -5,9 +5,9 @@
 // documented bound.
 //
 // Each node has its own data dir and so its own development CA and TLS certificate: clients use
-// each node's trust bundle. MultiNodeSharedCaTest instead gives B a copy of A's CA, so both issue
-// as one CA. The ID scope comes from the config (or, in MultiNodeSettingsTest,
-// from the store) and the service policies from the shared store, where the first node to start
+// each node's trust bundle. MultiNodeSharedCaTest instead points both at one CA directory
+// ([ca] directory), so both issue as one CA. The ID scope comes from the config (or, in
+// MultiNodeSettingsTest, from the store) and the service policies from the shared store, where the first node to start
 // put them.
 
 #include <gmock/gmock.h>
@@ -71,26 +71,18 @@ class MultiNodeTest : public ::testing::Test {
     ServerProcessOptions options;
     options.config_toml = "[store]\nurl = \"" + db_->url() + "\"\n" + store_toml + "[device]\n" +
                           device_toml + "hubs = [\"hub-1.example\", \"hub-2.example\"]\n";
+    if (share_ca_) {
+      // One CA for both nodes: [ca] directory names the same directory (docs/scale-out.md); A
+      // makes the CA there on its first start and B loads it.
+      char pattern[] = "/tmp/devid-shared-ca-XXXXXX";
+      ASSERT_NE(::mkdtemp(pattern), nullptr);
+      shared_ca_dir_ = pattern;
+      options.config_toml += "[ca]\ndirectory = \"" + shared_ca_dir_ + "/authority\"\n";
+    }
     // A starts first and puts the service policies in the store; B reads them from there.
     auto a = ServerProcess::Start(options);
     ASSERT_TRUE(a.has_value()) << a.error().message();
     node_a_.emplace(std::move(*a));
-    if (share_ca_) {
-      // One CA for both nodes: B starts with a copy of A's authority (docs/scale-out.md).
-      options.prepare = [a_dir = node_a_->data_dir()](const std::string& data_dir) -> Status {
-        std::error_code error;
-        std::filesystem::create_directories(data_dir + "/ca", error);
-        if (!error) {
-          std::filesystem::permissions(data_dir, std::filesystem::perms::owner_all, error);
-        }
-        if (!error) {
-          std::filesystem::copy(a_dir + "/ca/authority", data_dir + "/ca/authority",
-                                std::filesystem::copy_options::recursive, error);
-        }
-        if (error) return std::unexpected(Internal("copying node A's CA: " + error.message()));
-        return Ok();
-      };
-    }
     auto b = ServerProcess::Start(options);
     ASSERT_TRUE(b.has_value()) << b.error().message();
     node_b_.emplace(std::move(*b));
@@ -159,6 +151,7 @@ class MultiNodeTest : public ::testing::Test {
   }
 
   bool share_ca_ = false;
+  std::string shared_ca_dir_;  // with share_ca_: the CA directory both nodes name
   std::optional<TestDatabase> db_;
   // Declared after db_, so the nodes stop before the database is dropped.
   std::optional<ServerProcess> node_a_;
@@ -305,7 +298,7 @@ TEST_F(MultiNodeTest, CarriesOn_WhenOneNodeIsKilledMidLoad) {
           std::string id =
               "load-" + std::to_string(node) + "-" + std::to_string(t) + "-" + std::to_string(i);
           std::string key = DeviceKey(id);
-          Result<api::Response> r = std::unexpected(Unavailable("not sent"));
+          Result<sdk::HttpResponse> r = std::unexpected(Unavailable("not sent"));
           if (!fallback && client->connected()) r = client->Register(id, key);
           if (!r && node == 1) {
             // The node died under us: like a load balancer, retry on the survivor.
@@ -363,6 +356,45 @@ TEST_F(MultiNodeTest, CarriesOn_WhenOneNodeIsKilledMidLoad) {
 
 // MultiNodeSettingsTest runs both nodes with the ID scope taken from the store and the settings
 // re-read every second, the shortest refresh interval.
+TEST_F(MultiNodeTest, Numbers_CommandsSignedThroughBothNodesWithoutDuplicates) {
+  DpsClient registrar(*node_a_);
+  ASSERT_TRUE(registrar.connected());
+  auto registered = registrar.Register("cmd-1", DeviceKey("cmd-1"));
+  ASSERT_TRUE(registered) << registered.error().message();
+  ASSERT_EQ(registered->status, 202) << registered->body;
+  constexpr int kThreadsPerNode = 2;
+  constexpr int kEach = 10;
+  std::mutex mu;
+  std::vector<int64_t> sequences;
+  std::vector<std::string> failures;
+  std::vector<std::thread> threads;
+  for (int node = 0; node < 2; ++node) {
+    for (int t = 0; t < kThreadsPerNode; ++t) {
+      threads.emplace_back([&, node] {
+        DpsClient client(node == 0 ? *node_a_ : *node_b_);
+        for (int i = 0; i < kEach; ++i) {
+          auto sent = client.Service("POST", "/devices/cmd-1/commands", json{{"n", i}});
+          std::lock_guard lock(mu);
+          if (sent && sent->status == 201) {
+            sequences.push_back(json::parse(sent->body)["sequence"].get<int64_t>());
+          } else {
+            failures.push_back(sent ? std::to_string(sent->status) + " " + sent->body
+                                    : sent.error().message());
+          }
+        }
+      });
+    }
+  }
+  for (auto& thread : threads) thread.join();
+  ASSERT_TRUE(failures.empty()) << failures.front();
+  std::set<int64_t> distinct(sequences.begin(), sequences.end());
+  constexpr int kTotal = 2 * kThreadsPerNode * kEach;
+  EXPECT_EQ(distinct.size(), static_cast<size_t>(kTotal)) << "a sequence number was reused";
+  EXPECT_EQ(*distinct.begin(), 1);
+  EXPECT_EQ(*distinct.rbegin(), kTotal);
+  EXPECT_EQ(CountAudit("command.sign"), kTotal);
+}
+
 class MultiNodeSettingsTest : public MultiNodeTest {
  protected:
   static constexpr auto kRefresh = std::chrono::seconds(1);
@@ -496,10 +528,15 @@ TEST_F(MultiNodeSettingsTest, Applies_OnBothNodes_AnIdScopeChangedInTheStore) {
   EXPECT_EQ(Stored().count("old-scope-1"), 0u);
 }
 
-// MultiNodeSharedCaTest runs both nodes as one CA: B starts with a copy of A's
-// <data>/ca/authority.
+// MultiNodeSharedCaTest runs both nodes as one CA: both name one CA directory ([ca] directory).
 class MultiNodeSharedCaTest : public MultiNodeTest {
  protected:
+  void TearDown() override {
+    node_b_.reset();
+    node_a_.reset();
+    if (!shared_ca_dir_.empty()) std::filesystem::remove_all(shared_ca_dir_);
+  }
+
   void SetUp() override {
     DEVID_CREATE_TEST_DATABASE(db_);
     share_ca_ = true;
