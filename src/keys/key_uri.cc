@@ -24,6 +24,11 @@ constexpr std::array<std::string_view, 4> kPkcs11QueryAttributes = {"module-name
                                                                     "pin-source", "pin-value"};
 constexpr std::array<std::string_view, 2> kFileQueryAttributes = {"passphrase-env",
                                                                   "passphrase-file"};
+constexpr std::array<std::string_view, 1> kTpm2PathAttributes = {"handle"};
+constexpr std::array<std::string_view, 1> kTpm2QueryAttributes = {"tcti"};
+// The owner hierarchy's persistent handles (TPM 2.0 Part 2 §7.2; TCG Provisioning Guidance §7.8).
+constexpr uint32_t kTpm2OwnerPersistentFirst = 0x81000000;
+constexpr uint32_t kTpm2OwnerPersistentLast = 0x817fffff;
 
 template <size_t N>
 bool Known(const std::array<std::string_view, N>& names, std::string_view name) {
@@ -60,14 +65,15 @@ Result<std::string> PercentDecode(std::string_view text, std::string_view what) 
   return out;
 }
 
-// PercentEncode escapes every byte outside RFC 3986 unreserved characters (and '/' for paths),
-// which is always a valid RFC 7512 §2.3 pk11-pchar / pk11-qchar encoding.
-std::string PercentEncode(std::string_view value, bool keep_slash) {
+// PercentEncode escapes every byte outside RFC 3986 unreserved characters (and '/' for paths, and
+// the characters in keep), which is always a valid RFC 7512 §2.3 pk11-pchar / pk11-qchar encoding.
+std::string PercentEncode(std::string_view value, bool keep_slash, std::string_view keep = {}) {
   static constexpr char kDigits[] = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : value) {
     bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                      c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/');
+                      c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/') ||
+                      keep.find(static_cast<char>(c)) != std::string_view::npos;
     if (unreserved) {
       out += static_cast<char>(c);
     } else {
@@ -115,6 +121,24 @@ Status ParseAttributes(std::string_view text, char sep,
   return Ok();
 }
 
+// ParseTpm2Handle accepts "0x" and exactly eight hex digits naming an owner persistent handle.
+Result<uint32_t> ParseTpm2Handle(std::string_view text) {
+  auto bad = [&] {
+    return std::unexpected(InvalidArgument(
+        "key URI: tpm2: handle \"" + std::string(text) +
+        "\" is not a persistent handle 0x81000000-0x817fffff written as 0x and eight hex digits"));
+  };
+  if (text.size() != 10 || !text.starts_with("0x")) return bad();
+  uint32_t handle = 0;
+  for (char c : text.substr(2)) {
+    int digit = HexValue(c);
+    if (digit < 0) return bad();
+    handle = handle << 4 | static_cast<uint32_t>(digit);
+  }
+  if (handle < kTpm2OwnerPersistentFirst || handle > kTpm2OwnerPersistentLast) return bad();
+  return handle;
+}
+
 }  // namespace
 
 std::optional<std::string> KeyUri::PathAttribute(std::string_view name) const {
@@ -141,13 +165,16 @@ std::string KeyUri::ToString() const {
       out += name + "=" + PercentEncode(value, /*keep_slash=*/false);
     }
   }
+  // A TCTI configuration ("swtpm:host=h,port=p") stays readable: RFC 3986 §3.4 allows ':', ','
+  // and '=' in a query.
+  std::string_view keep = scheme == "tpm2" ? ":,=" : "";
   bool first = true;
   for (const auto& [name, value] : query_attributes) {
     out += first ? '?' : '&';
     first = false;
-    out +=
-        name + "=" +
-        (name == "pin-value" ? std::string("REDACTED") : PercentEncode(value, /*keep_slash=*/true));
+    out += name + "=" +
+           (name == "pin-value" ? std::string("REDACTED")
+                                : PercentEncode(value, /*keep_slash=*/true, keep));
   }
   return out;
 }
@@ -155,7 +182,7 @@ std::string KeyUri::ToString() const {
 Result<KeyUri> ParseKeyUri(std::string_view text) {
   size_t colon = text.find(':');
   if (colon == std::string_view::npos) {
-    return std::unexpected(InvalidArgument("key URI has no scheme (want file: or pkcs11:)"));
+    return std::unexpected(InvalidArgument("key URI has no scheme (want file:, pkcs11: or tpm2:)"));
   }
   KeyUri uri;
   uri.scheme = std::string(text.substr(0, colon));
@@ -191,8 +218,23 @@ Result<KeyUri> ParseKeyUri(std::string_view text) {
         ParseAttributes(query, '&', kFileQueryAttributes, /*unique=*/true, uri.query_attributes));
     return uri;
   }
+  if (uri.scheme == "tpm2") {
+    DEVID_TRY(
+        ParseAttributes(body, ';', kTpm2PathAttributes, /*unique=*/true, uri.path_attributes));
+    DEVID_TRY(
+        ParseAttributes(query, '&', kTpm2QueryAttributes, /*unique=*/true, uri.query_attributes));
+    std::optional<std::string> handle = uri.PathAttribute("handle");
+    if (!handle) return std::unexpected(InvalidArgument("key URI: tpm2: has no handle"));
+    DEVID_TRY(ParseTpm2Handle(*handle));
+    return uri;
+  }
   return std::unexpected(
-      InvalidArgument("key URI scheme \"" + uri.scheme + "\" is not file or pkcs11"));
+      InvalidArgument("key URI scheme \"" + uri.scheme + "\" is not file, pkcs11 or tpm2"));
+}
+
+uint32_t Tpm2Handle(const KeyUri& uri) {
+  auto handle = ParseTpm2Handle(uri.PathAttribute("handle").value_or(""));
+  return handle ? *handle : 0;
 }
 
 }  // namespace devid::keys

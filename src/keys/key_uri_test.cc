@@ -60,6 +60,36 @@ TEST(KeyUriTest, Rejects_Malformed) {
   }
 }
 
+TEST(KeyUriTest, Parses_Tpm2HandleAndTcti_AndRoundTrips) {
+  auto uri = ParseKeyUri("tpm2:handle=0x81000010?tcti=swtpm:host=127.0.0.1,port=2321");
+  ASSERT_TRUE(uri.has_value()) << uri.error().message();
+  EXPECT_EQ(uri->scheme, "tpm2");
+  EXPECT_EQ(Tpm2Handle(*uri), 0x81000010u);
+  EXPECT_EQ(uri->QueryAttribute("tcti"), "swtpm:host=127.0.0.1,port=2321");
+  EXPECT_EQ(uri->ToString(), "tpm2:handle=0x81000010?tcti=swtpm:host=127.0.0.1,port=2321");
+  auto bare = ParseKeyUri("tpm2:handle=0x817FFFFF");
+  ASSERT_TRUE(bare.has_value()) << bare.error().message();
+  EXPECT_EQ(Tpm2Handle(*bare), 0x817fffffu);
+  EXPECT_FALSE(bare->QueryAttribute("tcti").has_value());
+}
+
+TEST(KeyUriTest, Rejects_Tpm2WithoutAPersistentOwnerHandle) {
+  for (const char* text :
+       {"tpm2:", "tpm2:?tcti=device:/dev/tpmrm0", "tpm2:handle=", "tpm2:handle=81000010",
+        "tpm2:handle=0x8100001", "tpm2:handle=0x810000100", "tpm2:handle=0x8100001g",
+        "tpm2:handle=0x80000010", "tpm2:handle=0x81800000", "tpm2:handle=0x01c00002",
+        "tpm2:handle=0x81000010;handle=0x81000011", "tpm2:object=k",
+        "tpm2:handle=0x81000010?pin-value=1", "tpm2:handle=0x81000010?tcti=a&tcti=b"}) {
+    auto uri = ParseKeyUri(text);
+    ASSERT_FALSE(uri.has_value()) << text;
+    EXPECT_EQ(uri.error().code(), ErrorCode::kInvalidArgument) << text;
+  }
+  auto uri = ParseKeyUri("tpm2:handle=0x81800000");
+  ASSERT_FALSE(uri.has_value());
+  EXPECT_NE(uri.error().message().find("0x81000000-0x817fffff"), std::string::npos)
+      << uri.error().message();
+}
+
 TEST(KeyUriTest, Accepts_VendorAttributes) {
   EXPECT_TRUE(ParseKeyUri("pkcs11:token=a;x-vendor=1?x-other=2").has_value());
 }

@@ -60,6 +60,8 @@ std::string RvName(CK_RV rv) {
       return "CKR_OBJECT_HANDLE_INVALID";
     case CKR_GENERAL_ERROR:
       return "CKR_GENERAL_ERROR";
+    case CKR_KEY_SIZE_RANGE:
+      return "CKR_KEY_SIZE_RANGE";
     case CKR_FUNCTION_FAILED:
       return "CKR_FUNCTION_FAILED";
     default:
@@ -163,6 +165,7 @@ struct Pkcs11KeyStore::Token {
   struct Session {
     CK_SESSION_HANDLE handle = CK_INVALID_HANDLE;
     std::unordered_map<std::string, CK_OBJECT_HANDLE> private_keys;  // by CKA_ID
+    std::unordered_map<std::string, CK_OBJECT_HANDLE> secret_keys;   // by CKA_ID
   };
 
   // Lease borrows a session; it returns to the pool when the Lease is destroyed unless broken.
@@ -278,6 +281,19 @@ Result<std::vector<CK_OBJECT_HANDLE>> FindObjects(Token& token, CK_SESSION_HANDL
   f->C_FindObjectsFinal(session);
   if (rv != CKR_OK) return std::unexpected(Pkcs11Error("searching " + token.description, rv));
   return found;
+}
+
+// KeyIdOf returns uri's `id=`, or 16 random bytes recorded in named when uri has none.
+Result<std::string> KeyIdOf(const KeyUri& uri, KeyUri& named) {
+  std::string id = uri.PathAttribute("id").value_or("");
+  if (id.empty()) {
+    id.resize(16);
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(id.data()), 16) != 1) {
+      return std::unexpected(ossl::ErrorFromQueue("making a key id"));
+    }
+    named.path_attributes["id"] = id;
+  }
+  return id;
 }
 
 Result<std::string> GetAttribute(Token& token, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
@@ -399,52 +415,26 @@ class Pkcs11Key final : public Key {
         id_(std::move(id)) {}
 
   Result<std::vector<uint8_t>> Sign(std::span<const uint8_t> message) const override {
-    DEVID_ASSIGN_OR_RETURN(Token::Lease lease, token_->Acquire());
-    CK_OBJECT_HANDLE object = CK_INVALID_HANDLE;
-    if (auto it = lease->private_keys.find(id_); it != lease->private_keys.end()) {
-      object = it->second;
-    } else {
-      auto found = FindObjects(*token_, lease.handle(), CKO_PRIVATE_KEY, nullptr, &id_);
-      if (!found) return std::unexpected(found.error());
-      if (found->size() != 1) {
-        return std::unexpected(NotFound("signing with " + uri() + ": the key is gone"));
-      }
-      object = lease->private_keys[id_] = found->front();
-    }
-
     // The token signs; hashing happens here for ECDSA (CKM_ECDSA takes the digest, PKCS #11
     // v2.40 §2.3.6), which keeps the message off the bus. RSA and EdDSA hash inside.
-    CK_MECHANISM mechanism = {CKM_ECDSA, nullptr, 0};
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_len = 0;
-    std::span<const uint8_t> input = message;
     if (algorithm() == KeyAlgorithm::kEcdsaP256 || algorithm() == KeyAlgorithm::kEcdsaP384) {
+      unsigned char digest[EVP_MAX_MD_SIZE];
+      unsigned int digest_len = 0;
       if (EVP_Digest(message.data(), message.size(), digest, &digest_len,
                      SignatureDigest(algorithm()), nullptr) != 1) {
         return std::unexpected(ossl::ErrorFromQueue("hashing for " + uri()));
       }
-      input = std::span<const uint8_t>(digest, digest_len);
-    } else if (algorithm() == KeyAlgorithm::kRsa3072) {
-      mechanism.mechanism = CKM_SHA256_RSA_PKCS;
-    } else {
-      mechanism.mechanism = CKM_EDDSA;
+      return SignDigest(std::span<const uint8_t>(digest, digest_len));
     }
-    CK_FUNCTION_LIST_PTR f = token_->module->f;
-    std::vector<uint8_t> signature(512);
-    CK_ULONG len = signature.size();
-    CK_RV rv = f->C_SignInit(lease.handle(), &mechanism, object);
-    if (rv == CKR_OK) {
-      rv = f->C_Sign(lease.handle(), const_cast<uint8_t*>(input.data()), input.size(),
-                     signature.data(), &len);
-    }
-    if (rv != CKR_OK) {
-      lease.MarkBroken();
-      return std::unexpected(Pkcs11Error("signing with " + uri(), rv));
-    }
-    signature.resize(len);
-    if (mechanism.mechanism != CKM_ECDSA) return signature;
-    // CKM_ECDSA returns r || s; X.509 carries a DER ECDSA-Sig-Value (RFC 3279 §2.2.3).
-    size_t half = len / 2;
+    return TokenSign(algorithm() == KeyAlgorithm::kRsa3072 ? CKM_SHA256_RSA_PKCS : CKM_EDDSA,
+                     message);
+  }
+
+  Result<std::vector<uint8_t>> SignDigest(std::span<const uint8_t> digest) const override {
+    DEVID_TRY(CheckSignsDigests(*this));
+    DEVID_ASSIGN_OR_RETURN(std::vector<uint8_t> signature, TokenSign(CKM_ECDSA, digest));
+    // CKM_ECDSA returns r || s; X.509 and TLS carry a DER ECDSA-Sig-Value (RFC 3279 §2.2.3).
+    size_t half = signature.size() / 2;
     ECDSA_SIG* sig = ECDSA_SIG_new();
     BIGNUM* r = BN_bin2bn(signature.data(), static_cast<int>(half), nullptr);
     BIGNUM* s = BN_bin2bn(signature.data() + half, static_cast<int>(half), nullptr);
@@ -462,6 +452,85 @@ class Pkcs11Key final : public Key {
     std::vector<uint8_t> out(der, der + der_len);
     OPENSSL_free(der);
     return out;
+  }
+
+ private:
+  // TokenSign runs C_Sign with mechanism over input on a pooled session.
+  Result<std::vector<uint8_t>> TokenSign(CK_MECHANISM_TYPE type,
+                                         std::span<const uint8_t> input) const {
+    DEVID_ASSIGN_OR_RETURN(Token::Lease lease, token_->Acquire());
+    CK_OBJECT_HANDLE object = CK_INVALID_HANDLE;
+    if (auto it = lease->private_keys.find(id_); it != lease->private_keys.end()) {
+      object = it->second;
+    } else {
+      auto found = FindObjects(*token_, lease.handle(), CKO_PRIVATE_KEY, nullptr, &id_);
+      if (!found) return std::unexpected(found.error());
+      if (found->size() != 1) {
+        return std::unexpected(NotFound("signing with " + uri() + ": the key is gone"));
+      }
+      object = lease->private_keys[id_] = found->front();
+    }
+    CK_MECHANISM mechanism = {type, nullptr, 0};
+    CK_FUNCTION_LIST_PTR f = token_->module->f;
+    std::vector<uint8_t> signature(512);
+    CK_ULONG len = signature.size();
+    CK_RV rv = f->C_SignInit(lease.handle(), &mechanism, object);
+    if (rv == CKR_OK) {
+      rv = f->C_Sign(lease.handle(), const_cast<uint8_t*>(input.data()), input.size(),
+                     signature.data(), &len);
+    }
+    if (rv != CKR_OK) {
+      lease.MarkBroken();
+      return std::unexpected(Pkcs11Error("signing with " + uri(), rv));
+    }
+    signature.resize(len);
+    return signature;
+  }
+
+  std::shared_ptr<Token> token_;
+  std::string id_;
+};
+
+// Pkcs11HmacKey is a CKO_SECRET_KEY that the token uses with CKM_SHA256_HMAC (PKCS #11 v2.40
+// §2.20.4, a 32-byte MAC); the key bytes never come back out.
+class Pkcs11HmacKey final : public HmacKey {
+ public:
+  Pkcs11HmacKey(std::string uri, std::shared_ptr<Token> token, std::string id)
+      : HmacKey(std::move(uri)), token_(std::move(token)), id_(std::move(id)) {}
+
+  Result<std::array<uint8_t, 32>> HmacSha256(std::string_view message) const override {
+    DEVID_ASSIGN_OR_RETURN(Token::Lease lease, token_->Acquire());
+    CK_OBJECT_HANDLE object = CK_INVALID_HANDLE;
+    if (auto it = lease->secret_keys.find(id_); it != lease->secret_keys.end()) {
+      object = it->second;
+    } else {
+      DEVID_ASSIGN_OR_RETURN(auto found,
+                             FindObjects(*token_, lease.handle(), CKO_SECRET_KEY, nullptr, &id_));
+      if (found.size() != 1) {
+        return std::unexpected(NotFound("computing an HMAC with " + uri() + ": the key is gone"));
+      }
+      object = lease->secret_keys[id_] = found.front();
+    }
+    CK_MECHANISM mechanism = {CKM_SHA256_HMAC, nullptr, 0};
+    std::array<uint8_t, 32> mac{};
+    CK_ULONG len = mac.size();
+    CK_FUNCTION_LIST_PTR f = token_->module->f;
+    CK_RV rv = f->C_SignInit(lease.handle(), &mechanism, object);
+    if (rv == CKR_OK) {
+      rv = f->C_Sign(lease.handle(),
+                     reinterpret_cast<CK_BYTE_PTR>(const_cast<char*>(message.data())),
+                     message.size(), mac.data(), &len);
+    }
+    if (rv != CKR_OK) {
+      // A stale cached handle (key deleted) or a half-finished operation: start afresh.
+      lease.MarkBroken();
+      return std::unexpected(Pkcs11Error("computing an HMAC with " + uri(), rv));
+    }
+    if (len != mac.size()) {
+      return std::unexpected(Internal("computing an HMAC with " + uri() + ": the token returned " +
+                                      std::to_string(len) + " bytes, not 32"));
+    }
+    return mac;
   }
 
  private:
@@ -552,14 +621,7 @@ Result<std::unique_ptr<Key>> Pkcs11KeyStore::Create(const KeyUri& uri, KeyAlgori
   }
   DEVID_ASSIGN_OR_RETURN(std::shared_ptr<Token> token, OpenToken(uri));
   KeyUri named = uri;
-  std::string id = uri.PathAttribute("id").value_or("");
-  if (id.empty()) {
-    id.resize(16);
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(id.data()), 16) != 1) {
-      return std::unexpected(ossl::ErrorFromQueue("making a key id"));
-    }
-    named.path_attributes["id"] = id;
-  }
+  DEVID_ASSIGN_OR_RETURN(std::string id, KeyIdOf(uri, named));
   named.path_attributes.erase("type");
   DEVID_ASSIGN_OR_RETURN(Token::Lease lease, token->Acquire());
   DEVID_ASSIGN_OR_RETURN(auto by_label,
@@ -661,6 +723,172 @@ Result<std::unique_ptr<Key>> Pkcs11KeyStore::Load(const KeyUri& uri) {
   named.path_attributes["id"] = id;
   return std::make_unique<Pkcs11Key>(named.ToString(), algorithm, std::move(public_key),
                                      std::move(token), id);
+}
+
+Result<std::unique_ptr<HmacKey>> Pkcs11KeyStore::ImportHmacKey(const KeyUri& uri,
+                                                               std::span<const uint8_t> key) {
+  std::optional<std::string> label = uri.PathAttribute("object");
+  if (!label || label->empty()) {
+    return std::unexpected(
+        InvalidArgument("key " + uri.ToString() + ": name the key with object="));
+  }
+  // RFC 2104 §3 discourages HMAC keys shorter than the hash output (32 bytes for SHA-256), and
+  // tokens refuse them (SoftHSM2: CKR_KEY_SIZE_RANGE); DPS keys are 32 or 64 bytes.
+  if (key.size() < 32 || key.size() > 512) {
+    return std::unexpected(InvalidArgument("key " + uri.ToString() + ": a symmetric key of " +
+                                           std::to_string(key.size()) +
+                                           " bytes; expected 32 to 512 bytes"));
+  }
+  DEVID_ASSIGN_OR_RETURN(std::shared_ptr<Token> token, OpenToken(uri));
+  KeyUri named = uri;
+  DEVID_ASSIGN_OR_RETURN(std::string id, KeyIdOf(uri, named));
+  DEVID_ASSIGN_OR_RETURN(Token::Lease lease, token->Acquire());
+  DEVID_ASSIGN_OR_RETURN(auto by_label,
+                         FindObjects(*token, lease.handle(), CKO_SECRET_KEY, &*label, nullptr));
+  DEVID_ASSIGN_OR_RETURN(auto by_id,
+                         FindObjects(*token, lease.handle(), CKO_SECRET_KEY, nullptr, &id));
+  if (!by_label.empty() || !by_id.empty()) {
+    return std::unexpected(AlreadyExists("key " + named.ToString() + " already exists"));
+  }
+
+  CK_OBJECT_CLASS klass = CKO_SECRET_KEY;
+  CK_KEY_TYPE type = CKK_GENERIC_SECRET;
+  CK_BBOOL yes = CK_TRUE;
+  CK_BBOOL no = CK_FALSE;
+  // Sensitive and not extractable (PKCS #11 v2.40 §4.10): the value cannot be read or wrapped
+  // out. It signs (computes MACs) and nothing else: a SAS key that could also encrypt or derive
+  // would let the token be used as an oracle for other purposes.
+  std::vector<CK_ATTRIBUTE> attributes = {
+      {CKA_CLASS, &klass, sizeof(klass)}, {CKA_KEY_TYPE, &type, sizeof(type)},
+      {CKA_TOKEN, &yes, sizeof(yes)},     {CKA_PRIVATE, &yes, sizeof(yes)},
+      {CKA_SENSITIVE, &yes, sizeof(yes)}, {CKA_EXTRACTABLE, &no, sizeof(no)},
+      {CKA_SIGN, &yes, sizeof(yes)},      {CKA_VERIFY, &no, sizeof(no)},
+      {CKA_ENCRYPT, &no, sizeof(no)},     {CKA_DECRYPT, &no, sizeof(no)},
+      {CKA_WRAP, &no, sizeof(no)},        {CKA_UNWRAP, &no, sizeof(no)},
+      {CKA_DERIVE, &no, sizeof(no)},      {CKA_LABEL, label->data(), label->size()},
+      {CKA_ID, id.data(), id.size()},     {CKA_VALUE, const_cast<uint8_t*>(key.data()), key.size()},
+  };
+  CK_OBJECT_HANDLE object = CK_INVALID_HANDLE;
+  CK_RV rv = token->module->f->C_CreateObject(lease.handle(), attributes.data(), attributes.size(),
+                                              &object);
+  if (rv != CKR_OK) {
+    return std::unexpected(Pkcs11Error("importing symmetric key " + named.ToString(), rv));
+  }
+  lease->secret_keys[id] = object;
+  return std::make_unique<Pkcs11HmacKey>(named.ToString(), std::move(token), id);
+}
+
+Result<std::unique_ptr<HmacKey>> Pkcs11KeyStore::LoadHmacKey(const KeyUri& uri) {
+  std::optional<std::string> label = uri.PathAttribute("object");
+  std::optional<std::string> wanted_id = uri.PathAttribute("id");
+  if (!label && !wanted_id) {
+    return std::unexpected(
+        InvalidArgument("key " + uri.ToString() + ": name the key with object= or id="));
+  }
+  DEVID_ASSIGN_OR_RETURN(std::shared_ptr<Token> token, OpenToken(uri));
+  DEVID_ASSIGN_OR_RETURN(Token::Lease lease, token->Acquire());
+  DEVID_ASSIGN_OR_RETURN(
+      auto found, FindObjects(*token, lease.handle(), CKO_SECRET_KEY, label ? &*label : nullptr,
+                              wanted_id ? &*wanted_id : nullptr));
+  if (found.empty()) {
+    return std::unexpected(NotFound("no symmetric key matches " + uri.ToString()));
+  }
+  if (found.size() > 1) {
+    return std::unexpected(
+        InvalidArgument(std::to_string(found.size()) + " symmetric keys match " + uri.ToString()));
+  }
+  DEVID_ASSIGN_OR_RETURN(std::string sign,
+                         GetAttribute(*token, lease.handle(), found[0], CKA_SIGN));
+  if (sign.size() != sizeof(CK_BBOOL) || sign[0] != CK_TRUE) {
+    return std::unexpected(
+        InvalidArgument("key " + uri.ToString() + " may not compute MACs (CKA_SIGN is false)"));
+  }
+  DEVID_ASSIGN_OR_RETURN(std::string id, GetAttribute(*token, lease.handle(), found[0], CKA_ID));
+  lease->secret_keys[id] = found[0];
+  KeyUri named = uri;
+  named.path_attributes["id"] = id;
+  return std::make_unique<Pkcs11HmacKey>(named.ToString(), std::move(token), id);
+}
+
+namespace {
+
+// PrivateKeyId returns the CKA_ID of the one private key matching uri's object and id.
+Result<std::string> PrivateKeyId(Token& token, CK_SESSION_HANDLE session, const KeyUri& uri) {
+  std::optional<std::string> label = uri.PathAttribute("object");
+  std::optional<std::string> wanted_id = uri.PathAttribute("id");
+  if (!label && !wanted_id) {
+    return std::unexpected(
+        InvalidArgument("key " + uri.ToString() + ": name the key with object= or id="));
+  }
+  DEVID_ASSIGN_OR_RETURN(auto found,
+                         FindObjects(token, session, CKO_PRIVATE_KEY, label ? &*label : nullptr,
+                                     wanted_id ? &*wanted_id : nullptr));
+  if (found.empty()) return std::unexpected(NotFound("no private key matches " + uri.ToString()));
+  if (found.size() > 1) {
+    return std::unexpected(
+        InvalidArgument(std::to_string(found.size()) + " private keys match " + uri.ToString()));
+  }
+  return GetAttribute(token, session, found[0], CKA_ID);
+}
+
+// KeyPairObjects returns the public keys, then the private keys, whose CKA_ID is id.
+Result<std::vector<CK_OBJECT_HANDLE>> KeyPairObjects(Token& token, CK_SESSION_HANDLE session,
+                                                     const std::string& id) {
+  DEVID_ASSIGN_OR_RETURN(auto objects, FindObjects(token, session, CKO_PUBLIC_KEY, nullptr, &id));
+  DEVID_ASSIGN_OR_RETURN(auto privates, FindObjects(token, session, CKO_PRIVATE_KEY, nullptr, &id));
+  objects.insert(objects.end(), privates.begin(), privates.end());
+  return objects;
+}
+
+// ForgetKeyHandles drops the handles the pooled sessions cached for the private key with CKA_ID
+// id, which stop being valid when it is destroyed.
+void ForgetKeyHandles(Token& token, Token::Lease& lease, const std::string& id) {
+  lease->private_keys.erase(id);
+  std::lock_guard lock(token.mu);
+  for (auto& session : token.idle) session->private_keys.erase(id);
+}
+
+}  // namespace
+
+Status Pkcs11KeyStore::DeleteKey(const KeyUri& uri) {
+  DEVID_ASSIGN_OR_RETURN(std::shared_ptr<Token> token, OpenToken(uri));
+  DEVID_ASSIGN_OR_RETURN(Token::Lease lease, token->Acquire());
+  DEVID_ASSIGN_OR_RETURN(std::string id, PrivateKeyId(*token, lease.handle(), uri));
+  DEVID_ASSIGN_OR_RETURN(auto objects, KeyPairObjects(*token, lease.handle(), id));
+  ForgetKeyHandles(*token, lease, id);
+  // Private keys first (KeyPairObjects lists them last).
+  for (auto it = objects.rbegin(); it != objects.rend(); ++it) {
+    CK_RV rv = token->module->f->C_DestroyObject(lease.handle(), *it);
+    if (rv != CKR_OK) return std::unexpected(Pkcs11Error("deleting key " + uri.ToString(), rv));
+  }
+  return Ok();
+}
+
+Status Pkcs11KeyStore::RelabelKey(const KeyUri& uri, const std::string& label) {
+  if (label.empty()) {
+    return std::unexpected(InvalidArgument("relabelling key " + uri.ToString() + ": empty label"));
+  }
+  DEVID_ASSIGN_OR_RETURN(std::shared_ptr<Token> token, OpenToken(uri));
+  DEVID_ASSIGN_OR_RETURN(Token::Lease lease, token->Acquire());
+  DEVID_ASSIGN_OR_RETURN(std::string current_id, PrivateKeyId(*token, lease.handle(), uri));
+  std::string doing = "relabelling key " + uri.ToString() + " as " + label;
+  // Labels name keys in URIs: another private key with this one would make both ambiguous.
+  DEVID_ASSIGN_OR_RETURN(auto by_label,
+                         FindObjects(*token, lease.handle(), CKO_PRIVATE_KEY, &label, nullptr));
+  for (CK_OBJECT_HANDLE object : by_label) {
+    DEVID_ASSIGN_OR_RETURN(std::string other_id,
+                           GetAttribute(*token, lease.handle(), object, CKA_ID));
+    if (other_id != current_id) {
+      return std::unexpected(AlreadyExists(doing + ": another private key has that label"));
+    }
+  }
+  DEVID_ASSIGN_OR_RETURN(auto objects, KeyPairObjects(*token, lease.handle(), current_id));
+  CK_ATTRIBUTE attribute = {CKA_LABEL, const_cast<char*>(label.data()), label.size()};
+  for (CK_OBJECT_HANDLE object : objects) {
+    CK_RV rv = token->module->f->C_SetAttributeValue(lease.handle(), object, &attribute, 1);
+    if (rv != CKR_OK) return std::unexpected(Pkcs11Error(doing, rv));
+  }
+  return Ok();
 }
 
 }  // namespace devid::keys

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <string>
 
+#include "keys/hmac_key.h"
 #include "keys/key_store.h"
 
 namespace devid::keys {
@@ -22,7 +23,7 @@ namespace devid::keys {
 // The PIN comes from pin-source (a file path or file: URI whose first line is the PIN) or
 // pin-value (RFC 7512 §2.4). Modules are shared process-wide and C_Finalize'd when the last store
 // using them is destroyed.
-class Pkcs11KeyStore final : public KeyStore {
+class Pkcs11KeyStore final : public KeyStore, public HmacKeyStore {
  public:
   // Pkcs11KeyStore uses default_module_path for URIs without module-path ("" = every URI must
   // name its module).
@@ -40,6 +41,30 @@ class Pkcs11KeyStore final : public KeyStore {
   // Load finds the private key (and its public key, by CKA_ID) matching uri's object and id.
   // Fails with kNotFound when no token or key matches and kInvalidArgument when several do.
   Result<std::unique_ptr<Key>> Load(const KeyUri& uri) override;
+
+  // ImportHmacKey creates a token-resident, private CKO_SECRET_KEY (CKK_GENERIC_SECRET) from
+  // key's bytes with CKA_SENSITIVE and CKA_SIGN true and CKA_EXTRACTABLE, CKA_VERIFY,
+  // CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP and CKA_DERIVE false, so the token only ever
+  // computes CKM_SHA256_HMAC with it. uri must name the object label; `id=` is generated when
+  // absent, as in Create. Fails as HmacKeyStore says; kInvalidArgument for a key shorter than 32
+  // (the SHA-256 output, RFC 2104 §3) or longer than 512 bytes.
+  Result<std::unique_ptr<HmacKey>> ImportHmacKey(const KeyUri& uri,
+                                                 std::span<const uint8_t> key) override;
+
+  // LoadHmacKey finds the secret key matching uri's object and id; it must allow CKA_SIGN.
+  Result<std::unique_ptr<HmacKey>> LoadHmacKey(const KeyUri& uri) override;
+
+  // DeleteKey destroys the key pair matching uri's object and id (C_DestroyObject): the private
+  // key first, so that an interrupted call leaves no usable key, then the public keys with its
+  // CKA_ID. Keys already loaded from it fail from then on. Fails with kNotFound when no private key
+  // matches, kInvalidArgument when several do, else with the token's error.
+  Status DeleteKey(const KeyUri& uri);
+
+  // RelabelKey gives the key pair matching uri's object and id the CKA_LABEL label
+  // (C_SetAttributeValue), so that a URI naming that label loads it; CKA_ID stays. The public key
+  // changes first: the private key matches uri until the end, so an interrupted call can be
+  // repeated. Fails with kAlreadyExists when another private key has that label, else as DeleteKey.
+  Status RelabelKey(const KeyUri& uri, const std::string& label);
 
   // OpenSessionCount returns how many PKCS #11 sessions the store holds open over all its tokens
   // (idle in the pools or lent to a signature in progress): a gauge for metrics and tests.

@@ -86,6 +86,46 @@ TPM2B_PUBLIC AkTemplate() {
   return in;
 }
 
+// EccSigningTemplate is an unrestricted ECDSA key the TPM generates and never lets go: no
+// restricted or decrypt, fixedTPM and fixedParent (not duplicable, Part 1 §23.3). scheme NULL
+// lets each TPM2_Sign choose ECDSA and the hash (Part 2 §12.2.3.6).
+TPM2B_PUBLIC EccSigningTemplate(Tpm2EccCurve curve) {
+  TPM2B_PUBLIC in{};
+  TPMT_PUBLIC& p = in.publicArea;
+  p.type = TPM2_ALG_ECC;
+  p.nameAlg = TPM2_ALG_SHA256;
+  p.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                       TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+                       TPMA_OBJECT_SIGN_ENCRYPT;
+  p.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+  p.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+  p.parameters.eccDetail.curveID =
+      curve == Tpm2EccCurve::kNistP256 ? TPM2_ECC_NIST_P256 : TPM2_ECC_NIST_P384;
+  p.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+  return in;
+}
+
+// EccPublicKey reads what devid needs from an ECC signing key's public area, refusing any other
+// object: a restricted key signs only TPM-made data, a decrypt key is not ours.
+Result<Tpm2EccPublicKey> EccPublicKey(const TPMT_PUBLIC& p, std::string_view where) {
+  bool signing = (p.objectAttributes & TPMA_OBJECT_SIGN_ENCRYPT) != 0 &&
+                 (p.objectAttributes & (TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)) == 0;
+  const TPMS_ECC_PARMS& ecc = p.parameters.eccDetail;
+  bool curve_known = ecc.curveID == TPM2_ECC_NIST_P256 || ecc.curveID == TPM2_ECC_NIST_P384;
+  if (p.type != TPM2_ALG_ECC || !signing || !curve_known ||
+      (ecc.scheme.scheme != TPM2_ALG_NULL && ecc.scheme.scheme != TPM2_ALG_ECDSA)) {
+    return std::unexpected(
+        InvalidArgument("the TPM object at " + std::string(where) +
+                        " is not an unrestricted ECDSA signing key on NIST P-256 or P-384"));
+  }
+  Tpm2EccPublicKey out;
+  out.curve = ecc.curveID == TPM2_ECC_NIST_P256 ? Tpm2EccCurve::kNistP256 : Tpm2EccCurve::kNistP384;
+  out.x.assign(p.unique.ecc.x.buffer, p.unique.ecc.x.buffer + p.unique.ecc.x.size);
+  out.y.assign(p.unique.ecc.y.buffer, p.unique.ecc.y.buffer + p.unique.ecc.y.size);
+  out.attributes = p.objectAttributes;
+  return out;
+}
+
 Result<std::vector<uint8_t>> MarshalPublic(const TPM2B_PUBLIC& pub) {
   std::vector<uint8_t> out(sizeof(TPM2B_PUBLIC));
   size_t offset = 0;
@@ -232,14 +272,7 @@ class Tpm2Device::Impl {
   }
 
   Result<std::vector<uint8_t>> ReadPublic(uint32_t handle, std::string_view what) {
-    DEVID_ASSIGN_OR_RETURN(auto object, Persistent(handle, what));
-    TPM2B_PUBLIC* raw = nullptr;
-    TSS2_RC rc = Esys_ReadPublic(esys, object->get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                 &raw, nullptr, nullptr);
-    EsysOutput<TPM2B_PUBLIC> pub(raw);
-    if (rc != TSS2_RC_SUCCESS) {
-      return std::unexpected(TssError(rc, "reading the " + std::string(what)));
-    }
+    DEVID_ASSIGN_OR_RETURN(auto pub, ReadPublicArea(handle, what));
     return MarshalPublic(*pub);
   }
 
@@ -326,6 +359,19 @@ class Tpm2Device::Impl {
     return std::min<uint32_t>(properties.tpmProperty[0].value, TPM2_MAX_NV_BUFFER_SIZE);
   }
 
+  // ReadPublicArea returns the public area of the persistent object at handle.
+  Result<EsysOutput<TPM2B_PUBLIC>> ReadPublicArea(uint32_t handle, std::string_view what) {
+    DEVID_ASSIGN_OR_RETURN(auto object, Persistent(handle, what));
+    TPM2B_PUBLIC* raw = nullptr;
+    TSS2_RC rc = Esys_ReadPublic(esys, object->get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                 &raw, nullptr, nullptr);
+    EsysOutput<TPM2B_PUBLIC> pub(raw);
+    if (rc != TSS2_RC_SUCCESS) {
+      return std::unexpected(TssError(rc, "reading the " + std::string(what)));
+    }
+    return pub;
+  }
+
   static std::string Hex(uint32_t handle) {
     char text[16];
     std::snprintf(text, sizeof(text), "0x%08x", handle);
@@ -340,6 +386,12 @@ Result<std::unique_ptr<Tpm2Device>> Tpm2Device::Open(std::string_view tcti) {
   auto impl = std::make_unique<Impl>();
   std::string conf(tcti);
   TSS2_RC rc = Tss2_TctiLdr_Initialize(conf.c_str(), &impl->tcti);
+  if (rc != TSS2_RC_SUCCESS && conf.empty()) {
+    return std::unexpected(Unavailable(
+        "opening the default TPM TCTI (tpm2-abrmd, /dev/tpmrm0, /dev/tpm0, then a simulator on "
+        "port 2321): " +
+        std::string(Tss2_RC_Decode(rc))));
+  }
   if (rc != TSS2_RC_SUCCESS) {
     return std::unexpected(Unavailable("opening TPM TCTI \"" + conf + "\": " + Tss2_RC_Decode(rc)));
   }
@@ -601,6 +653,89 @@ Result<std::vector<std::vector<uint8_t>>> Tpm2Device::ReadPcrs(std::span<const u
                      values->digests[0].buffer + values->digests[0].size);
   }
   return out;
+}
+
+Result<Tpm2EccPublicKey> Tpm2Device::CreateEccSigningKey(uint32_t handle, Tpm2EccCurve curve) {
+  DEVID_ASSIGN_OR_RETURN(bool exists, impl_->PersistentExists(handle));
+  if (exists) {
+    return std::unexpected(
+        AlreadyExists("the TPM already holds an object at " + Impl::Hex(handle)));
+  }
+  DEVID_TRY(StorageRootKey());
+  DEVID_ASSIGN_OR_RETURN(auto srk, impl_->Persistent(kTpm2SrkHandle, "SRK"));
+  TPM2B_SENSITIVE_CREATE sensitive{};
+  TPM2B_PUBLIC in = EccSigningTemplate(curve);
+  TPM2B_DATA outside{};
+  TPML_PCR_SELECTION creation_pcrs{};
+  TPM2B_PRIVATE* raw_private = nullptr;
+  TPM2B_PUBLIC* raw_public = nullptr;
+  TSS2_RC rc = Esys_Create(impl_->esys, srk->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                           &sensitive, &in, &outside, &creation_pcrs, &raw_private, &raw_public,
+                           nullptr, nullptr, nullptr);
+  EsysOutput<TPM2B_PRIVATE> key_private(raw_private);
+  EsysOutput<TPM2B_PUBLIC> key_public(raw_public);
+  if (rc != TSS2_RC_SUCCESS) return std::unexpected(TssError(rc, "creating an ECC signing key"));
+  ESYS_TR loaded = ESYS_TR_NONE;
+  rc = Esys_Load(impl_->esys, srk->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                 key_private.get(), key_public.get(), &loaded);
+  if (rc != TSS2_RC_SUCCESS) return std::unexpected(TssError(rc, "loading the ECC signing key"));
+  Impl::Object transient(impl_->esys, loaded, /*flush=*/true);
+  DEVID_TRY(impl_->Persist(transient, handle, "ECC signing key"));
+  return EccPublicKey(key_public->publicArea, Impl::Hex(handle));
+}
+
+Result<Tpm2EccPublicKey> Tpm2Device::ReadEccSigningKey(uint32_t handle) {
+  DEVID_ASSIGN_OR_RETURN(auto pub, impl_->ReadPublicArea(handle, "signing key"));
+  return EccPublicKey(pub->publicArea, Impl::Hex(handle));
+}
+
+Result<Tpm2EcdsaSignature> Tpm2Device::SignEcdsa(uint32_t handle, std::span<const uint8_t> digest) {
+  TPMT_SIG_SCHEME scheme{};
+  scheme.scheme = TPM2_ALG_ECDSA;
+  if (digest.size() == 32) {
+    scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+  } else if (digest.size() == 48) {
+    scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA384;
+  } else {
+    return std::unexpected(InvalidArgument("a TPM ECDSA digest is 32 or 48 bytes, not " +
+                                           std::to_string(digest.size())));
+  }
+  TPM2B_DIGEST in{};
+  in.size = static_cast<uint16_t>(digest.size());
+  std::memcpy(in.buffer, digest.data(), digest.size());
+  DEVID_ASSIGN_OR_RETURN(auto key, impl_->Persistent(handle, "signing key"));
+  // Without a ticket the TPM checks only the digest's size (Part 3 §20.2); an unrestricted key
+  // may sign any digest.
+  TPMT_TK_HASHCHECK validation{};
+  validation.tag = TPM2_ST_HASHCHECK;
+  validation.hierarchy = TPM2_RH_NULL;
+  TPMT_SIGNATURE* raw = nullptr;
+  TSS2_RC rc = Esys_Sign(impl_->esys, key->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &in,
+                         &scheme, &validation, &raw);
+  EsysOutput<TPMT_SIGNATURE> signature(raw);
+  if (rc != TSS2_RC_SUCCESS) {
+    return std::unexpected(TssError(rc, "TPM2_Sign with the key at " + Impl::Hex(handle)));
+  }
+  const TPMS_SIGNATURE_ECC& ecdsa = signature->signature.ecdsa;
+  Tpm2EcdsaSignature out;
+  out.r.assign(ecdsa.signatureR.buffer, ecdsa.signatureR.buffer + ecdsa.signatureR.size);
+  out.s.assign(ecdsa.signatureS.buffer, ecdsa.signatureS.buffer + ecdsa.signatureS.size);
+  return out;
+}
+
+Status Tpm2Device::DeleteEccSigningKey(uint32_t handle) {
+  DEVID_TRY(ReadEccSigningKey(handle));
+  DEVID_ASSIGN_OR_RETURN(auto key, impl_->Persistent(handle, "signing key"));
+  ESYS_TR evicted = key->get();
+  ESYS_TR none = ESYS_TR_NONE;
+  TSS2_RC rc = Esys_EvictControl(impl_->esys, ESYS_TR_RH_OWNER, evicted, ESYS_TR_PASSWORD,
+                                 ESYS_TR_NONE, ESYS_TR_NONE, handle, &none);
+  if (rc != TSS2_RC_SUCCESS) {
+    return std::unexpected(TssError(rc, "removing the signing key at " + Impl::Hex(handle)));
+  }
+  // As in Persist: forget the evicted object's name, or a key made there later cannot be opened.
+  Esys_TR_Close(impl_->esys, &evicted);
+  return Ok();
 }
 
 }  // namespace devid::keys

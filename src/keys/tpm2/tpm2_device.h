@@ -28,6 +28,24 @@ struct Tpm2Quote {
   std::vector<uint8_t> signature;  // TPMT_SIGNATURE
 };
 
+// Tpm2EccCurve is a NIST curve the TPM makes ECDSA signing keys on (TPM 2.0 Part 2 §6.4).
+enum class Tpm2EccCurve { kNistP256, kNistP384 };
+
+// Tpm2EccPublicKey is an ECC key's public point as the TPM holds it (TPMS_ECC_POINT), with its
+// coordinates big-endian and as long as the TPM returned them, and the object's TPMA_OBJECT.
+struct Tpm2EccPublicKey {
+  Tpm2EccCurve curve;
+  std::vector<uint8_t> x;
+  std::vector<uint8_t> y;
+  uint32_t attributes = 0;
+};
+
+// Tpm2EcdsaSignature is TPMS_SIGNATURE_ECDSA's r and s, big-endian.
+struct Tpm2EcdsaSignature {
+  std::vector<uint8_t> r;
+  std::vector<uint8_t> s;
+};
+
 // Tpm2Device is one TPM 2.0 driven through tpm2-tss ESAPI over a TCTI. Keys it creates or
 // imports live in the TPM at persistent handles; what leaves it is public areas, MACs,
 // signatures and what TPM2_ActivateCredential is meant to release. Every transient object and
@@ -102,6 +120,29 @@ class Tpm2Device {
   // ReadPcrs returns the SHA-256 bank's values of pcrs, in order. Fails with kInvalidArgument
   // on a bad PCR index.
   Result<std::vector<std::vector<uint8_t>>> ReadPcrs(std::span<const uint32_t> pcrs);
+
+  // CreateEccSigningKey makes an unrestricted ECDSA signing key on curve under the SRK (created
+  // first when missing) and persists it at handle: fixedTPM, fixedParent, sensitiveDataOrigin,
+  // userWithAuth and sign, so the TPM generated it and it can never be duplicated out (TPM 2.0
+  // Part 1 §27.2, §23.3). Its scheme is left open so that TPM2_Sign names the hash. Fails with
+  // kAlreadyExists when handle holds an object, kUnavailable when the TPM is gone, kInternal when
+  // it refuses (e.g. a curve it lacks).
+  Result<Tpm2EccPublicKey> CreateEccSigningKey(uint32_t handle, Tpm2EccCurve curve);
+
+  // ReadEccSigningKey returns the public key at handle. Fails with kNotFound when no object is
+  // there, kInvalidArgument when it is not an unrestricted ECC signing key on a Tpm2EccCurve.
+  Result<Tpm2EccPublicKey> ReadEccSigningKey(uint32_t handle);
+
+  // SignEcdsa signs digest with the key at handle (TPM2_Sign, Part 3 §20.2, scheme ECDSA with the
+  // hash whose size digest has: SHA-256 for 32 bytes, SHA-384 for 48). An unrestricted key needs
+  // no hash ticket. Fails with kInvalidArgument for another digest size, kNotFound when no key is
+  // at handle, kUnavailable when the TPM is gone.
+  Result<Tpm2EcdsaSignature> SignEcdsa(uint32_t handle, std::span<const uint8_t> digest);
+
+  // DeleteEccSigningKey removes the key at handle from the TPM (TPM2_EvictControl, Part 3
+  // §28.5), for good. It refuses, as ReadEccSigningKey fails, anything but such a key, so that a
+  // wrong handle cannot take the EK or SRK.
+  Status DeleteEccSigningKey(uint32_t handle);
 
  private:
   class Impl;
