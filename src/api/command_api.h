@@ -16,9 +16,8 @@
 
 namespace devid::api {
 
-// CommandSignerSource returns the signer to sign with now (renewed first when it is due), or
-// fails; the caller keeps the shared signer alive while it signs.
-using CommandSignerSource = std::function<Result<std::shared_ptr<const ca::CommandSigner>>()>;
+// CommandSignerSource returns the command signer to sign with now (ca::JwsSignerSource).
+using CommandSignerSource = ca::JwsSignerSource;
 
 // CommandApiOptions bounds what an operator may ask to sign.
 struct CommandApiOptions {

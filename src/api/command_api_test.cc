@@ -29,7 +29,7 @@ class CommandApiTest : public testing::ApiFixture {
         ca::kCommandSignerProfile,
         {.common_name = "devid command signer", .public_key = (*key)->public_key()});
     ASSERT_TRUE(certificate) << certificate.error().message();
-    auto signer = ca::CommandSigner::Create(std::move(*certificate), std::move(*key));
+    auto signer = ca::CreateCommandSigner(std::move(*certificate), std::move(*key));
     ASSERT_TRUE(signer) << signer.error().message();
     signer_ = std::move(*signer);
     commands_ = std::make_unique<CommandApi>(

@@ -9,7 +9,7 @@ namespace {
 using std::chrono::hours;
 constexpr hours kDay(24);
 
-constexpr std::array<Profile, 6> kProfiles = {{
+constexpr std::array<Profile, 7> kProfiles = {{
     {.name = kRootCaProfile,
      .ca = true,
      .key_usage = "critical,keyCertSign,cRLSign",
@@ -45,6 +45,12 @@ constexpr std::array<Profile, 6> kProfiles = {{
     {.name = kCommandSignerProfile,
      .key_usage = "critical,digitalSignature",
      .extended_key_usage = kCommandSigningEku,
+     .validity = kDay * 365,
+     .requires_common_name = true},
+    // Peers pin it as devices pin the command signer (docs/tokens.md).
+    {.name = kTokenSignerProfile,
+     .key_usage = "critical,digitalSignature",
+     .extended_key_usage = kTokenSigningEku,
      .validity = kDay * 365,
      .requires_common_name = true},
 }};

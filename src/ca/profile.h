@@ -31,12 +31,14 @@ struct Profile {
 // "server"           CA:FALSE, digitalSignature, serverAuth, 1 year, subjectAltName required
 // "ocsp-signer"      CA:FALSE, digitalSignature, OCSPSigning, ocsp-nocheck, 90 days
 // "command-signer"   CA:FALSE, digitalSignature, kCommandSigningEku only, 1 year
+// "token-signer"     CA:FALSE, digitalSignature, kTokenSigningEku only, 1 year
 inline constexpr std::string_view kRootCaProfile = "root-ca";
 inline constexpr std::string_view kIntermediateCaProfile = "intermediate-ca";
 inline constexpr std::string_view kDeviceClientProfile = "device-client";
 inline constexpr std::string_view kServerProfile = "server";
 inline constexpr std::string_view kOcspSignerProfile = "ocsp-signer";
 inline constexpr std::string_view kCommandSignerProfile = "command-signer";
+inline constexpr std::string_view kTokenSignerProfile = "token-signer";
 
 // kCommandSigningEku is the extended key usage of devid's command signer (docs/commands.md), an
 // OID under the UUID arc 2.25 (ITU-T X.667), which needs no registration. A purpose of its own,
@@ -45,6 +47,11 @@ inline constexpr std::string_view kCommandSignerProfile = "command-signer";
 // it cannot sign firmware that a device trusts.
 inline constexpr std::string_view kCommandSigningEku =
     "2.25.192555579891264075518482028177372816587";
+
+// kTokenSigningEku is the extended key usage of devid's peer-token signer (docs/tokens.md), under
+// the same arc: a purpose apart from commands, so a token key cannot sign a command and back.
+inline constexpr std::string_view kTokenSigningEku =
+    "2.25.46322872734222669443364875404402907740";
 
 // FindProfile returns the built-in profile called name (static storage). Fails with
 // kInvalidArgument naming the known profiles.

@@ -10,6 +10,7 @@
 #include "cli/gateway_command.h"
 #include "cli/migrate_command.h"
 #include "cli/operator_commands.h"
+#include "cli/peer_commands.h"
 #include "registry/postgres/postgres_registry.h"
 #include "registry/sqlite/sqlite_registry.h"
 #include "server/serve.h"
@@ -66,6 +67,7 @@ int main(int argc, char** argv) {
   devid::cli::AddMigrateCommand(app, exit_code);
   devid::cli::AddDeviceCommands(app, exit_code);
   devid::cli::AddGatewayCommand(app, exit_code);
+  devid::cli::AddPeerCommands(app, exit_code);
   devid::cli::AddAuditCommand(app, exit_code, factories);
 
   CLI11_PARSE(app, argc, argv);

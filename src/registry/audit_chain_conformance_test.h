@@ -118,7 +118,23 @@ TYPED_TEST_P(AuditChainConformanceTest, Starts_ChainAfterUnchainedRecords) {
   EXPECT_EQ(v.unchained, 2);
 }
 
+TYPED_TEST_P(AuditChainConformanceTest, RecordAudit_AppendsAChainedRecord) {
+  this->WriteSome();
+  ASSERT_TRUE(this->registry().RecordAudit("token.issue", "device-2", "aud=b scope=s",
+                                           this->actor_));
+  std::vector<AuditRecord> log = this->AllAudit();
+  ASSERT_FALSE(log.empty());
+  EXPECT_EQ(log.back().action, "token.issue");
+  EXPECT_EQ(log.back().object, "device-2");
+  EXPECT_EQ(log.back().outcome, "aud=b scope=s");
+  EXPECT_EQ(log.back().actor, this->actor_.name);
+  AuditVerification v = this->VerifyOrDie();
+  EXPECT_EQ(v.broken_at, 0) << v.reason;
+  EXPECT_EQ(v.head_hash, log.back().chain_hash);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(AuditChainConformanceTest, Chains_EveryAppendAndVerifies,
+                            RecordAudit_AppendsAChainedRecord,
                             Verifies_EmptyLog, Names_ChangedRecord, Names_RecordAfterDeletedOne,
                             Names_ReplayedRecord, Names_RecordWithItsHashRemoved,
                             Starts_ChainAfterUnchainedRecords);

@@ -201,6 +201,12 @@ class Registry {
   virtual Result<DeviceCommand> AddDeviceCommand(const DeviceCommand& command,
                                                  const Actor& actor) = 0;
 
+  // RecordAudit appends one audit record for an event that changes nothing else in the store (a
+  // peer token issued, docs/tokens.md), at the store's clock. Fails with the store's error, and
+  // then appends nothing.
+  virtual Status RecordAudit(std::string_view action, std::string_view object,
+                             std::string_view outcome, const Actor& actor) = 0;
+
   // ListAudit returns up to limit records with sequence > after, oldest first.
   virtual Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) = 0;
 };

@@ -5,7 +5,6 @@
 #include <mutex>
 #include <string>
 
-#include "api/command_api.h"
 #include "base/clock.h"
 #include "base/random.h"
 #include "base/result.h"
@@ -16,55 +15,65 @@
 
 namespace devid::server {
 
-// CommandSignerFiles is where a data directory keeps the command signer (docs/commands.md).
-struct CommandSignerFiles {
-  // key_uri is the configured [ca] command_signer_key_uri; "" = the encrypted file key
-  // <ca directory>/command-signer/signer.key whose passphrase is in passphrase beside it (0600).
+// SignerFiles is where a data directory keeps one of the server's JWS signers, the command
+// signer (docs/commands.md) or the token signer (docs/tokens.md), and what that signer is.
+struct SignerFiles {
+  // key_uri is the configured [ca] command_signer_key_uri or token_signer_key_uri; "" = the
+  // encrypted file key <ca directory>/<name>/signer.key whose passphrase is in passphrase beside
+  // it (0600).
   std::string key_uri;
-  std::string ca_directory;      // <data>/ca/authority
-  std::string certificate_file;  // <data>/command-signer.pem, which devices pin
+  std::string ca_directory;             // <data>/ca/authority
+  std::string certificate_file;         // <data>/<name>.pem, which devices pin
+  std::string name = "command-signer";  // the certificate profile and the key's directory
+  std::string common_name = "devid command signer";
+  std::string typ = std::string(ca::kCommandEnvelopeType);  // of every JWS it signs
 };
 
-// LoadOrIssueCommandSigner opens the command signing key (creating an ECDSA P-256 one when there
-// is none yet) and returns it with its certificate: the one in files.certificate_file when it is
-// for this key, chains to authority and is not due for renewal (CommandSigner::NeedsRenewal),
-// else a new one under the command-signer profile, recorded in the registry's inventory and
+// TokenSignerFiles returns the peer-token signer's SignerFiles (docs/tokens.md).
+SignerFiles TokenSignerFiles(std::string key_uri, std::string ca_directory,
+                             std::string certificate_file);
+
+// LoadOrIssueSigner opens the signing key of files (creating an ECDSA P-256 one when there is
+// none yet) and returns it with its certificate: the one in files.certificate_file when it is
+// for this key, chains to authority and is not due for renewal (JwsSigner::NeedsRenewal),
+// else a new one under the profile files.name, recorded in the registry's inventory and
 // written there (0644) for devices to pin. Fails as the key store, the authority and
 // Registry::RecordCertificate do.
-Result<std::unique_ptr<ca::CommandSigner>> LoadOrIssueCommandSigner(
-    const CommandSignerFiles& files, const ca::Authority& authority,
-    const keys::KeyStores& key_stores, registry::Registry& registry, const Clock& clock,
-    Random& random);
+Result<std::unique_ptr<ca::JwsSigner>> LoadOrIssueSigner(const SignerFiles& files,
+                                                         const ca::Authority& authority,
+                                                         const keys::KeyStores& key_stores,
+                                                         registry::Registry& registry,
+                                                         const Clock& clock, Random& random);
 
-// RenewingCommandSigner keeps the server's command signer current while it runs: Current
-// returns the signer, after replacing it through LoadOrIssueCommandSigner once it is due. A
+// RenewingSigner keeps one of the server's JWS signers current while it runs: Current returns the
+// signer, after replacing it through LoadOrIssueSigner once it is due. A
 // failed renewal keeps signing with the old certificate while that is still valid (and logs),
 // trying again kRenewalRetry later; after that Current fails. Thread-safe. The references must
 // outlive it.
-class RenewingCommandSigner {
+class RenewingSigner {
  public:
-  RenewingCommandSigner(CommandSignerFiles files, std::unique_ptr<ca::CommandSigner> signer,
-                        const ca::Authority& authority, const keys::KeyStores& key_stores,
-                        registry::Registry& registry, const Clock& clock, Random& random);
+  RenewingSigner(SignerFiles files, std::unique_ptr<ca::JwsSigner> signer,
+                 const ca::Authority& authority, const keys::KeyStores& key_stores,
+                 registry::Registry& registry, const Clock& clock, Random& random);
 
   static constexpr std::chrono::seconds kRenewalRetry{60};
 
-  Result<std::shared_ptr<const ca::CommandSigner>> Current();
+  Result<std::shared_ptr<const ca::JwsSigner>> Current();
 
-  // Source adapts Current for api::CommandApi.
-  api::CommandSignerSource Source() {
+  // Source adapts Current for the APIs that sign (api::CommandApi, api::TokenApi).
+  ca::JwsSignerSource Source() {
     return [this] { return Current(); };
   }
 
  private:
-  CommandSignerFiles files_;
+  SignerFiles files_;
   const ca::Authority& authority_;
   const keys::KeyStores& key_stores_;
   registry::Registry& registry_;
   const Clock& clock_;
   Random& random_;
   std::mutex mutex_;  // guards signer_ and serializes renewals
-  std::shared_ptr<const ca::CommandSigner> signer_;
+  std::shared_ptr<const ca::JwsSigner> signer_;
   std::chrono::system_clock::time_point retry_at_;
 };
 

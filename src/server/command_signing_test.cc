@@ -25,13 +25,12 @@ class CommandSigningTest : public ca::testing::InventoryFixture {
     std::filesystem::create_directories(dir_ / "ca");
   }
 
-  CommandSignerFiles Files() const {
+  SignerFiles Files() const {
     return {"", (dir_ / "ca").string(), (dir_ / "command-signer.pem").string()};
   }
 
-  std::unique_ptr<ca::CommandSigner> LoadOrIssue() {
-    auto signer =
-        LoadOrIssueCommandSigner(Files(), *authority_, key_stores_, *registry_, clock_, random_);
+  std::unique_ptr<ca::JwsSigner> LoadOrIssue() {
+    auto signer = LoadOrIssueSigner(Files(), *authority_, key_stores_, *registry_, clock_, random_);
     EXPECT_TRUE(signer) << signer.error().message();
     return signer ? std::move(*signer) : nullptr;
   }
@@ -67,8 +66,8 @@ TEST_F(CommandSigningTest, Renews_WithTheSameKeyWhenAThirdOfItsLifeIsLeft) {
   auto first = LoadOrIssue();
   ASSERT_TRUE(first);
   std::string first_serial = first->certificate().SerialHex();
-  RenewingCommandSigner renewing(Files(), std::move(first), *authority_, key_stores_, *registry_,
-                                 clock_, random_);
+  RenewingSigner renewing(Files(), std::move(first), *authority_, key_stores_, *registry_, clock_,
+                          random_);
   clock_.Advance(std::chrono::hours(24 * 200));
   auto kept = renewing.Current();
   ASSERT_TRUE(kept) << kept.error().message();

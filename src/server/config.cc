@@ -84,6 +84,36 @@ Result<const toml::table*> Section(const toml::table& root, const char* name) {
   return node->as_table();
 }
 
+Status ParseTokens(const toml::table& tokens, TokensSection& out) {
+  DEVID_TRY(CheckKeys(tokens, "tokens", {"ttl_seconds", "services", "rule"}));
+  DEVID_TRY(ReadInt(tokens, "tokens", "ttl_seconds", out.ttl_seconds, 1, 3600));
+  DEVID_TRY(ReadStrings(tokens, "tokens", "services", out.policy.services));
+  if (const toml::node* rules = tokens.get("rule")) {
+    const toml::array* array = rules->as_array();
+    if (array == nullptr || !array->is_array_of_tables()) {
+      return std::unexpected(KeyError("tokens.rule", "must be [[tokens.rule]] tables"));
+    }
+    for (const toml::node& node : *array) {
+      const toml::table& t = *node.as_table();
+      std::string name = "tokens.rule[" + std::to_string(out.policy.rules.size()) + "]";
+      DEVID_TRY(CheckKeys(t, name,
+                          {"from_devices", "from_groups", "to_devices", "to_groups",
+                           "to_services", "scopes"}));
+      ca::TokenRule& rule = out.policy.rules.emplace_back();
+      DEVID_TRY(ReadStrings(t, name, "from_devices", rule.from_devices));
+      DEVID_TRY(ReadStrings(t, name, "from_groups", rule.from_groups));
+      DEVID_TRY(ReadStrings(t, name, "to_devices", rule.to_devices));
+      DEVID_TRY(ReadStrings(t, name, "to_groups", rule.to_groups));
+      DEVID_TRY(ReadStrings(t, name, "to_services", rule.to_services));
+      DEVID_TRY(ReadStrings(t, name, "scopes", rule.scopes));
+    }
+  }
+  if (auto valid = ca::ValidateTokenPolicy(out.policy); !valid) {
+    return std::unexpected(valid.error().WithContext("config"));
+  }
+  return Ok();
+}
+
 }  // namespace
 
 Result<Config> ParseConfig(std::string_view toml_text) {
@@ -97,7 +127,7 @@ Result<Config> ParseConfig(std::string_view toml_text) {
     return std::unexpected(
         InvalidArgument("config: " + std::string(e.description()) + " at " + where.str()));
   }
-  DEVID_TRY(CheckKeys(root, "", {"server", "device", "store", "tls", "ca", "x509"}));
+  DEVID_TRY(CheckKeys(root, "", {"server", "device", "store", "tls", "ca", "x509", "tokens"}));
   Config config;
   DEVID_ASSIGN_OR_RETURN(const toml::table* server, Section(root, "server"));
   if (server) {
@@ -159,7 +189,8 @@ Result<Config> ParseConfig(std::string_view toml_text) {
   if (ca) {
     DEVID_TRY(CheckKeys(*ca, "ca",
                         {"base_url", "key_algorithm", "root_key_uri", "issuing_key_uri",
-                         "passphrase_env", "command_signer_key_uri", "directory"}));
+                         "passphrase_env", "command_signer_key_uri", "token_signer_key_uri",
+                         "directory"}));
     auto& c = config.ca;
     DEVID_TRY(ReadString(*ca, "ca", "base_url", c.base_url));
     DEVID_TRY(ReadString(*ca, "ca", "key_algorithm", c.key_algorithm));
@@ -168,6 +199,7 @@ Result<Config> ParseConfig(std::string_view toml_text) {
     DEVID_TRY(ReadString(*ca, "ca", "passphrase_env", c.passphrase_env));
     DEVID_TRY(ReadString(*ca, "ca", "directory", c.directory));
     DEVID_TRY(ReadString(*ca, "ca", "command_signer_key_uri", c.command_signer_key_uri));
+    DEVID_TRY(ReadString(*ca, "ca", "token_signer_key_uri", c.token_signer_key_uri));
     if (!c.base_url.empty() && !c.base_url.starts_with("https://") &&
         !c.base_url.starts_with("http://")) {
       return std::unexpected(KeyError("ca.base_url", "must be an http:// or https:// URL"));
@@ -199,6 +231,8 @@ Result<Config> ParseConfig(std::string_view toml_text) {
     DEVID_TRY(ReadInt(*x509, "x509", "crl_retry_seconds", x.crl_retry_seconds, 1, 86400));
     DEVID_TRY(ReadInt(*x509, "x509", "crl_poll_ms", x.crl_poll_ms, 10, 3600 * 1000));
   }
+  DEVID_ASSIGN_OR_RETURN(const toml::table* tokens, Section(root, "tokens"));
+  if (tokens) DEVID_TRY(ParseTokens(*tokens, config.tokens));
   return config;
 }
 

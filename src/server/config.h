@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "ca/token_policy.h"
 
 namespace devid::server {
 
@@ -67,6 +68,9 @@ struct CaSection {
   // command_signer_key_uri is the key that signs device commands (docs/commands.md); nodes
   // sharing a store should share it (pkcs11:...). "" = an encrypted file key in the data dir.
   std::string command_signer_key_uri;
+  // token_signer_key_uri is the key that signs peer tokens (docs/tokens.md), shared by nodes as
+  // the command signer's is. "" = an encrypted file key in the data dir.
+  std::string token_signer_key_uri;
 };
 
 // X509Section is [x509]: revocation checking for third-party CAs' device certificates
@@ -83,6 +87,13 @@ struct X509Section {
   int crl_poll_ms = 1000;                  // how often files are checked for changes
 };
 
+// TokensSection is [tokens]: the token authority (docs/tokens.md). The policy is validated at
+// load (ca::ValidateTokenPolicy); without rules every request is denied.
+struct TokensSection {
+  int ttl_seconds = 300;  // how long an issued token is valid
+  ca::TokenPolicy policy;  // services = [...], [[tokens.rule]] tables
+};
+
 // Config is the whole `devid serve` configuration, parsed once from TOML.
 struct Config {
   ServerSection server;
@@ -91,6 +102,7 @@ struct Config {
   TlsSection tls;
   CaSection ca;
   X509Section x509;
+  TokensSection tokens;
 };
 
 // ParseConfig parses TOML text. Unknown keys and wrong types fail with kInvalidArgument naming

@@ -126,5 +126,57 @@ TEST(ConfigTest, DeviceTpmSettings_DefaultAndParse) {
               HasSubstr("device.tpm_challenge_ttl_seconds: must be an integer from 1 to 3600"));
 }
 
+TEST(ConfigTest, TokensSection_ParsesThePolicy_AndDeniesByDefault) {
+  auto defaults = ParseConfig("");
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->tokens.ttl_seconds, 300);
+  EXPECT_TRUE(defaults->tokens.policy.rules.empty());
+  auto config = ParseConfig(R"(
+[ca]
+token_signer_key_uri = "pkcs11:token=ca;object=tokens"
+[tokens]
+ttl_seconds = 120
+services = ["historian"]
+[[tokens.rule]]
+from_groups = ["sensors"]
+to_services = ["historian"]
+scopes = ["telemetry:write"]
+[[tokens.rule]]
+from_devices = ["gateway-1"]
+to_groups = ["sensors"]
+scopes = ["config:read", "config:write"]
+)");
+  ASSERT_TRUE(config) << config.error().message();
+  EXPECT_EQ(config->ca.token_signer_key_uri, "pkcs11:token=ca;object=tokens");
+  EXPECT_EQ(config->tokens.ttl_seconds, 120);
+  EXPECT_EQ(config->tokens.policy.services, std::vector<std::string>{"historian"});
+  ASSERT_EQ(config->tokens.policy.rules.size(), 2u);
+  EXPECT_EQ(config->tokens.policy.rules[0].from_groups, std::vector<std::string>{"sensors"});
+  EXPECT_EQ(config->tokens.policy.rules[1].scopes,
+            (std::vector<std::string>{"config:read", "config:write"}));
+}
+
+TEST(ConfigTest, TokensSection_RefusesBadValues) {
+  struct Case {
+    const char* toml;
+    const char* message;
+  };
+  for (const Case& c : {
+           Case{"[tokens]\nttl_seconds = 0\n", "tokens.ttl_seconds: must be an integer"},
+           Case{"[tokens]\nrule = 1\n", "tokens.rule: must be [[tokens.rule]] tables"},
+           Case{"[[tokens.rule]]\nfrom = [\"a\"]\n", "tokens.rule[0].from: unknown setting"},
+           Case{"[[tokens.rule]]\nfrom_devices = [\"a\"]\nto_devices = [\"b\"]\n",
+                "tokens.rule[0].scopes: grants no scope"},
+           Case{"[[tokens.rule]]\nfrom_devices = [\"a\"]\nto_services = [\"s\"]\n"
+                "scopes = [\"x\"]\n",
+                "\"s\" is not in tokens.services"},
+       }) {
+    auto config = ParseConfig(c.toml);
+    ASSERT_FALSE(config) << c.toml;
+    EXPECT_EQ(config.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(config.error().message(), HasSubstr(c.message)) << c.toml;
+  }
+}
+
 }  // namespace
 }  // namespace devid::server

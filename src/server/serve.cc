@@ -18,6 +18,8 @@
 #include "api/router.h"
 #include "api/service_api.h"
 #include "api/service_auth.h"
+#include "api/token_api.h"
+#include "api/token_issuer.h"
 #include "ca/inventory.h"
 #include "ca/profile.h"
 #include "attestation/symmetric_key/symmetric_key_verifier.h"
@@ -224,17 +226,29 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   auto revocation = StartRevocationService(ca_directory, **ca, **registry, clock, random);
   if (!revocation) return Fail(revocation.error().WithContext("starting CRL and OCSP"));
   routes.push_back((*revocation)->api.get());
-  CommandSignerFiles command_files{config->ca.command_signer_key_uri,
-                                   ca_directory,
-                                   dir->path() + "/command-signer.pem"};
-  auto command_signer = LoadOrIssueCommandSigner(command_files, authority, (*ca)->key_stores,
-                                                 **registry, clock, random);
+  SignerFiles command_files{config->ca.command_signer_key_uri,
+                            ca_directory,
+                            dir->path() + "/command-signer.pem"};
+  auto command_signer = LoadOrIssueSigner(command_files, authority, (*ca)->key_stores,
+                                          **registry, clock, random);
   if (!command_signer) return Fail(command_signer.error().WithContext("config ca"));
-  RenewingCommandSigner renewing_command_signer(command_files, std::move(*command_signer),
-                                                authority, (*ca)->key_stores, **registry, clock,
-                                                random);
+  RenewingSigner renewing_command_signer(command_files, std::move(*command_signer), authority,
+                                         (*ca)->key_stores, **registry, clock, random);
   api::CommandApi command_api(**registry, service_auth, renewing_command_signer.Source(), clock);
   routes.push_back(&command_api);
+  SignerFiles token_files = TokenSignerFiles(config->ca.token_signer_key_uri, ca_directory,
+                                             dir->path() + "/token-signer.pem");
+  auto token_signer =
+      LoadOrIssueSigner(token_files, authority, (*ca)->key_stores, **registry, clock, random);
+  if (!token_signer) return Fail(token_signer.error().WithContext("config ca"));
+  RenewingSigner renewing_token_signer(token_files, std::move(*token_signer), authority,
+                                       (*ca)->key_stores, **registry, clock, random);
+  api::TokenIssuer token_issuer(
+      renewing_token_signer.Source(), clock, random,
+      {.issuer = "https://" + config->server.host_name,
+       .ttl = std::chrono::seconds(config->tokens.ttl_seconds)});
+  api::TokenApi token_api(authority, **registry, clock, token_issuer, config->tokens.policy);
+  routes.push_back(&token_api);
   api::Router router(device_api, service_api, random, routes);
 
   net::ServerOptions server_options;
@@ -263,6 +277,7 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
                                         ";SharedAccessKey=" + owner.primary_key},
         {"trustBundle", tls->trust_bundle_path},
         {"commandSigner", command_files.certificate_file},
+        {"tokenSigner", token_files.certificate_file},
     };
     return dir->WriteConnectionFile(connection.dump(2) + "\n");
   };

@@ -843,6 +843,13 @@ Result<DeviceCommand> PostgresRegistry::AddDeviceCommand(const DeviceCommand& co
   return stored;
 }
 
+Status PostgresRegistry::RecordAudit(std::string_view action, std::string_view object,
+                                     std::string_view outcome, const Actor& actor) {
+  return Write([&](Connection& db) -> Status {
+    return AppendAudit(db, NowMicros(), actor, action, object, outcome);
+  });
+}
+
 Result<std::vector<AuditRecord>> PostgresRegistry::ListAudit(int64_t after, int limit) {
   if (limit <= 0) return std::vector<AuditRecord>();
   std::string from = std::to_string(after);

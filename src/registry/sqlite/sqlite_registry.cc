@@ -874,6 +874,13 @@ Result<DeviceCommand> SqliteRegistry::AddDeviceCommand(const DeviceCommand& comm
   return stored;
 }
 
+Status SqliteRegistry::RecordAudit(std::string_view action, std::string_view object,
+                                   std::string_view outcome, const Actor& actor) {
+  return RunWrite([&](Connection& db) -> Status {
+    return AppendAudit(db, ToMicros(clock_.Now()), actor, action, object, outcome);
+  });
+}
+
 Result<std::vector<AuditRecord>> SqliteRegistry::ListAudit(int64_t after, int limit) {
   if (limit <= 0) return std::vector<AuditRecord>();
   return WithReader(*readers_, [&](Connection& db) -> Result<std::vector<AuditRecord>> {

@@ -137,6 +137,8 @@ class SqliteRegistry final : public Registry {
 
   Result<DeviceCommand> AddDeviceCommand(const DeviceCommand& command,
                                          const Actor& actor) override;
+  Status RecordAudit(std::string_view action, std::string_view object, std::string_view outcome,
+                     const Actor& actor) override;
 
   Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) override;
 

@@ -1,4 +1,4 @@
-#include "ca/command_signer.h"
+#include "ca/jws_signer.h"
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -7,8 +7,8 @@
 
 #include "ossl/base64.h"
 #include "ossl/error.h"
-#include "ossl/mac.h"
 #include "ossl/unique_ptr.h"
+#include "pki/x5t.h"
 
 namespace devid::ca {
 namespace {
@@ -18,12 +18,12 @@ namespace {
 Result<std::string> RawEcdsaSignature(const std::vector<uint8_t>& der, int size) {
   const unsigned char* p = der.data();
   ossl::UniquePtr<ECDSA_SIG> sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
-  if (!sig) return std::unexpected(ossl::ErrorFromQueue("decoding the command signature"));
+  if (!sig) return std::unexpected(ossl::ErrorFromQueue("decoding an ECDSA signature"));
   std::string raw(static_cast<size_t>(2 * size), '\0');
   auto* out = reinterpret_cast<unsigned char*>(raw.data());
   if (BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), out, size) != size ||
       BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), out + size, size) != size) {
-    return std::unexpected(ossl::ErrorFromQueue("encoding the command signature"));
+    return std::unexpected(ossl::ErrorFromQueue("encoding an ECDSA signature"));
   }
   return raw;
 }
@@ -34,8 +34,9 @@ int CoordinateSize(keys::KeyAlgorithm algorithm) {
 
 }  // namespace
 
-Result<std::unique_ptr<CommandSigner>> CommandSigner::Create(pki::Certificate certificate,
-                                                             std::unique_ptr<keys::Key> key) {
+Result<std::unique_ptr<JwsSigner>> JwsSigner::Create(pki::Certificate certificate,
+                                                     std::unique_ptr<keys::Key> key,
+                                                     std::string_view typ) {
   std::string alg;
   switch (key->algorithm()) {
     case keys::KeyAlgorithm::kEcdsaP256:
@@ -46,45 +47,40 @@ Result<std::unique_ptr<CommandSigner>> CommandSigner::Create(pki::Certificate ce
       break;
     default:
       return std::unexpected(
-          InvalidArgument("the command signing key must be ECDSA P-256 or P-384, not " +
+          InvalidArgument("a JWS signing key must be ECDSA P-256 or P-384, not " +
                           std::string(keys::KeyAlgorithmName(key->algorithm()))));
   }
   bool matches = EVP_PKEY_eq(X509_get0_pubkey(certificate.get()), key->public_key()) == 1;
   ERR_clear_error();
   if (!matches) {
-    return std::unexpected(InvalidArgument("the command signing key " + key->uri() +
+    return std::unexpected(InvalidArgument("the JWS signing key " + key->uri() +
                                            " does not match certificate " +
                                            certificate.SubjectName()));
   }
-  std::string der = certificate.ToDer();
-  ossl::Sha256Digest digest = ossl::Sha256(
-      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(der.data()), der.size()));
   // Every value is base64url or a fixed word, so the JSON needs no escaping.
-  std::string header = R"({"alg":")" + alg + R"(","typ":")" + std::string(kCommandEnvelopeType) +
-                       R"(","x5t#S256":")" + ossl::Base64UrlEncode(digest) + R"("})";
-  return std::unique_ptr<CommandSigner>(
-      new CommandSigner(std::move(certificate), std::move(key), std::move(alg), header));
+  std::string header = R"({"alg":")" + alg + R"(","typ":")" + std::string(typ) +
+                       R"(","x5t#S256":")" + pki::X5tS256(certificate) + R"("})";
+  return std::unique_ptr<JwsSigner>(new JwsSigner(std::move(certificate), std::move(key), header));
 }
 
-CommandSigner::CommandSigner(pki::Certificate certificate, std::unique_ptr<keys::Key> key,
-                             std::string alg, std::string header)
+JwsSigner::JwsSigner(pki::Certificate certificate, std::unique_ptr<keys::Key> key,
+                     std::string header)
     : certificate_(std::move(certificate)),
       key_(std::move(key)),
-      alg_(std::move(alg)),
       encoded_header_(ossl::Base64UrlEncode(header)) {}
 
-Result<std::string> CommandSigner::Sign(std::string_view payload) const {
+Result<std::string> JwsSigner::Sign(std::string_view payload) const {
   // RFC 7515 §5.1: the signature covers ASCII(BASE64URL(header) || '.' || BASE64URL(payload)).
   std::string signing_input = encoded_header_ + "." + ossl::Base64UrlEncode(payload);
   auto der = key_->Sign(std::span<const uint8_t>(
       reinterpret_cast<const uint8_t*>(signing_input.data()), signing_input.size()));
-  if (!der) return std::unexpected(der.error().WithContext("signing a command"));
+  if (!der) return std::unexpected(der.error().WithContext("signing a JWS"));
   DEVID_ASSIGN_OR_RETURN(std::string raw,
                          RawEcdsaSignature(*der, CoordinateSize(key_->algorithm())));
   return signing_input + "." + ossl::Base64UrlEncode(raw);
 }
 
-bool CommandSigner::NeedsRenewal(std::chrono::system_clock::time_point now) const {
+bool JwsSigner::NeedsRenewal(std::chrono::system_clock::time_point now) const {
   auto not_before = certificate_.NotBefore();
   auto not_after = certificate_.NotAfter();
   return now < not_before || not_after - now < (not_after - not_before) / 3;

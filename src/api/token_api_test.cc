@@ -1,0 +1,286 @@
+// The token authority: the token a permitted device gets, and every refusal (leaving the audit
+// log unchanged).
+
+#include "api/token_api.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "api/error_codes.h"
+#include "api/testing/api_fixture.h"
+#include "ca/inventory.h"
+#include "ca/profile.h"
+#include "ca/testing/test_csr.h"
+#include "ca/token_signer.h"
+#include "pki/crl_reason.h"
+#include "pki/x5t.h"
+
+namespace devid::api {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class TokenApiTest : public testing::ApiFixture {
+ protected:
+  void SetUp() override {
+    ApiFixture::SetUp();
+    auto pkey = keys::GenerateSoftwareKey(keys::KeyAlgorithm::kEcdsaP256);
+    ASSERT_TRUE(pkey);
+    auto key = keys::SoftwareKey(std::move(*pkey), "test:token-signer");
+    ASSERT_TRUE(key);
+    auto certificate = authority_->Issue(
+        ca::kTokenSignerProfile,
+        {.common_name = "devid token signer", .public_key = (*key)->public_key()});
+    ASSERT_TRUE(certificate) << certificate.error().message();
+    auto signer =
+        ca::JwsSigner::Create(std::move(*certificate), std::move(*key), ca::kPeerTokenType);
+    ASSERT_TRUE(signer) << signer.error().message();
+    signer_ = std::move(*signer);
+    issuer_ = std::make_unique<TokenIssuer>(
+        [this]() -> Result<std::shared_ptr<const ca::JwsSigner>> {
+          if (signer_down_) return std::unexpected(Unavailable("the token is unplugged"));
+          return signer_;
+        },
+        clock_, random_, TokenIssuerOptions{.issuer = "https://localhost"});
+    ca::TokenPolicy policy;
+    policy.services = {"historian"};
+    policy.rules.push_back(
+        {.from_groups = {"sensors"}, .to_services = {"historian"}, .scopes = {"telemetry:write"}});
+    policy.rules.push_back({.from_devices = {"gateway-1"},
+                            .to_groups = {"sensors"},
+                            .scopes = {"config:read", "config:write"}});
+    ASSERT_TRUE(ca::ValidateTokenPolicy(policy));
+    tokens_ = std::make_unique<TokenApi>(*authority_, *registry_, clock_, *issuer_, policy);
+    SaveRegistration("sensor-1", "sensors");
+    SaveRegistration("sensor-2", "sensors");
+    SaveRegistration("gateway-1", "");
+    sensor_ = IssueDeviceCertificate("sensor-1");
+    gateway_ = IssueDeviceCertificate("gateway-1");
+    audit_before_ = AuditCount();
+  }
+
+  void TearDown() override {
+    tokens_.reset();
+    issuer_.reset();
+    ApiFixture::TearDown();
+  }
+
+  void SaveRegistration(const std::string& id, const std::string& group) {
+    registry::Registration r;
+    r.registration_id = id;
+    r.device_id = id;
+    r.status = "assigned";
+    r.enrollment_group_id = group;
+    ASSERT_TRUE(registry_->SaveRegistration(r, {"test"}));
+  }
+
+  // IssueDeviceCertificate issues a device-client certificate and records it, as enrollment does.
+  pki::Certificate IssueDeviceCertificate(const std::string& id) {
+    auto key = ca::testing::TestKey("P-256");
+    auto certificate =
+        authority_->Issue(ca::kDeviceClientProfile, {.common_name = id, .public_key = key.get()});
+    EXPECT_TRUE(certificate) << certificate.error().message();
+    EXPECT_TRUE(registry_->RecordCertificate(
+        ca::InventoryRecord(*certificate, registry::CertificateSource::kIssued, id,
+                            std::string(ca::kDeviceClientProfile)),
+        registry::kAuditCertificateIssue, {"test"}));
+    return std::move(*certificate);
+  }
+
+  Response Post(const std::string& body, const pki::Certificate* client,
+                const std::string& authorization = "") {
+    Request request;
+    request.method = "POST";
+    request.target = "/tokens";
+    request.body = body;
+    if (!authorization.empty()) request.headers.emplace_back("authorization", authorization);
+    if (client != nullptr) request.peer_certificates_der.push_back(client->ToDer());
+    auto target = ParseTarget(request.target);
+    EXPECT_TRUE(target);
+    EXPECT_TRUE(tokens_->Matches(*target));
+    return tokens_->Handle(request, *target, "tracking-1");
+  }
+
+  static std::string Ask(const std::string& audience, const std::string& scope) {
+    return json{{"audience", audience}, {"scope", scope}}.dump();
+  }
+
+  // ExpectRefused checks the status, error code and message and that nothing was audited.
+  void ExpectRefused(const Response& r, int status, int code, const std::string& message_part) {
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_EQ(ErrorCodeHeader(r), std::to_string(code)) << r.body;
+    EXPECT_THAT(r.body, HasSubstr(message_part));
+    EXPECT_EQ(AuditCount(), audit_before_);
+  }
+
+  static json Part(const std::string& token, int index) {
+    size_t first = token.find('.');
+    size_t second = token.find('.', first + 1);
+    std::string_view part = index == 0
+                                ? std::string_view(token).substr(0, first)
+                                : std::string_view(token).substr(first + 1, second - first - 1);
+    auto bytes = ossl::Base64UrlDecode(part);
+    EXPECT_TRUE(bytes);
+    return json::parse(std::string(bytes->begin(), bytes->end()));
+  }
+
+  std::shared_ptr<const ca::JwsSigner> signer_;
+  bool signer_down_ = false;
+  std::unique_ptr<TokenIssuer> issuer_;
+  std::unique_ptr<TokenApi> tokens_;
+  std::optional<pki::Certificate> sensor_;
+  std::optional<pki::Certificate> gateway_;
+  size_t audit_before_ = 0;
+};
+
+TEST_F(TokenApiTest, Issues_TokenBoundToTheClientCertificate) {
+  Response r = Post(Ask("historian", "telemetry:write"), &*sensor_);
+  ASSERT_EQ(r.status, 200) << r.body;
+  json body = Json(r);
+  EXPECT_EQ(body["token_type"], "PoP");
+  EXPECT_EQ(body["expires_in"], 300);
+  EXPECT_EQ(body["scope"], "telemetry:write");
+  std::string token = body["access_token"];
+  json header = Part(token, 0);
+  EXPECT_EQ(header["alg"], "ES256");
+  EXPECT_EQ(header["typ"], ca::kPeerTokenType);
+  EXPECT_EQ(header["x5t#S256"], pki::X5tS256(signer_->certificate()));
+  json claims = Part(token, 1);
+  EXPECT_EQ(claims["iss"], "https://localhost");
+  EXPECT_EQ(claims["sub"], "sensor-1");
+  EXPECT_EQ(claims["aud"], "historian");
+  EXPECT_EQ(claims["scope"], "telemetry:write");
+  EXPECT_EQ(claims["iat"], Now());
+  EXPECT_EQ(claims["exp"], Now() + 300);
+  EXPECT_EQ(claims["jti"].get<std::string>().size(), 22u);  // 128 bits, base64url
+  EXPECT_EQ(claims["cnf"]["x5t#S256"], pki::X5tS256(*sensor_));
+
+  auto audit = registry_->ListAudit(0, 100000);
+  ASSERT_TRUE(audit);
+  ASSERT_EQ(audit->size(), audit_before_ + 1);
+  EXPECT_EQ(audit->back().action, kAuditTokenIssue);
+  EXPECT_EQ(audit->back().object, "sensor-1");
+  EXPECT_EQ(audit->back().actor, "device:sensor-1");
+  EXPECT_THAT(audit->back().outcome, HasSubstr("aud=historian scope=telemetry:write jti=" +
+                                               claims["jti"].get<std::string>()));
+  EXPECT_THAT(audit->back().outcome, Not(HasSubstr(token.substr(token.rfind('.') + 1))));
+}
+
+TEST_F(TokenApiTest, Issues_DistinctJtiEachTime) {
+  std::string a = Json(Post(Ask("historian", "telemetry:write"), &*sensor_))["access_token"];
+  std::string b = Json(Post(Ask("historian", "telemetry:write"), &*sensor_))["access_token"];
+  EXPECT_NE(Part(a, 1)["jti"], Part(b, 1)["jti"]);
+}
+
+TEST_F(TokenApiTest, Issues_EveryGrantedScopeForADeviceInAGroup) {
+  Response r = Post(Ask("sensor-2", "config:read config:write config:read"), &*gateway_);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Json(r)["scope"], "config:read config:write");
+  EXPECT_EQ(Part(Json(r)["access_token"], 1)["aud"], "sensor-2");
+}
+
+TEST_F(TokenApiTest, Rejects_PairThePolicyDoesNotAllow) {
+  // sensors may reach the historian, not other devices.
+  ExpectRefused(Post(Ask("sensor-2", "config:read"), &*sensor_), 403, error_code::kTokenDenied,
+                "does not let sensor-1 obtain scope \\\"config:read\\\" for device sensor-2");
+}
+
+TEST_F(TokenApiTest, Rejects_ScopeNotGranted) {
+  ExpectRefused(Post(Ask("historian", "telemetry:write telemetry:read"), &*sensor_), 403,
+                error_code::kTokenDenied, "scope \\\"telemetry:read\\\" for service historian");
+}
+
+TEST_F(TokenApiTest, Rejects_UnknownAudience) {
+  ExpectRefused(Post(Ask("nobody", "telemetry:write"), &*sensor_), 404,
+                error_code::kTokenAudienceNotFound, "neither a known device");
+}
+
+TEST_F(TokenApiTest, Rejects_AudienceThatIsBothServiceAndDevice) {
+  SaveRegistration("historian", "");
+  audit_before_ = AuditCount();
+  ExpectRefused(Post(Ask("historian", "telemetry:write"), &*sensor_), 409,
+                error_code::kTokenAudienceAmbiguous, "both a configured service");
+}
+
+TEST_F(TokenApiTest, Rejects_MalformedBodies) {
+  ExpectRefused(Post("not json", &*sensor_), 400, error_code::kInvalidTokenRequest, "JSON object");
+  ExpectRefused(Post(R"({"audience": "historian"})", &*sensor_), 400,
+                error_code::kInvalidTokenRequest, "scope");
+  ExpectRefused(Post(R"({"audience": 7, "scope": "x"})", &*sensor_), 400,
+                error_code::kInvalidTokenRequest, "audience");
+  ExpectRefused(Post(Ask("historian", "telemetry:write  x"), &*sensor_), 400,
+                error_code::kInvalidTokenRequest, "separated by single spaces");
+  ExpectRefused(Post(Ask("historian", "bad\\\"word"), &*sensor_), 400,
+                error_code::kInvalidTokenRequest, "printable ASCII");
+  ExpectRefused(Post(std::string(TokenApi::kMaxRequestBytes + 1, ' '), &*sensor_), 400,
+                error_code::kInvalidTokenRequest, "over 4096 bytes");
+}
+
+TEST_F(TokenApiTest, Rejects_SasAuthenticatedDevice) {
+  ExpectRefused(
+      Post(Ask("historian", "telemetry:write"), nullptr, DeviceToken(kPrimary, "sensor-1")), 401,
+      error_code::kTokenNeedsCertificate, "SAS-authenticated devices");
+}
+
+TEST_F(TokenApiTest, Rejects_NoCredential) {
+  ExpectRefused(Post(Ask("historian", "telemetry:write"), nullptr), 401,
+                error_code::kMissingAuthorization, "TLS client certificate");
+}
+
+TEST_F(TokenApiTest, Rejects_RevokedCertificate) {
+  registry::CertificateFilter filter;
+  filter.serial = sensor_->SerialHex();
+  ASSERT_TRUE(registry_->RevokeCertificates(filter, pki::kKeyCompromise, {"test"}));
+  audit_before_ = AuditCount();
+  ExpectRefused(Post(Ask("historian", "telemetry:write"), &*sensor_), 401,
+                error_code::kInsufficientRights, "revoked");
+}
+
+TEST_F(TokenApiTest, Rejects_DeviceWhoseEnrollmentIsDisabled) {
+  PutSymmetricEnrollment("gateway-1", /*enabled=*/false);
+  audit_before_ = AuditCount();
+  ExpectRefused(Post(Ask("sensor-2", "config:read"), &*gateway_), 401,
+                error_code::kEnrollmentDisabled, "the enrollment of gateway-1 is disabled");
+}
+
+TEST_F(TokenApiTest, Issues_ToAnIndividuallyEnrolledAudienceNotYetRegistered) {
+  PutSymmetricEnrollment("clock-1");
+  tokens_ = std::make_unique<TokenApi>(
+      *authority_, *registry_, clock_, *issuer_,
+      ca::TokenPolicy{
+          .rules = {{.from_devices = {"*"}, .to_devices = {"clock-1"}, .scopes = {"time"}}}});
+  Response r = Post(Ask("clock-1", "time"), &*sensor_);
+  ASSERT_EQ(r.status, 200) << r.body;
+}
+
+TEST_F(TokenApiTest, Rejects_CertificateFromAnotherCa) {
+  auto foreign_ca = ca::testing::MakeTestCa(clock_, random_);
+  ASSERT_TRUE(foreign_ca);
+  auto key = ca::testing::TestKey("P-256");
+  auto foreign =
+      (*foreign_ca)
+          ->Issue(ca::kDeviceClientProfile, {.common_name = "sensor-1", .public_key = key.get()});
+  ASSERT_TRUE(foreign);
+  ExpectRefused(Post(Ask("historian", "telemetry:write"), &*foreign), 401,
+                error_code::kUnauthorized, "was not issued by devid's CA");
+}
+
+TEST_F(TokenApiTest, Rejects_WhenTheSignerIsUnavailable) {
+  signer_down_ = true;
+  ExpectRefused(Post(Ask("historian", "telemetry:write"), &*sensor_), 503,
+                error_code::kTokenSignerUnavailable, "tracking-1");
+}
+
+TEST_F(TokenApiTest, Rejects_OtherMethods) {
+  Request request;
+  request.method = "GET";
+  request.target = "/tokens";
+  auto target = ParseTarget(request.target);
+  ASSERT_TRUE(target);
+  EXPECT_EQ(tokens_->Handle(request, *target, "t").status, 405);
+}
+
+}  // namespace
+}  // namespace devid::api

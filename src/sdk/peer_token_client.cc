@@ -1,0 +1,64 @@
+#include "devid/peer_token_client.h"
+
+#include <nlohmann/json.hpp>
+
+#include "sdk/https_client.h"
+
+namespace devid::sdk {
+namespace {
+
+using nlohmann::json;
+
+Error RefusalError(const HttpResponse& response) {
+  json body = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  std::string code = body.is_object() && body.contains("errorCode")
+                         ? body["errorCode"].dump()
+                         : std::string(response.HeaderValue("x-ms-error-code"));
+  std::string message = body.is_object() && body.contains("message") && body["message"].is_string()
+                            ? body["message"].get<std::string>()
+                            : response.body.substr(0, 200);
+  std::string text =
+      "token authority: " + std::to_string(response.status) + " " + code + ": " + message;
+  switch (response.status) {
+    case 400:
+      return InvalidArgument(text);
+    case 401:
+      return Unauthenticated(text);
+    case 403:
+      return PermissionDenied(text);
+    case 404:
+      return NotFound(text);
+    case 409:
+      return AlreadyExists(text);
+    default:
+      return response.status >= 500 ? Unavailable(text) : Internal(text);
+  }
+}
+
+}  // namespace
+
+Result<PeerTokenResponse> RequestPeerToken(const PeerTokenRequest& request) {
+  DEVID_ASSIGN_OR_RETURN(
+      HttpsClient client,
+      HttpsClient::Connect(request.host, request.port,
+                           {.trust_bundle_pem = request.trust_bundle_pem,
+                            .certificate_chain_pem = request.certificate_chain_pem,
+                            .client_key = request.key}));
+  std::string body = json{{"audience", request.audience}, {"scope", request.scope}}.dump();
+  DEVID_ASSIGN_OR_RETURN(
+      HttpResponse response,
+      client.Send("POST", "/tokens", {{"content-type", "application/json"}}, body));
+  if (response.status != 200) return std::unexpected(RefusalError(response));
+  json answer = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  if (!answer.is_object() || !answer.contains("access_token") ||
+      !answer["access_token"].is_string() || !answer.contains("expires_in") ||
+      !answer["expires_in"].is_number_integer()) {
+    return std::unexpected(
+        Internal("token authority: the answer has no access_token and expires_in"));
+  }
+  return PeerTokenResponse{.token = answer["access_token"].get<std::string>(),
+                           .scope = answer.value("scope", ""),
+                           .expires_in = answer["expires_in"].get<int64_t>()};
+}
+
+}  // namespace devid::sdk
