@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/result.h"
+#include "devid/device_key.h"
 
 namespace devid::sdk {
 
@@ -77,6 +79,51 @@ class TpmCredential : public SasCredential {
 // enrollment's key or a group-derived device key), kept in memory that is cleansed when the
 // credential is destroyed. Fails with kInvalidArgument when key_base64 is not base64 or empty.
 Result<std::unique_ptr<SasCredential>> SymmetricKeyCredential(std::string_view key_base64);
+
+// OpenPkcs11SasCredential opens a SasCredential whose key is a secret key in a PKCS #11 token,
+// named by uri (RFC 7512: `pkcs11:token=T;object=O?pin-source=FILE[&module-path=LIB]`), as
+// ImportPkcs11SasKey stored it: every HMAC is computed inside the token (CKM_SHA256_HMAC) and the
+// key never enters this process. default_module_path serves URIs without module-path. Fails with
+// kInvalidArgument for a malformed URI or without a module, kNotFound when the module, token or
+// key is missing, and kPermissionDenied on a wrong PIN.
+Result<std::unique_ptr<SasCredential>> OpenPkcs11SasCredential(
+    std::string_view uri, std::string_view default_module_path = "");
+
+// ImportPkcs11SasKey stores the base64 symmetric key in the PKCS #11 token at uri as a sensitive,
+// non-extractable secret key that can only compute HMACs, cleansing the decoded bytes, and
+// returns the key's URI with its CKA_ID (a pin-value redacted). Fails with kInvalidArgument when
+// key_base64 is not base64 or has fewer than 32 bytes, kAlreadyExists when the token holds a
+// secret key with that label or id, else as OpenPkcs11SasCredential.
+Result<std::string> ImportPkcs11SasKey(std::string_view uri, std::string_view key_base64,
+                                       std::string_view default_module_path = "");
+
+// X509Credential is a device's X.509 identity for mutual TLS (protocol notes §3): a certificate
+// chain, leaf first, and the private key the leaf certifies, held in its key store and used
+// there. Copies share the key.
+class X509Credential {
+ public:
+  // Open reads certificate_chain_pem (leaf first, then intermediates) and opens the key at key_uri
+  // (OpenDeviceKey). Fails with kInvalidArgument when the chain does not parse or its leaf does
+  // not certify that key, else as OpenDeviceKey.
+  static Result<X509Credential> Open(std::string certificate_chain_pem, std::string_view key_uri,
+                                     const DeviceKeyOptions& options = {});
+
+  const std::string& certificate_chain_pem() const { return certificate_chain_pem_; }
+  // common_name is the leaf's subject CN, which DPS takes as the registration ID.
+  const std::string& common_name() const { return common_name_; }
+  // key signs inside its store; the SDK's TLS connections use it, and it keeps the store open.
+  const std::shared_ptr<const keys::Key>& key() const { return key_; }
+
+ private:
+  X509Credential(std::string chain, std::string common_name, std::shared_ptr<const keys::Key> key)
+      : certificate_chain_pem_(std::move(chain)),
+        common_name_(std::move(common_name)),
+        key_(std::move(key)) {}
+
+  std::string certificate_chain_pem_;
+  std::string common_name_;
+  std::shared_ptr<const keys::Key> key_;
+};
 
 // OpenTpmCredential opens the TPM reached through tcti (tpm2-tss TCTI configuration, e.g.
 // "swtpm:host=127.0.0.1,port=2321" or "device:/dev/tpmrm0"). Fails with kUnavailable when the

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -38,9 +39,13 @@ struct ProvisioningOptions {
 // Assignment is the outcome of a successful registration.
 struct Assignment {
   std::string registration_id;
+  bool secondary_key_used = false;  // RegisterWithSymmetricKeys: the primary was rejected
   std::string assigned_hub;
   std::string device_id;
   std::string substatus;  // initialAssignment, deviceDataMigrated, ...
+  // issued_certificate_chain_pem is the certificate the service issued for a registration's csr
+  // (leaf first, then its issuing CA), or "" without one.
+  std::string issued_certificate_chain_pem;
 };
 
 // ProvisioningClient runs DPS registrations. Not thread-safe; one registration at a time.
@@ -65,6 +70,23 @@ class ProvisioningClient {
   // answer; kFailedPrecondition when the registration ends "failed" or polling runs out.
   Result<Assignment> RegisterWithSymmetricKey(SasCredential& key);
   Result<Assignment> RegisterWithTpm(TpmCredential& tpm);
+
+  // RegisterWithSymmetricKeys rolls over between an enrollment's two keys: it registers with
+  // primary and, only when the service rejects that key (kUnauthenticated, e.g. the operator
+  // replaced the primary key), once more with secondary. Assignment::secondary_key_used says
+  // which key the service took, so the application can promote it. Other failures (unreachable
+  // service, disabled enrollment) are returned without trying the secondary.
+  Result<Assignment> RegisterWithSymmetricKeys(SasCredential& primary, SasCredential& secondary);
+
+  // RegisterWithX509 registers over mutual TLS (protocol notes §3): credential's chain is the TLS
+  // client certificate and its key signs the handshake inside its store; no SAS token is sent.
+  // The registration ID is options.registration_id, or the leaf's common name when empty. With
+  // csr_pem (a PEM PKCS #10 request whose subject is CN=<registration ID>), the service also
+  // issues a certificate, returned in Assignment::issued_certificate_chain_pem
+  // (docs/device-provisioning.md, Certificates at registration). Fails as above, and with
+  // kInvalidArgument when csr_pem does not parse or the credential's key cannot sign for TLS.
+  Result<Assignment> RegisterWithX509(const X509Credential& credential,
+                                      std::string_view csr_pem = {});
 
  private:
   ProvisioningOptions options_;

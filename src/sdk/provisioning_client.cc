@@ -10,8 +10,11 @@
 
 #include "base/clock.h"
 #include "base/url.h"
-#include "net/https_client.h"
+#include "sdk/https_client.h"
 #include "ossl/base64.h"
+#include "pki/certificate.h"
+#include "pki/csr.h"
+#include "sdk/device_sas_token.h"
 #include "tpm/public_area.h"
 
 namespace devid::sdk {
@@ -19,7 +22,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int64_t kTokenLifetimeSeconds = 3600;  // as the Azure SDKs (protocol notes §2.1)
 constexpr int kDefaultRetryAfterSeconds = 2;     // the Node SDK's default without Retry-After
 constexpr int kMaxRetryAfterSeconds = 60;
 
@@ -39,7 +41,7 @@ Status ValidId(std::string_view id, std::string_view what) {
 
 // ServiceError turns a DPS error answer (protocol notes §1.3) into an Error with the server's
 // message and errorCode.
-Error ServiceError(const api::Response& response, std::string_view action) {
+Error ServiceError(const HttpResponse& response, std::string_view action) {
   json body = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
   std::string text =
       std::string(action) + ": the service answered HTTP " + std::to_string(response.status);
@@ -68,7 +70,7 @@ Error ServiceError(const api::Response& response, std::string_view action) {
   }
 }
 
-int RetryAfterSeconds(const api::Response& response) {
+int RetryAfterSeconds(const HttpResponse& response) {
   for (const auto& [name, value] : response.headers) {
     if (name != "retry-after") continue;
     int seconds = 0;
@@ -78,18 +80,6 @@ int RetryAfterSeconds(const api::Response& response) {
     }
   }
   return kDefaultRetryAfterSeconds;
-}
-
-// DeviceSasToken signs the DPS device token (protocol notes §2.2) with key, over the
-// percent-encoded sr as the TPM path and the C SDK send it.
-Result<std::string> DeviceSasToken(SasCredential& key, const std::string& id_scope,
-                                   const std::string& registration_id) {
-  std::string resource = PercentEncodeComponent(id_scope + "/registrations/" + registration_id);
-  std::string expiry = std::to_string(SystemClock().UnixSeconds() + kTokenLifetimeSeconds);
-  DEVID_ASSIGN_OR_RETURN(auto mac, key.HmacSha256(resource + "\n" + expiry));
-  return "SharedAccessSignature sr=" + resource +
-         "&sig=" + PercentEncodeComponent(ossl::Base64Encode(mac)) + "&se=" + expiry +
-         "&skn=registration";
 }
 
 // QuoteEvidence answers a measured-boot challenge (devid extension, docs/device-provisioning.md):
@@ -129,30 +119,36 @@ Result<json> QuoteEvidence(TpmCredential& tpm, const json& challenge,
 // Registration is one device's conversation with the service on one kept-alive connection.
 class Registration {
  public:
+  // Start connects; with x509, its chain and key are the TLS client certificate.
   static Result<Registration> Start(const ProvisioningOptions& options,
-                                    std::string registration_id) {
+                                    std::string registration_id,
+                                    const X509Credential* x509 = nullptr) {
     if (options.trust_bundle_pem.empty()) {
       return std::unexpected(InvalidArgument("a trust bundle is required to verify the server"));
     }
     if (options.host.empty()) return std::unexpected(InvalidArgument("the endpoint has no host"));
     DEVID_TRY(ValidId(options.id_scope, "ID scope"));
     DEVID_TRY(ValidId(registration_id, "registration ID"));
-    net::ClientTlsOptions tls;
+    ClientTlsOptions tls;
     tls.trust_bundle_pem = options.trust_bundle_pem;
     tls.server_name = options.server_name;
     tls.timeout = options.timeout;
-    DEVID_ASSIGN_OR_RETURN(auto client, net::HttpsClient::Connect(options.host, options.port, tls));
+    if (x509 != nullptr) {
+      tls.certificate_chain_pem = x509->certificate_chain_pem();
+      tls.client_key = x509->key();
+    }
+    DEVID_ASSIGN_OR_RETURN(auto client, HttpsClient::Connect(options.host, options.port, tls));
     return Registration(options, std::move(registration_id), std::move(client));
   }
 
   // Put sends the register request; an empty authorization sends none.
-  Result<api::Response> Put(const std::string& authorization, const std::string& body) {
+  Result<HttpResponse> Put(const std::string& authorization, const std::string& body) {
     return Send("PUT", "/register", authorization, body);
   }
 
   // Follow polls the operation a 200/202 register answer started until it is assigned or failed
   // (protocol notes §1.3); tpm, when given, installs the final answer's activation blob.
-  Result<Assignment> Follow(api::Response response, const std::string& authorization,
+  Result<Assignment> Follow(HttpResponse response, const std::string& authorization,
                             TpmCredential* tpm) {
     for (int polls = 0;; ++polls) {
       if (response.status != 200 && response.status != 202) {
@@ -188,14 +184,14 @@ class Registration {
 
  private:
   Registration(const ProvisioningOptions& options, std::string registration_id,
-               net::HttpsClient client)
+               HttpsClient client)
       : options_(options),
         registration_id_(std::move(registration_id)),
         client_(std::move(client)) {}
 
-  Result<api::Response> Send(std::string_view method, const std::string& path,
+  Result<HttpResponse> Send(std::string_view method, const std::string& path,
                              const std::string& authorization, const std::string& body) {
-    std::vector<api::Header> headers = {{"accept", "application/json"},
+    std::vector<HttpHeader> headers = {{"accept", "application/json"},
                                         {"content-type", "application/json; charset=utf-8"}};
     if (!authorization.empty()) headers.emplace_back("authorization", authorization);
     std::string target = "/" + options_.id_scope + "/registrations/" + registration_id_ + path +
@@ -233,7 +229,28 @@ class Registration {
     out.assigned_hub = state.value("assignedHub", "");
     out.device_id = state.value("deviceId", "");
     out.substatus = state.value("substatus", "");
+    if (auto chain = state.find("issuedCertificateChain"); chain != state.end()) {
+      DEVID_ASSIGN_OR_RETURN(out.issued_certificate_chain_pem, IssuedChainPem(*chain));
+    }
     return out;
+  }
+
+  // IssuedChainPem turns the answer's issuedCertificateChain (base64 DER, leaf first) into PEM.
+  Result<std::string> IssuedChainPem(const json& chain) const {
+    Error malformed =
+        Internal(Action() + ": the issued certificate chain in the answer does not parse");
+    if (!chain.is_array() || chain.empty()) return std::unexpected(malformed);
+    std::string pem;
+    for (const json& element : chain) {
+      if (!element.is_string()) return std::unexpected(malformed);
+      auto der = ossl::Base64Decode(element.get<std::string>());
+      if (!der) return std::unexpected(malformed);
+      auto certificate = pki::Certificate::FromDer(
+          std::string_view(reinterpret_cast<const char*>(der->data()), der->size()));
+      if (!certificate) return std::unexpected(malformed);
+      pem += certificate->ToPem();
+    }
+    return pem;
   }
 
   Error Failed(const json& body) const {
@@ -252,8 +269,18 @@ class Registration {
 
   const ProvisioningOptions& options_;
   std::string registration_id_;
-  net::HttpsClient client_;
+  HttpsClient client_;
 };
+
+// RegisterWithSas runs one symmetric-key registration on an open registration connection.
+Result<Assignment> RegisterWithSas(Registration& registration, SasCredential& key,
+                                   const std::string& id_scope) {
+  DEVID_ASSIGN_OR_RETURN(std::string token,
+                         DeviceSasToken(key, id_scope, registration.registration_id()));
+  std::string body = json{{"registrationId", registration.registration_id()}}.dump();
+  DEVID_ASSIGN_OR_RETURN(HttpResponse response, registration.Put(token, body));
+  return registration.Follow(std::move(response), token, nullptr);
+}
 
 }  // namespace
 
@@ -263,11 +290,42 @@ ProvisioningClient::ProvisioningClient(ProvisioningOptions options)
 Result<Assignment> ProvisioningClient::RegisterWithSymmetricKey(SasCredential& key) {
   DEVID_ASSIGN_OR_RETURN(auto registration,
                          Registration::Start(options_, options_.registration_id));
-  DEVID_ASSIGN_OR_RETURN(std::string token,
-                         DeviceSasToken(key, options_.id_scope, registration.registration_id()));
-  std::string body = json{{"registrationId", registration.registration_id()}}.dump();
-  DEVID_ASSIGN_OR_RETURN(api::Response response, registration.Put(token, body));
-  return registration.Follow(std::move(response), token, nullptr);
+  return RegisterWithSas(registration, key, options_.id_scope);
+}
+
+Result<Assignment> ProvisioningClient::RegisterWithSymmetricKeys(SasCredential& primary,
+                                                                 SasCredential& secondary) {
+  // The server was authenticated by Start, so a kUnauthenticated below is the service refusing
+  // the key, not the device refusing the server.
+  DEVID_ASSIGN_OR_RETURN(auto registration,
+                         Registration::Start(options_, options_.registration_id));
+  auto assignment = RegisterWithSas(registration, primary, options_.id_scope);
+  if (assignment || assignment.error().code() != ErrorCode::kUnauthenticated) return assignment;
+  auto rolled = RegisterWithSas(registration, secondary, options_.id_scope);
+  if (!rolled) {
+    return std::unexpected(rolled.error().WithContext("the primary key was rejected (" +
+                                                      assignment.error().message() +
+                                                      "); with the secondary key"));
+  }
+  rolled->secondary_key_used = true;
+  return rolled;
+}
+
+Result<Assignment> ProvisioningClient::RegisterWithX509(const X509Credential& credential,
+                                                        std::string_view csr_pem) {
+  // DPS takes the leaf's common name as the registration ID (protocol notes §3).
+  std::string registration_id =
+      options_.registration_id.empty() ? credential.common_name() : options_.registration_id;
+  json body = {{"registrationId", registration_id}};
+  if (!csr_pem.empty()) {
+    auto csr = pki::Csr::FromPem(csr_pem);
+    if (!csr) return std::unexpected(csr.error().WithContext("the certificate request"));
+    body["csr"] = ossl::Base64Encode(csr->ToDer());
+  }
+  DEVID_ASSIGN_OR_RETURN(auto registration,
+                         Registration::Start(options_, std::move(registration_id), &credential));
+  DEVID_ASSIGN_OR_RETURN(HttpResponse response, registration.Put("", body.dump()));
+  return registration.Follow(std::move(response), "", nullptr);
 }
 
 Result<Assignment> ProvisioningClient::RegisterWithTpm(TpmCredential& tpm) {
@@ -290,7 +348,7 @@ Result<Assignment> ProvisioningClient::RegisterWithTpm(TpmCredential& tpm) {
   json body = {{"registrationId", registration_id}, {"tpm", std::move(keys)}};
 
   // §4.2 steps 1-2: without a token the service answers 401 with the activation blob.
-  DEVID_ASSIGN_OR_RETURN(api::Response challenge, registration.Put("", body.dump()));
+  DEVID_ASSIGN_OR_RETURN(HttpResponse challenge, registration.Put("", body.dump()));
   if (challenge.status != 401)
     return std::unexpected(ServiceError(challenge, registration.Action()));
   json answer = json::parse(challenge.body, nullptr, /*allow_exceptions=*/false);
@@ -315,7 +373,7 @@ Result<Assignment> ProvisioningClient::RegisterWithTpm(TpmCredential& tpm) {
   // Step 3: the same request, signed inside the TPM.
   DEVID_ASSIGN_OR_RETURN(std::string token,
                          DeviceSasToken(tpm, options_.id_scope, registration_id));
-  DEVID_ASSIGN_OR_RETURN(api::Response response, registration.Put(token, body.dump()));
+  DEVID_ASSIGN_OR_RETURN(HttpResponse response, registration.Put(token, body.dump()));
   return registration.Follow(std::move(response), token, &tpm);
 }
 

@@ -1,4 +1,4 @@
-#include "net/https_client.h"
+#include "sdk/https_client.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -18,9 +18,10 @@
 #include <exception>
 #include <optional>
 
-#include "net/tls.h"
+#include "keys/openssl_signing_key.h"
+#include "ossl/tls_context.h"
 
-namespace devid::net {
+namespace devid::sdk {
 namespace {
 
 namespace asio = boost::asio;
@@ -43,7 +44,44 @@ std::string Lowercase(std::string_view text) {
   return out;
 }
 
+// ServerCertificateProblem says in a technician's words why the server's certificate failed
+// verification (RFC 5280 §6.1, RFC 6125 §6) and what to check.
+std::string ServerCertificateProblem(long verify, const std::string& server_name) {
+  switch (verify) {
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_CERT_UNTRUSTED:
+      return "the server's certificate is not signed by your trust bundle: this is not your "
+             "server, or the bundle is out of date";
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+      return "the server's certificate has expired: renew it on the server, or check this "
+             "device's clock";
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+      return "the server's certificate is not valid yet: check this device's clock";
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+      return "the server's certificate is not made out to " + server_name +
+             ": check the endpoint, or the server name it should carry";
+    case X509_V_ERR_CERT_REVOKED:
+      return "the server's certificate has been revoked";
+    case X509_V_ERR_INVALID_PURPOSE:
+      return "the server's certificate is not meant for a TLS server";
+    default:
+      return "the server's certificate does not verify against your trust bundle";
+  }
+}
+
 }  // namespace
+
+std::string_view HttpResponse::HeaderValue(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (key == name) return value;
+  }
+  return {};
+}
 
 class HttpsClient::Impl {
  public:
@@ -61,20 +99,34 @@ class HttpsClient::Impl {
     if (options_.trust_bundle_pem.empty()) {
       return std::unexpected(InvalidArgument(doing + ": a trust bundle is required"));
     }
-    if (options_.certificate_chain_pem.empty() != options_.private_key_pem.empty()) {
+    bool has_key = !options_.private_key_pem.empty() || options_.client_key != nullptr;
+    if (!options_.private_key_pem.empty() && options_.client_key != nullptr) {
+      return std::unexpected(
+          InvalidArgument(doing + ": give the client key as PEM or as a key store key, not both"));
+    }
+    if (options_.certificate_chain_pem.empty() == has_key) {
       return std::unexpected(
           InvalidArgument(doing + ": a client certificate needs both a chain and a key"));
     }
     tls_.emplace(asio::ssl::context::tls_client);
     SSL_CTX* ctx = tls_->native_handle();
-    Status status = SetMinimumTls12(ctx);
-    if (status) status = TrustOnly(ctx, options_.trust_bundle_pem);
-    if (status && !options_.certificate_chain_pem.empty()) {
-      status =
-          UseCertificateChainAndKey(ctx, options_.certificate_chain_pem, options_.private_key_pem);
+    Status status = ossl::SetMinimumTls12(ctx);
+    if (status) status = ossl::TrustOnly(ctx, options_.trust_bundle_pem);
+    if (status && options_.client_key != nullptr) {
+      status = UseClientKey(ctx);
+    } else if (status && !options_.certificate_chain_pem.empty()) {
+      status = ossl::UseCertificateChainAndKey(ctx, options_.certificate_chain_pem,
+                                               options_.private_key_pem);
     }
     if (!status) return std::unexpected(status.error().WithContext(doing));
     return Ok();
+  }
+
+  // UseClientKey installs the client certificate with a key that signs in its key store.
+  Status UseClientKey(SSL_CTX* ctx) {
+    DEVID_ASSIGN_OR_RETURN(ossl::UniquePtr<EVP_PKEY> key,
+                           keys::OpenSslSigningKey(options_.client_key));
+    return ossl::UseCertificateChainAndKey(ctx, options_.certificate_chain_pem, key.get());
   }
 
   // Open connects and performs the TLS handshake, verifying the server.
@@ -117,16 +169,24 @@ class HttpsClient::Impl {
     }
 
     lowest.expires_after(options_.timeout);
+    keys::TakeSigningFailure();  // forget one from an earlier connection
     ec = Await([&](auto handler) {
       stream_->async_handshake(asio::ssl::stream_base::client, std::move(handler));
     });
     if (ec) {
       long verify = SSL_get_verify_result(ssl);
+      if (auto failed = keys::TakeSigningFailure()) {
+        ERR_clear_error();
+        Close();
+        return std::unexpected(Error(failed->code(), doing + ": signing the TLS handshake: " +
+                                                         failed->message()));
+      }
       ERR_clear_error();
       Close();
       if (verify != X509_V_OK) {
-        return std::unexpected(Unauthenticated(
-            doing + ": server certificate rejected: " + X509_verify_cert_error_string(verify)));
+        return std::unexpected(Unauthenticated(doing + ": server certificate rejected: " +
+                                               X509_verify_cert_error_string(verify) + " (" +
+                                               ServerCertificateProblem(verify, name) + ")"));
       }
       return std::unexpected(Unavailable(doing + ": TLS handshake: " + ec.message()));
     }
@@ -135,8 +195,8 @@ class HttpsClient::Impl {
     return Ok();
   }
 
-  Result<api::Response> Send(std::string_view method, std::string_view target,
-                             const std::vector<api::Header>& headers, std::string_view body) {
+  Result<HttpResponse> Send(std::string_view method, std::string_view target,
+                             const std::vector<HttpHeader>& headers, std::string_view body) {
     http::request<http::string_body> request;
     request.version(11);
     request.method_string(method);
@@ -167,7 +227,7 @@ class HttpsClient::Impl {
   std::vector<std::string> PeerCertificatesDer() const {
     if (!stream_) return {};
     // Asio's native_handle() is not const; reading the chain does not change the connection.
-    return PeerChainDer(const_cast<Stream&>(*stream_).native_handle());
+    return ossl::PeerChainDer(const_cast<Stream&>(*stream_).native_handle());
   }
 
   int connections() const { return connections_; }
@@ -186,7 +246,7 @@ class HttpsClient::Impl {
 
   // SendOnce writes request and reads the response. On failure it sets retry when the connection
   // ended before the first byte of the response, i.e. the server never answered on it.
-  Result<api::Response> SendOnce(http::request<http::string_body>& request,
+  Result<HttpResponse> SendOnce(http::request<http::string_body>& request,
                                  const std::string& doing, bool& retry) {
     retry = false;
     auto& lowest = beast::get_lowest_layer(*stream_);
@@ -218,7 +278,7 @@ class HttpsClient::Impl {
     } while (parser->get().result_int() / 100 == 1);
     lowest.expires_never();
     auto& message = parser->get();
-    api::Response response;
+    HttpResponse response;
     response.status = static_cast<int>(message.result_int());
     response.headers.reserve(static_cast<size_t>(std::distance(message.begin(), message.end())));
     for (const auto& field : message) {
@@ -286,8 +346,8 @@ HttpsClient::HttpsClient(HttpsClient&&) noexcept = default;
 HttpsClient& HttpsClient::operator=(HttpsClient&&) noexcept = default;
 HttpsClient::~HttpsClient() = default;
 
-Result<api::Response> HttpsClient::Send(std::string_view method, std::string_view target,
-                                        const std::vector<api::Header>& headers,
+Result<HttpResponse> HttpsClient::Send(std::string_view method, std::string_view target,
+                                        const std::vector<HttpHeader>& headers,
                                         std::string_view body) {
   try {
     return impl_->Send(method, target, headers, body);
@@ -303,4 +363,4 @@ std::vector<std::string> HttpsClient::PeerCertificatesDer() const {
 
 int HttpsClient::connections() const { return impl_->connections(); }
 
-}  // namespace devid::net
+}  // namespace devid::sdk

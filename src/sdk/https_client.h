@@ -5,12 +5,29 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
-#include "api/http.h"
 #include "base/result.h"
 
-namespace devid::net {
+namespace devid::keys {
+class Key;
+}  // namespace devid::keys
+
+namespace devid::sdk {
+
+// HttpHeader is one HTTP header; HttpsClient returns names lowercase.
+using HttpHeader = std::pair<std::string, std::string>;
+
+// HttpResponse is a response as HttpsClient read it.
+struct HttpResponse {
+  int status = 0;
+  std::vector<HttpHeader> headers;  // names lowercase, in order
+  std::string body;
+
+  // HeaderValue returns the first value of the header name (lowercase), or "" when absent.
+  std::string_view HeaderValue(std::string_view name) const;
+};
 
 // ClientTlsOptions says whom an HttpsClient trusts and, optionally, who it is.
 struct ClientTlsOptions {
@@ -21,6 +38,9 @@ struct ClientTlsOptions {
   // TLS; both empty for none.
   std::string certificate_chain_pem;
   std::string private_key_pem;
+  // client_key, instead of private_key_pem, is a key that signs the handshake inside its store
+  // (keys::OpenSslSigningKey: ECDSA P-256 or P-384); the private key never enters this process.
+  std::shared_ptr<const keys::Key> client_key;
   // server_name is the DNS name or IP address the server certificate must match, also sent as SNI
   // when it is a name; empty means the host passed to Connect.
   std::string server_name;
@@ -32,7 +52,7 @@ struct ClientTlsOptions {
 };
 
 // HttpsClient is a synchronous HTTP/1.1-over-TLS client holding one keep-alive connection, for
-// the CLI, tests and benchmarks. Not thread-safe: use one per thread. Movable.
+// the device SDK, the CLI, tests and benchmarks. Not thread-safe: use one per thread. Movable.
 class HttpsClient {
  public:
   // Connect opens a TLS connection to host:port and verifies the server's chain against
@@ -53,8 +73,8 @@ class HttpsClient {
   // response arrives, it reconnects and sends the request once more. It fails with kUnavailable
   // (or kUnauthenticated on reconnecting to a server whose certificate is rejected) naming the
   // step: "sending GET /x to https://HOST:PORT: CAUSE".
-  Result<api::Response> Send(std::string_view method, std::string_view target,
-                             const std::vector<api::Header>& headers = {},
+  Result<HttpResponse> Send(std::string_view method, std::string_view target,
+                             const std::vector<HttpHeader>& headers = {},
                              std::string_view body = {});
 
   // PeerCertificatesDer returns the server's certificate chain as sent on the current connection,
@@ -70,4 +90,4 @@ class HttpsClient {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace devid::net
+}  // namespace devid::sdk

@@ -1,0 +1,131 @@
+// HttpsClient with a client certificate whose key signs in its key store (ClientTlsOptions::
+// client_key), against devid's own HTTPS server asking for client certificates.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "api/text_response.h"
+#include "ca/profile.h"
+#include "ca/testing/mini_ca.h"
+#include "ca/tls_identity.h"
+#include "keys/software/file_key_store.h"
+#include "net/https_server.h"
+#include "sdk/https_client.h"
+
+namespace devid::sdk {
+namespace {
+
+using ::testing::HasSubstr;
+
+// PeerName answers with the CN of the client certificate the TLS layer received.
+class PeerName final : public api::Handler {
+ public:
+  api::Response Handle(const api::Request& request) override {
+    api::Response response;
+    response.status = 200;
+    if (request.peer_certificates && !request.peer_certificates->empty()) {
+      response.body = request.peer_certificates->front().SubjectCommonName();
+    }
+    return response;
+  }
+};
+
+// GoneKey is a P-256 key whose store went away (a token pulled out): every signature fails.
+class GoneKey final : public keys::Key {
+ public:
+  explicit GoneKey(ossl::UniquePtr<EVP_PKEY> public_key)
+      : Key("test:gone", keys::KeyAlgorithm::kEcdsaP256, std::move(public_key)) {}
+  Result<std::vector<uint8_t>> Sign(std::span<const uint8_t>) const override {
+    return std::unexpected(Unavailable("signing with test:gone: the token was removed"));
+  }
+  Result<std::vector<uint8_t>> SignDigest(std::span<const uint8_t>) const override {
+    return Sign({});
+  }
+};
+
+class HttpsClientKeyTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    static SystemClock clock;
+    static SecureRandom random;
+    auto authority = ca::testing::MakeTestCa(clock, random);
+    ASSERT_TRUE(authority) << authority.error().message();
+    authority_ = std::move(*authority);
+    auto identity = ca::IssueTlsIdentity(*authority_, ca::kServerProfile,
+                                         {.common_name = "localhost", .dns_names = {"localhost"}});
+    ASSERT_TRUE(identity) << identity.error().message();
+    identity_ = std::move(identity->identity);
+  }
+  static void TearDownTestSuite() { authority_.reset(); }
+
+  void SetUp() override {
+    net::ServerOptions options;
+    options.io_threads = 1;
+    options.handler_threads = 1;
+    options.request_client_certificate = true;
+    auto server = net::HttpsServer::Start(options, identity_, handler_);
+    ASSERT_TRUE(server) << server.error().message();
+    server_ = std::move(*server);
+  }
+
+  // Options trust the test CA and present a device certificate for key's public half.
+  ClientTlsOptions Options(const keys::Key& key) {
+    auto issued = authority_->Issue(ca::kDeviceClientProfile,
+                                    {.common_name = "device-1", .public_key = key.public_key()});
+    EXPECT_TRUE(issued) << issued.error().message();
+    ClientTlsOptions tls;
+    tls.trust_bundle_pem = authority_->TrustBundlePem();
+    tls.certificate_chain_pem = issued ? authority_->ChainPem(*issued) : "";
+    tls.timeout = std::chrono::seconds(10);
+    return tls;
+  }
+
+  static inline std::unique_ptr<ca::Authority> authority_;
+  static inline ca::TlsIdentity identity_;
+  PeerName handler_;
+  std::unique_ptr<net::HttpsServer> server_;
+};
+
+TEST_F(HttpsClientKeyTest, PresentsCertificate_SignedThroughTheKeyStore) {
+  auto generated = keys::GenerateSoftwareKey(keys::KeyAlgorithm::kEcdsaP256);
+  ASSERT_TRUE(generated);
+  auto key = keys::SoftwareKey(std::move(*generated), "test:device");
+  ASSERT_TRUE(key);
+  ClientTlsOptions tls = Options(**key);
+  tls.client_key = std::move(*key);
+  auto client = HttpsClient::Connect("localhost", server_->port(), tls);
+  ASSERT_TRUE(client) << client.error().message();
+  auto response = client->Send("GET", "/whoami");
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(response->body, "device-1");
+}
+
+TEST_F(HttpsClientKeyTest, Fails_WithTheStoresReason_WhenTheKeyCannotSign) {
+  ossl::UniquePtr<EVP_PKEY> pair(EVP_EC_gen("P-256"));
+  auto gone = std::make_shared<GoneKey>(ossl::UniquePtr<EVP_PKEY>(EVP_PKEY_dup(pair.get())));
+  ClientTlsOptions tls = Options(*gone);
+  tls.client_key = gone;
+  auto client = HttpsClient::Connect("localhost", server_->port(), tls);
+  ASSERT_FALSE(client);
+  EXPECT_EQ(client.error().code(), ErrorCode::kUnavailable);
+  EXPECT_THAT(
+      client.error().message(),
+      HasSubstr("signing the TLS handshake: signing with test:gone: the token was removed"));
+}
+
+TEST_F(HttpsClientKeyTest, Rejects_PemKeyAndStoreKeyTogether) {
+  auto generated = keys::GenerateSoftwareKey(keys::KeyAlgorithm::kEcdsaP256);
+  ASSERT_TRUE(generated);
+  auto key = keys::SoftwareKey(std::move(*generated), "test:device");
+  ASSERT_TRUE(key);
+  ClientTlsOptions tls = Options(**key);
+  tls.client_key = std::move(*key);
+  tls.private_key_pem = "-----BEGIN PRIVATE KEY-----\n";
+  auto client = HttpsClient::Connect("localhost", server_->port(), tls);
+  ASSERT_FALSE(client);
+  EXPECT_EQ(client.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(client.error().message(), HasSubstr("not both"));
+}
+
+}  // namespace
+}  // namespace devid::sdk
