@@ -12,9 +12,15 @@
 
 #include "base/file.h"
 #include "cli/connection_string.h"
+#include "cli/device_key_commands.h"
+#include "cli/device_pkcs11_commands.h"
+#include "cli/device_enroll_command.h"
+#include "cli/device_renew_command.h"
 #include "cli/output.h"
+#include "cli/verify_command.h"
 #include "devid/credential.h"
 #include "devid/provisioning_client.h"
+#include "devid/provisioning_state.h"
 #include "ossl/base64.h"
 #include "tpm/public_area.h"
 
@@ -29,6 +35,16 @@ struct DeviceOptions {
   std::string tcti = "device:/dev/tpmrm0";
   std::string symmetric_key;  // base64; prefer --symmetric-key-file, which ps cannot show
   std::string symmetric_key_file;
+  std::string secondary_key_file;  // the enrollment's other key, tried when the first is refused
+  std::string state_file;  // register: the last assignment, to notice a move to another hub
+  std::string pkcs11_key;  // pkcs11: URI of the SAS key that import-symmetric stored
+  std::string pkcs11_module;
+  bool x509 = false;
+  std::string certificate_file;  // --x509: the device's chain, leaf first
+  std::string key_uri;           // --x509: file:, pkcs11: or tpm2: URI of the leaf's key
+  std::string csr_file;          // --x509: a request for devid to certify at registration
+  std::string issued_out;        // --x509: where to write the certificate devid issued
+  double renew_at = 2.0 / 3.0;   // show --cert: the share of the lifetime after which it is due
   std::string id_scope;
   std::string endpoint;
   std::string server_name;
@@ -52,7 +68,12 @@ Status WritePublic(const std::string& path, const std::vector<uint8_t>& bytes) {
 // Show prints the TPM's identity: the registration ID DPS derives from its EK and the EK and SRK
 // an operator enrolls (creating them when the TPM has none yet).
 Status Show(const DeviceOptions& options) {
-  if (!options.tpm) return std::unexpected(InvalidArgument("device show: only --tpm is supported"));
+  if (!options.certificate_file.empty()) {
+    return ShowDeviceCertificate(
+        options.certificate_file, options.renew_at,
+        options.output == "json" ? OutputFormat::kJson : OutputFormat::kTable);
+  }
+  if (!options.tpm) return std::unexpected(InvalidArgument("device show: choose --tpm or --cert"));
   DEVID_ASSIGN_OR_RETURN(auto tpm, sdk::OpenTpmCredential(options.tcti));
   DEVID_ASSIGN_OR_RETURN(auto ek, tpm->EndorsementKey());
   DEVID_ASSIGN_OR_RETURN(auto srk, tpm->StorageRootKey());
@@ -87,10 +108,14 @@ Result<sdk::ProvisioningOptions> ProvisioningOptionsFrom(const DeviceOptions& op
   return out;
 }
 
-Result<std::unique_ptr<sdk::SasCredential>> SymmetricKey(const DeviceOptions& options) {
-  if (options.symmetric_key_file.empty()) return sdk::SymmetricKeyCredential(options.symmetric_key);
-  auto text = ReadFile(options.symmetric_key_file);
-  if (!text) return std::unexpected(text.error().WithContext("--symmetric-key-file"));
+}  // namespace
+
+Result<std::unique_ptr<sdk::SasCredential>> SymmetricKey(const std::string& inline_key,
+                                                         const std::string& file,
+                                                         std::string_view flag) {
+  if (file.empty()) return sdk::SymmetricKeyCredential(inline_key);
+  auto text = ReadFile(file);
+  if (!text) return std::unexpected(text.error().WithContext(flag));
   std::string_view key = *text;
   while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.remove_suffix(1);
   auto credential = sdk::SymmetricKeyCredential(key);
@@ -98,11 +123,38 @@ Result<std::unique_ptr<sdk::SasCredential>> SymmetricKey(const DeviceOptions& op
   return credential;
 }
 
+namespace {
+
+// RegisterWithX509 registers over mutual TLS with the certificate and the key in its store, and
+// with --csr asks devid to certify another request (written to --issued-cert-out).
+Result<sdk::Assignment> RegisterWithX509(sdk::ProvisioningClient& client,
+                                         const DeviceOptions& options) {
+  if (options.certificate_file.empty() || options.key_uri.empty()) {
+    return std::unexpected(InvalidArgument("--x509 needs --cert FILE and --key URI"));
+  }
+  if (options.csr_file.empty() != options.issued_out.empty()) {
+    return std::unexpected(InvalidArgument("--csr and --issued-cert-out go together"));
+  }
+  auto chain = ReadFile(options.certificate_file);
+  if (!chain) return std::unexpected(chain.error().WithContext("--cert"));
+  DEVID_ASSIGN_OR_RETURN(sdk::X509Credential credential,
+                         sdk::X509Credential::Open(std::move(*chain), options.key_uri,
+                                                   {.pkcs11_module = options.pkcs11_module}));
+  std::string csr;
+  if (!options.csr_file.empty()) {
+    auto read = ReadFile(options.csr_file);
+    if (!read) return std::unexpected(read.error().WithContext("--csr"));
+    csr = std::move(*read);
+  }
+  return client.RegisterWithX509(credential, csr);
+}
+
 Status Register(const DeviceOptions& options) {
   bool symmetric = !options.symmetric_key.empty() || !options.symmetric_key_file.empty();
-  if (options.tpm == symmetric) {
-    return std::unexpected(InvalidArgument(
-        "device register: choose one of --tpm, --symmetric-key, --symmetric-key-file"));
+  bool pkcs11 = !options.pkcs11_key.empty();
+  if (int(options.tpm) + int(symmetric) + int(pkcs11) + int(options.x509) != 1) {
+    return std::unexpected(InvalidArgument("device register: choose one of --tpm, --x509, "
+                                           "--symmetric-key, --symmetric-key-file, --pkcs11"));
   }
   DEVID_ASSIGN_OR_RETURN(sdk::ProvisioningOptions provisioning, ProvisioningOptionsFrom(options));
   sdk::ProvisioningClient client(std::move(provisioning));
@@ -110,14 +162,47 @@ Status Register(const DeviceOptions& options) {
   if (options.tpm) {
     DEVID_ASSIGN_OR_RETURN(auto tpm, sdk::OpenTpmCredential(options.tcti));
     assignment = client.RegisterWithTpm(*tpm);
+  } else if (options.x509) {
+    assignment = RegisterWithX509(client, options);
+  } else if (pkcs11) {
+    if (options.registration_id.empty()) {
+      return std::unexpected(InvalidArgument("--registration-id is required with --pkcs11"));
+    }
+    DEVID_ASSIGN_OR_RETURN(auto key, OpenPkcs11SasKey(options.pkcs11_key, options.pkcs11_module));
+    assignment = client.RegisterWithSymmetricKey(*key);
   } else {
     if (options.registration_id.empty()) {
       return std::unexpected(InvalidArgument("--registration-id is required with a symmetric key"));
     }
-    DEVID_ASSIGN_OR_RETURN(auto key, SymmetricKey(options));
-    assignment = client.RegisterWithSymmetricKey(*key);
+    DEVID_ASSIGN_OR_RETURN(
+        auto key,
+        SymmetricKey(options.symmetric_key, options.symmetric_key_file, "--symmetric-key-file"));
+    if (options.secondary_key_file.empty()) {
+      assignment = client.RegisterWithSymmetricKey(*key);
+    } else {
+      DEVID_ASSIGN_OR_RETURN(auto secondary,
+                             SymmetricKey("", options.secondary_key_file, "--secondary-key-file"));
+      assignment = client.RegisterWithSymmetricKeys(*key, *secondary);
+    }
   }
   if (!assignment) return std::unexpected(assignment.error());
+  if (!options.state_file.empty()) {
+    // A device whose hub refuses it registers again; the saved state tells whether it moved.
+    DEVID_ASSIGN_OR_RETURN(auto previous, sdk::LoadAssignment(options.state_file));
+    if (sdk::HubMoved(previous, *assignment)) {
+      std::cerr << "devid: the service moved this device from hub " << previous->assigned_hub
+                << " to hub " << assignment->assigned_hub << "; connect to the new hub\n";
+    }
+    DEVID_TRY(sdk::SaveAssignment(options.state_file, *assignment));
+  }
+  if (!options.issued_out.empty()) {
+    DEVID_TRY(WriteFileAtomically(options.issued_out, assignment->issued_certificate_chain_pem,
+                                  0644));
+  }
+  if (assignment->secondary_key_used) {
+    std::cerr << "devid: the service rejected the primary key and accepted the secondary one; "
+                 "make the secondary key this device's primary\n";
+  }
   if (options.output == "json") {
     PrintJson(std::cout, {{"registrationId", assignment->registration_id},
                           {"assignedHub", assignment->assigned_hub},
@@ -159,6 +244,28 @@ void AddDeviceCommands(CLI::App& app, int& exit_code) {
                   "Attest with this base64 symmetric key (visible to ps: prefer the file)");
   reg->add_option("--symmetric-key-file", options->symmetric_key_file,
                   "Attest with the base64 symmetric key in this file");
+  reg->add_option("--state", options->state_file,
+                  "Remember the assignment in this file and say when the device moved hubs");
+  reg->add_option("--secondary-key-file", options->secondary_key_file,
+                  "The enrollment's secondary key (base64, in a file): used when the service "
+                  "rejects the first key, e.g. after the operator rolled it");
+  reg->add_option("--pkcs11", options->pkcs11_key,
+                  "Attest with the symmetric key in this PKCS #11 token, signing inside it "
+                  "(pkcs11:token=LABEL;object=LABEL?pin-source=FILE)");
+  reg->add_option("--pkcs11-module", options->pkcs11_module,
+                  "PKCS #11 library for a --pkcs11 URI without module-path");
+  reg->add_flag("--x509", options->x509,
+                "Attest with an X.509 certificate over mutual TLS, signing inside the key store");
+  reg->add_option("--cert", options->certificate_file,
+                  "--x509: the device certificate chain (PEM, leaf first)");
+  reg->add_option("--key", options->key_uri,
+                  "--x509: its key, file:PATH?passphrase-env=NAME|passphrase-file=PATH, "
+                  "pkcs11:token=LABEL;object=LABEL?pin-source=FILE or "
+                  "tpm2:handle=0x81000010?tcti=TCTI");
+  reg->add_option("--csr", options->csr_file,
+                  "--x509: also have devid certify this request (PEM, CN = registration ID)");
+  reg->add_option("--issued-cert-out", options->issued_out,
+                  "--x509 --csr: write the certificate devid issued (PEM chain) here");
   reg->add_option("--id-scope", options->id_scope, "The service's ID scope")->required();
   reg->add_option("--endpoint", options->endpoint, "Device endpoint, https://HOST[:PORT]")
       ->required();
@@ -179,8 +286,16 @@ void AddDeviceCommands(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"table", "json"}));
   reg->callback([options, &exit_code] { Run(Register, *options, exit_code); });
 
-  CLI::App* show = device->add_subcommand("show", "Show this device's TPM identity");
-  show->add_flag("--tpm", options->tpm, "Read (or create) the EK and SRK in the TPM")->required();
+  CLI::App* show = device->add_subcommand("show", "Show this device's TPM identity or certificate");
+  CLI::Option* show_tpm =
+      show->add_flag("--tpm", options->tpm, "Read (or create) the EK and SRK in the TPM");
+  show->add_option("--cert", options->certificate_file,
+                   "Show this PEM certificate: identity, issuer, expiry, when renewal is due")
+      ->excludes(show_tpm);
+  show->add_option("--renew-at", options->renew_at,
+                   "--cert: fraction of the lifetime after which renewal is due")
+      ->check(CLI::Range(0.01, 1.0))
+      ->capture_default_str();
   show->add_option("--tcti", options->tcti, "TPM TCTI, e.g. swtpm:host=127.0.0.1,port=2321")
       ->capture_default_str();
   show->add_option("--ek-out", options->ek_out, "Write the EK's TPM2B_PUBLIC to this file");
@@ -188,6 +303,13 @@ void AddDeviceCommands(CLI::App& app, int& exit_code) {
   show->add_option("-o,--output", options->output, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
   show->callback([options, &exit_code] { Run(Show, *options, exit_code); });
+
+  AddVerifyCommand(*device, exit_code);
+
+  AddDevicePkcs11Commands(*device, exit_code);
+  AddDeviceKeyCommands(*device, exit_code);
+  AddDeviceRenewCommand(*device, exit_code);
+  AddDeviceEnrollCommand(*device, exit_code);
 }
 
 }  // namespace devid::cli

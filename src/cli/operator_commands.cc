@@ -16,6 +16,7 @@
 #include "cli/output.h"
 #include "cli/service_client.h"
 #include "ossl/base64.h"
+#include "pki/certificate.h"
 #include "pki/sas_token.h"
 #include "tpm/public_area.h"
 
@@ -43,6 +44,8 @@ struct Options {
   std::string initial_twin;
   std::string tpm_ek_file;   // TPM2B_PUBLIC files, as tpm2_createek -u / tpm2_readpublic -o write
   std::string tpm_srk_file;
+  std::string x509_cert_file;            // X.509 attestation: the device's certificate (PEM)
+  std::string x509_secondary_cert_file;  // and the one that may replace it
   // command send
   std::string command_json;
   int command_ttl = 300;
@@ -137,6 +140,34 @@ Status TpmAttestation(const Options& options, json& body, std::string& registrat
   }
   body["attestation"] = {{"type", "tpm"}, {"tpm", std::move(tpm)}};
   if (registration_id.empty()) registration_id = tpm::RegistrationIdFromEk(ek);
+  return Ok();
+}
+
+// X509Attestation makes an enrollment X.509-attested by the device's own certificates
+// (--x509-cert, --x509-secondary-cert): the service matches the presented leaf by thumbprint. The
+// registration ID defaults to the certificate's common name, which the device must present as
+// its registration ID anyway.
+Status X509Attestation(const Options& options, json& body, std::string& registration_id) {
+  if (!options.primary_key.empty() || !options.secondary_key.empty()) {
+    return std::unexpected(InvalidArgument(
+        "--x509-cert: an X.509 enrollment has no --primary-key or --secondary-key"));
+  }
+  json certificates = json::object();
+  for (auto [slot, file, flag] :
+       {std::tuple("primary", &options.x509_cert_file, "--x509-cert"),
+        std::tuple("secondary", &options.x509_secondary_cert_file, "--x509-secondary-cert")}) {
+    if (file->empty()) continue;
+    auto pem = ReadFile(*file);
+    if (!pem) return std::unexpected(pem.error().WithContext(flag));
+    auto certificate = pki::Certificate::FromPem(*pem);
+    if (!certificate) {
+      return std::unexpected(InvalidArgument(std::string(flag) + " " + *file +
+                                             ": not a PEM certificate"));
+    }
+    if (registration_id.empty()) registration_id = certificate->SubjectCommonName();
+    certificates[slot] = {{"certificate", certificate->ToPem()}};
+  }
+  body["attestation"] = {{"type", "x509"}, {"x509", {{"clientCertificates", certificates}}}};
   return Ok();
 }
 
@@ -542,7 +573,7 @@ void Commands::Add() {
   Options& o = *options_;
 
   CLI::App* enrollment =
-      app_.add_subcommand("enrollment", "Individual enrollments (symmetric key or TPM)");
+      app_.add_subcommand("enrollment", "Individual enrollments (symmetric key, TPM or X.509)");
   enrollment->require_subcommand(1);
   CLI::App* add = Leaf(
       enrollment, "add", "Create an individual enrollment", [](const Options& options) -> Status {
@@ -550,7 +581,10 @@ void Commands::Add() {
         std::string registration_id = options.registration_id;
         if (!options.tpm_ek_file.empty()) {
           DEVID_TRY(TpmAttestation(options, body, registration_id));
-        } else if (registration_id.empty()) {
+        } else if (!options.x509_cert_file.empty()) {
+          DEVID_TRY(X509Attestation(options, body, registration_id));
+        }
+        if (registration_id.empty()) {
           return std::unexpected(InvalidArgument("--registration-id is required"));
         }
         body["registrationId"] = registration_id;
@@ -563,6 +597,13 @@ void Commands::Add() {
       "--tpm-ek", o.tpm_ek_file, "TPM attestation: the EK's TPM2B_PUBLIC file (tpm2_createek -u)");
   add->add_option("--tpm-srk", o.tpm_srk_file, "TPM attestation: the SRK's TPM2B_PUBLIC file")
       ->needs(tpm_ek);
+  CLI::Option* x509_cert = add->add_option(
+      "--x509-cert", o.x509_cert_file,
+      "X.509 attestation: the device's certificate (PEM); registration ID = its CN by default");
+  x509_cert->excludes(tpm_ek);
+  add->add_option("--x509-secondary-cert", o.x509_secondary_cert_file,
+                  "X.509 attestation: a second certificate the device may present")
+      ->needs(x509_cert);
   add->add_option("--device-id", o.device_id, "Device ID (default: the registration ID)");
   AddSettingsFlags(add);
   AddCollection(enrollment, kEnrollments, "Registration ID");

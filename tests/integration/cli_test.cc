@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "base/clock.h"
-#include "net/https_client.h"
+#include "sdk/https_client.h"
 #include "ossl/base64.h"
 #include "pki/sas_token.h"
 #include "server_process.h"
@@ -81,10 +81,10 @@ class CliTest : public ::testing::Test {
   // RegisterDevice registers a device over the device API with a DPS SAS token (protocol notes
   // §1, §2.2), returning the HTTP status.
   static int RegisterDevice(const std::string& registration_id, const std::string& key) {
-    net::ClientTlsOptions tls;
+    sdk::ClientTlsOptions tls;
     tls.trust_bundle_pem = server_->trust_bundle_pem();
     tls.server_name = "localhost";
-    auto client = net::HttpsClient::Connect("127.0.0.1", server_->port(), tls);
+    auto client = sdk::HttpsClient::Connect("127.0.0.1", server_->port(), tls);
     EXPECT_TRUE(client) << client.error().message();
     if (!client) return 0;
     auto key_bytes = ossl::Base64Decode(key);

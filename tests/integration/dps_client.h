@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "base/clock.h"
-#include "net/https_client.h"
+#include "sdk/https_client.h"
 #include "ossl/base64.h"
 #include "pki/sas_token.h"
 #include "server_process.h"
@@ -34,11 +34,11 @@ inline std::string ConnectionStringValue(const std::string& connection_string,
 class DpsClient {
  public:
   explicit DpsClient(const ServerProcess& server) : server_(server) {
-    net::ClientTlsOptions tls;
+    sdk::ClientTlsOptions tls;
     tls.trust_bundle_pem = server.trust_bundle_pem();
     tls.server_name = "localhost";
     tls.timeout = std::chrono::seconds(10);
-    auto client = net::HttpsClient::Connect("127.0.0.1", server.port(), tls);
+    auto client = sdk::HttpsClient::Connect("127.0.0.1", server.port(), tls);
     if (client) client_.emplace(std::move(*client));
   }
 
@@ -46,9 +46,9 @@ class DpsClient {
   bool connected() const { return client_.has_value(); }
 
   // Service calls the service API with a fresh SAS token.
-  Result<api::Response> Service(const std::string& method, const std::string& path,
+  Result<sdk::HttpResponse> Service(const std::string& method, const std::string& path,
                                 const nlohmann::json& body = nullptr,
-                                std::vector<api::Header> headers = {}) {
+                                std::vector<sdk::HttpHeader> headers = {}) {
     std::string cs = server_.service_connection_string();
     return ServiceAs(ConnectionStringValue(cs, "SharedAccessKeyName"),
                      ConnectionStringValue(cs, "SharedAccessKey"), method, path, body,
@@ -57,17 +57,18 @@ class DpsClient {
 
   // ServiceAs calls the service API with a fresh SAS token of policy key_name signed with key
   // (base64), not the server's connection string.
-  Result<api::Response> ServiceAs(const std::string& key_name, const std::string& key,
+  Result<sdk::HttpResponse> ServiceAs(const std::string& key_name, const std::string& key,
                                   const std::string& method, const std::string& path,
                                   const nlohmann::json& body = nullptr,
-                                  std::vector<api::Header> headers = {}) {
+                                  std::vector<sdk::HttpHeader> headers = {}) {
     std::string host_name =
         ConnectionStringValue(server_.service_connection_string(), "HostName");
     headers.emplace_back("authorization",
                          pki::CreateSasToken(*ossl::Base64Decode(key), host_name,
                                              SystemClock().UnixSeconds() + 600, key_name));
     headers.emplace_back("content-type", "application/json; charset=utf-8");
-    return client_->Send(method, path + "?api-version=2021-10-01", headers,
+    std::string query = path.find('?') == std::string::npos ? "?" : "&";
+    return client_->Send(method, path + query + "api-version=2021-10-01", headers,
                          body.is_null() ? "" : body.dump());
   }
 
@@ -83,7 +84,7 @@ class DpsClient {
 
   // Register registers reg_id in id_scope (default: the server's at start), authenticating with
   // device_key (base64).
-  Result<api::Response> Register(const std::string& reg_id, const std::string& device_key,
+  Result<sdk::HttpResponse> Register(const std::string& reg_id, const std::string& device_key,
                                  const std::string& id_scope = "") {
     std::string scope = id_scope.empty() ? server_.id_scope() : id_scope;
     return client_->Send(
@@ -94,7 +95,7 @@ class DpsClient {
   }
 
   // Poll reads the status of a registration operation.
-  Result<api::Response> Poll(const std::string& reg_id, const std::string& device_key,
+  Result<sdk::HttpResponse> Poll(const std::string& reg_id, const std::string& device_key,
                              const std::string& operation_id) {
     return client_->Send("GET",
                          "/" + server_.id_scope() + "/registrations/" + reg_id + "/operations/" +
@@ -104,7 +105,7 @@ class DpsClient {
 
  private:
   const ServerProcess& server_;
-  std::optional<net::HttpsClient> client_;
+  std::optional<sdk::HttpsClient> client_;
 };
 
 }  // namespace devid::testing

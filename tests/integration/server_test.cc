@@ -14,7 +14,7 @@
 
 #include "base/clock.h"
 #include "base/file.h"
-#include "net/https_client.h"
+#include "sdk/https_client.h"
 #include "ossl/base64.h"
 #include "pki/certificate.h"
 #include "pki/sas_token.h"
@@ -49,10 +49,10 @@ std::string ConnectionValue(const std::string& connection_string, const std::str
 class Client {
  public:
   explicit Client(const ServerProcess& server) : server_(server) {
-    net::ClientTlsOptions tls;
+    sdk::ClientTlsOptions tls;
     tls.trust_bundle_pem = server.trust_bundle_pem();
     tls.server_name = "localhost";
-    auto client = net::HttpsClient::Connect("127.0.0.1", server.port(), tls);
+    auto client = sdk::HttpsClient::Connect("127.0.0.1", server.port(), tls);
     EXPECT_TRUE(client) << client.error().message();
     if (client) client_.emplace(std::move(*client));
   }
@@ -71,7 +71,7 @@ class Client {
                                SystemClock().UnixSeconds() + 600, "registration");
   }
 
-  Result<api::Response> Service(const std::string& method, const std::string& path,
+  Result<sdk::HttpResponse> Service(const std::string& method, const std::string& path,
                                 const json& body = nullptr) {
     return client_->Send(method, path + "?api-version=2021-10-01",
                          {{"authorization", ServiceToken()},
@@ -79,9 +79,9 @@ class Client {
                          body.is_null() ? "" : body.dump());
   }
 
-  Result<api::Response> Register(const std::string& reg_id, const std::string& authorization,
+  Result<sdk::HttpResponse> Register(const std::string& reg_id, const std::string& authorization,
                                  const std::string& body) {
-    std::vector<api::Header> headers = {{"content-type", "application/json; charset=utf-8"}};
+    std::vector<sdk::HttpHeader> headers = {{"content-type", "application/json; charset=utf-8"}};
     if (!authorization.empty()) headers.emplace_back("authorization", authorization);
     return client_->Send("PUT",
                          "/" + server_.id_scope() + "/registrations/" + reg_id +
@@ -89,11 +89,11 @@ class Client {
                          headers, body);
   }
 
-  net::HttpsClient& raw() { return *client_; }
+  sdk::HttpsClient& raw() { return *client_; }
 
  private:
   const ServerProcess& server_;
-  std::optional<net::HttpsClient> client_;
+  std::optional<sdk::HttpsClient> client_;
 };
 
 void CreateGroup(Client& client) {

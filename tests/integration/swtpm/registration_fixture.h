@@ -14,7 +14,7 @@
 #include "base/clock.h"
 #include "base/random.h"
 #include "base/url.h"
-#include "net/https_client.h"
+#include "sdk/https_client.h"
 #include "ossl/base64.h"
 #include "pki/sas_token.h"
 #include "server_process.h"
@@ -44,10 +44,10 @@ class SwtpmRegistrationTest : public ::testing::Test {
     auto server = ServerProcess::Start(ServerOptions());
     ASSERT_TRUE(server) << server.error().message();
     server_.emplace(std::move(*server));
-    net::ClientTlsOptions tls;
+    sdk::ClientTlsOptions tls;
     tls.trust_bundle_pem = server_->trust_bundle_pem();
     tls.server_name = "localhost";
-    auto client = net::HttpsClient::Connect("127.0.0.1", server_->port(), tls);
+    auto client = sdk::HttpsClient::Connect("127.0.0.1", server_->port(), tls);
     ASSERT_TRUE(client) << client.error().message();
     client_.emplace(std::move(*client));
   }
@@ -68,7 +68,7 @@ class SwtpmRegistrationTest : public ::testing::Test {
     return tpms_.back().get();
   }
 
-  api::Response Service(const std::string& method, const std::string& path, const json& body) {
+  sdk::HttpResponse Service(const std::string& method, const std::string& path, const json& body) {
     std::string cs = server_->service_connection_string();
     auto key = ossl::Base64Decode(ConnectionValue(cs, "SharedAccessKey"));
     std::string token = pki::CreateSasToken(*key, ConnectionValue(cs, "HostName"),
@@ -79,19 +79,19 @@ class SwtpmRegistrationTest : public ::testing::Test {
         {{"authorization", token}, {"content-type", "application/json; charset=utf-8"}},
         body.dump());
     EXPECT_TRUE(r) << r.error().message();
-    return r.value_or(api::Response{});
+    return r.value_or(sdk::HttpResponse{});
   }
 
-  api::Response Device(const std::string& method, const std::string& target,
+  sdk::HttpResponse Device(const std::string& method, const std::string& target,
                        const std::string& authorization, const std::string& body) {
-    std::vector<api::Header> headers = {{"content-type", "application/json; charset=utf-8"}};
+    std::vector<sdk::HttpHeader> headers = {{"content-type", "application/json; charset=utf-8"}};
     if (!authorization.empty()) headers.emplace_back("authorization", authorization);
     auto r = client_->Send(method, "/" + server_->id_scope() + target, headers, body);
     EXPECT_TRUE(r) << r.error().message();
-    return r.value_or(api::Response{});
+    return r.value_or(sdk::HttpResponse{});
   }
 
-  api::Response Register(const std::string& reg_id, const std::string& authorization,
+  sdk::HttpResponse Register(const std::string& reg_id, const std::string& authorization,
                          const std::string& body) {
     return Device("PUT", "/registrations/" + reg_id + "/register?api-version=2019-03-31",
                   authorization, body);
@@ -120,7 +120,7 @@ class SwtpmRegistrationTest : public ::testing::Test {
   std::string Enroll(const std::string& ek) {
     std::string reg_id = tpm::RegistrationIdFromEk(
         std::span(reinterpret_cast<const uint8_t*>(ek.data()), ek.size()));
-    api::Response r =
+    sdk::HttpResponse r =
         Service("PUT", "/enrollments/" + reg_id,
                 {{"registrationId", reg_id},
                  {"attestation",
@@ -145,13 +145,13 @@ class SwtpmRegistrationTest : public ::testing::Test {
 
   // ExpectNotRegistered checks through the service API that reg_id has no registration.
   void ExpectNotRegistered(const std::string& reg_id) {
-    api::Response r = Service("GET", "/registrations/" + reg_id, nullptr);
+    sdk::HttpResponse r = Service("GET", "/registrations/" + reg_id, nullptr);
     EXPECT_EQ(r.status, 404) << r.body;
   }
 
   std::filesystem::path root_;
   std::optional<ServerProcess> server_;
-  std::optional<net::HttpsClient> client_;
+  std::optional<sdk::HttpsClient> client_;
   std::vector<std::unique_ptr<Swtpm>> tpms_;
 };
 

@@ -48,7 +48,7 @@ class SwtpmAttestationTest : public SwtpmRegistrationTest {
     std::string reg_id = tpm::RegistrationIdFromEk(AsBytes(ek));
     json tpm = {{"endorsementKey", ossl::Base64Encode(ek)}};
     tpm.update(tpm_extra);
-    api::Response r = Service(
+    sdk::HttpResponse r = Service(
         "PUT", "/enrollments/" + reg_id,
         {{"registrationId", reg_id}, {"attestation", {{"type", "tpm"}, {"tpm", tpm}}}});
     EXPECT_EQ(r.status, 200) << r.body;
@@ -94,7 +94,7 @@ class SwtpmAttestationTest : public SwtpmRegistrationTest {
   // ChallengeWithAk runs step 1 with the AK named and returns the 401 answer.
   json ChallengeWithAk(const std::string& reg_id, const std::string& ek, const std::string& srk,
                        const std::string& ak) {
-    api::Response r =
+    sdk::HttpResponse r =
         Register(reg_id, "", BodyWith(reg_id, ek, srk, {{"attestationKey", ossl::Base64Encode(ak)}}));
     EXPECT_EQ(r.status, 401) << r.body;
     json answer = json::parse(r.body);
@@ -109,7 +109,7 @@ class SwtpmAttestationTest : public SwtpmRegistrationTest {
     ASSERT_TRUE(tpm.ActivateBlob(std::string(blob->begin(), blob->end()))) << tpm.err();
   }
 
-  void ExpectRefused(const api::Response& r, int status, const std::string& message,
+  void ExpectRefused(const sdk::HttpResponse& r, int status, const std::string& message,
                      const std::string& reg_id) {
     EXPECT_EQ(r.status, status) << r.body;
     EXPECT_THAT(r.body, HasSubstr(message));
@@ -127,14 +127,14 @@ TEST_F(SwtpmAttestationTest, Registers_WithEkCertificateFromTheManufacturersNv) 
   std::string reg_id = EnrollWith(ek, {{"requireEndorsementKeyCertificate", true}});
   std::string cert = ossl::Base64Encode(tpm->ReadEkCertificate());
 
-  api::Response missing = Register(reg_id, "", Body(reg_id, ek, srk));
+  sdk::HttpResponse missing = Register(reg_id, "", Body(reg_id, ek, srk));
   ExpectRefused(missing, 401, "an EK certificate is required", reg_id);
 
   json with_cert = {{"endorsementKeyCertificate", cert}};
-  api::Response challenge = Register(reg_id, "", BodyWith(reg_id, ek, srk, with_cert));
+  sdk::HttpResponse challenge = Register(reg_id, "", BodyWith(reg_id, ek, srk, with_cert));
   ASSERT_EQ(challenge.status, 401) << challenge.body;
   ASSERT_NO_FATAL_FAILURE(Activate(*tpm, json::parse(challenge.body)));
-  api::Response registered =
+  sdk::HttpResponse registered =
       Register(reg_id, TpmToken(*tpm, reg_id), BodyWith(reg_id, ek, srk, with_cert));
   EXPECT_EQ(registered.status, 202) << registered.body;
 }
@@ -147,7 +147,7 @@ TEST_F(SwtpmAttestationTest, Rejects_EkCertificateFromAnUntrustedRoot) {
   ASSERT_NO_FATAL_FAILURE(tpm->ProvisionAzureKeys(ek, srk));
   std::string reg_id = EnrollWith(ek, {{"requireEndorsementKeyCertificate", true}});
   json with_cert = {{"endorsementKeyCertificate", ossl::Base64Encode(tpm->ReadEkCertificate())}};
-  api::Response r = Register(reg_id, "", BodyWith(reg_id, ek, srk, with_cert));
+  sdk::HttpResponse r = Register(reg_id, "", BodyWith(reg_id, ek, srk, with_cert));
   ExpectRefused(r, 401, "does not validate to a TPM manufacturer root", reg_id);
 }
 
@@ -162,7 +162,7 @@ TEST_F(SwtpmAttestationTest, Rejects_EkCertificateForAnotherKey) {
   // A genuine certificate, from the trusted manufacturer, of another TPM's EK.
   json with_cert = {{"endorsementKeyCertificate",
                      ossl::Base64Encode(other->ReadEkCertificate())}};
-  api::Response r = Register(reg_id, "", BodyWith(reg_id, ek, srk, with_cert));
+  sdk::HttpResponse r = Register(reg_id, "", BodyWith(reg_id, ek, srk, with_cert));
   ExpectRefused(r, 401, "for another key than the endorsement key", reg_id);
 }
 
@@ -177,13 +177,13 @@ TEST_F(SwtpmAttestationTest, Registers_WithQuoteByAkActivatedInTheSameTpm) {
   std::string ak = tpm->CreateAk();
 
   // Without the AK the challenge cannot carry a quote challenge: refused, nothing stored.
-  api::Response no_ak = Register(reg_id, "", Body(reg_id, ek, srk));
+  sdk::HttpResponse no_ak = Register(reg_id, "", Body(reg_id, ek, srk));
   ExpectRefused(no_ak, 400, "tpm.attestationKey is required", reg_id);
 
   json challenge = ChallengeWithAk(reg_id, ek, srk, ak);
   ASSERT_NO_FATAL_FAILURE(Activate(*tpm, challenge));
   json evidence = Evidence(*tpm, ak, challenge);
-  api::Response registered =
+  sdk::HttpResponse registered =
       Register(reg_id, TpmToken(*tpm, reg_id), BodyWith(reg_id, ek, srk, evidence));
   EXPECT_EQ(registered.status, 202) << registered.body;
 }
@@ -198,7 +198,7 @@ TEST_F(SwtpmAttestationTest, Rejects_PcrDigestMismatchAfterPcrExtend) {
   tpm->PcrExtend(7);  // another boot component measured
   json challenge = ChallengeWithAk(reg_id, ek, srk, ak);
   ASSERT_NO_FATAL_FAILURE(Activate(*tpm, challenge));
-  api::Response r = Register(reg_id, TpmToken(*tpm, reg_id),
+  sdk::HttpResponse r = Register(reg_id, TpmToken(*tpm, reg_id),
                              BodyWith(reg_id, ek, srk, Evidence(*tpm, ak, challenge)));
   ExpectRefused(r, 401, "measured boot: PCR digest mismatch", reg_id);
 }
@@ -216,10 +216,10 @@ TEST_F(SwtpmAttestationTest, Rejects_QuoteWithoutNonceOrWithAStaleOne) {
       HexEncode(*ossl::Base64Decode(stale["attestationChallenge"]["nonce"].get<std::string>()));
   json challenge = ChallengeWithAk(reg_id, ek, srk, ak);
   ASSERT_NO_FATAL_FAILURE(Activate(*tpm, challenge));
-  api::Response old = Register(reg_id, TpmToken(*tpm, reg_id),
+  sdk::HttpResponse old = Register(reg_id, TpmToken(*tpm, reg_id),
                                BodyWith(reg_id, ek, srk, Evidence(*tpm, ak, challenge, stale_nonce)));
   ExpectRefused(old, 401, "stale or replayed", reg_id);
-  api::Response none = Register(reg_id, TpmToken(*tpm, reg_id),
+  sdk::HttpResponse none = Register(reg_id, TpmToken(*tpm, reg_id),
                                 BodyWith(reg_id, ek, srk, Evidence(*tpm, ak, challenge, "")));
   ExpectRefused(none, 401, "the quote carries no nonce", reg_id);
 }
@@ -250,7 +250,7 @@ TEST_F(SwtpmAttestationTest, Rejects_AkFromAnotherTpm) {
                    {"attestationKeyCredential", ossl::Base64Encode(std::string(32, 'x'))},
                    {"quote", ossl::Base64Encode(attest)},
                    {"quoteSignature", ossl::Base64Encode(signature)}};
-  api::Response r =
+  sdk::HttpResponse r =
       Register(reg_id, TpmToken(*device, reg_id), BodyWith(reg_id, ek, srk, evidence));
   ExpectRefused(r, 401, "the attestation key is not bound to the endorsement key", reg_id);
 }
@@ -263,7 +263,7 @@ TEST_F(SwtpmAttestationTest, Rejects_EkNotEnrolled) {
   std::string ek, srk;
   ASSERT_NO_FATAL_FAILURE(tpm->ProvisionAzureKeys(ek, srk));
   std::string reg_id = tpm::RegistrationIdFromEk(AsBytes(ek));
-  api::Response r = Register(reg_id, "", Body(reg_id, ek, srk));
+  sdk::HttpResponse r = Register(reg_id, "", Body(reg_id, ek, srk));
   ExpectRefused(r, 401, "no TPM enrollment for registration " + reg_id, reg_id);
 }
 
@@ -280,14 +280,14 @@ TEST_F(SwtpmChallengeExpiryTest, Rejects_ExpiredChallenge) {
   std::string ek, srk;
   ASSERT_NO_FATAL_FAILURE(tpm->ProvisionAzureKeys(ek, srk));
   std::string reg_id = Enroll(ek);
-  api::Response challenge = Register(reg_id, "", Body(reg_id, ek, srk));
+  sdk::HttpResponse challenge = Register(reg_id, "", Body(reg_id, ek, srk));
   ASSERT_EQ(challenge.status, 401) << challenge.body;
   ASSERT_NO_FATAL_FAILURE(Activate(*tpm, json::parse(challenge.body)));
   std::string token = TpmToken(*tpm, reg_id);
   // The real server has no injectable clock: outwait its configured challenge lifetime.
   std::this_thread::sleep_for(std::chrono::seconds(kChallengeTtlSeconds) +
                               std::chrono::milliseconds(200));
-  api::Response r = Register(reg_id, token, Body(reg_id, ek, srk));
+  sdk::HttpResponse r = Register(reg_id, token, Body(reg_id, ek, srk));
   ExpectRefused(r, 401, "no pending TPM challenge", reg_id);
 }
 
@@ -297,19 +297,19 @@ TEST_F(SwtpmAttestationTest, Rejects_SasSignedWithAnotherKeyAndReplayAfterSucces
   std::string ek, srk;
   ASSERT_NO_FATAL_FAILURE(tpm->ProvisionAzureKeys(ek, srk));
   std::string reg_id = Enroll(ek);
-  api::Response first = Register(reg_id, "", Body(reg_id, ek, srk));
+  sdk::HttpResponse first = Register(reg_id, "", Body(reg_id, ek, srk));
   ASSERT_NO_FATAL_FAILURE(Activate(*tpm, json::parse(first.body)));
   std::string old_key_token = TpmToken(*tpm, reg_id);
   // A new challenge replaces the first: a token signed with the first key is a wrong key now.
-  api::Response second = Register(reg_id, "", Body(reg_id, ek, srk));
+  sdk::HttpResponse second = Register(reg_id, "", Body(reg_id, ek, srk));
   ASSERT_EQ(second.status, 401);
-  api::Response wrong = Register(reg_id, old_key_token, Body(reg_id, ek, srk));
+  sdk::HttpResponse wrong = Register(reg_id, old_key_token, Body(reg_id, ek, srk));
   ExpectRefused(wrong, 401, "does not verify with the TPM challenge key", reg_id);
 
   ASSERT_NO_FATAL_FAILURE(Activate(*tpm, json::parse(second.body)));
   std::string token = TpmToken(*tpm, reg_id);
   ASSERT_EQ(Register(reg_id, token, Body(reg_id, ek, srk)).status, 202);
-  api::Response replay = Register(reg_id, token, Body(reg_id, ek, srk));
+  sdk::HttpResponse replay = Register(reg_id, token, Body(reg_id, ek, srk));
   EXPECT_EQ(replay.status, 401) << replay.body;
   EXPECT_THAT(replay.body, HasSubstr("no pending TPM challenge"));
 }
@@ -357,7 +357,7 @@ TEST_F(DeviceCliAttestationTest, Registers_WithEkCertificateAndQuote) {
   ASSERT_EQ(r.exit_code, 0) << Describe(r) << server_->log();
   json assignment = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
   EXPECT_EQ(assignment.value("registrationId", ""), reg_id) << r.out;
-  api::Response stored = Service("GET", "/registrations/" + reg_id, nullptr);
+  sdk::HttpResponse stored = Service("GET", "/registrations/" + reg_id, nullptr);
   EXPECT_EQ(stored.status, 200) << stored.body;
   // The AK persists: registering again reuses it for a new challenge.
   CommandResult again = RegisterByCli(*tpm, {"--quote-pcrs", "0,7"});

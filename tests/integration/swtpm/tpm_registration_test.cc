@@ -29,7 +29,7 @@ TEST_F(SwtpmRegistrationTest, Registers_WithBlobActivatedImportedAndUsedInsideSw
   EXPECT_EQ(reg_id, tpm::RegistrationIdFromEk(
                         std::span(reinterpret_cast<const uint8_t*>(ek.data()), ek.size())));
 
-  api::Response challenge = Register(reg_id, "", Body(reg_id, ek, srk));
+  sdk::HttpResponse challenge = Register(reg_id, "", Body(reg_id, ek, srk));
   ASSERT_EQ(challenge.status, 401) << challenge.body;
   json answer = json::parse(challenge.body);
   EXPECT_EQ(answer["keyName"], "registration");
@@ -38,11 +38,11 @@ TEST_F(SwtpmRegistrationTest, Registers_WithBlobActivatedImportedAndUsedInsideSw
   ASSERT_TRUE(tpm->ActivateBlob(std::string(blob->begin(), blob->end()))) << tpm->err();
 
   std::string token = TpmToken(*tpm, reg_id);
-  api::Response registered = Register(reg_id, token, Body(reg_id, ek, srk));
+  sdk::HttpResponse registered = Register(reg_id, token, Body(reg_id, ek, srk));
   ASSERT_EQ(registered.status, 202) << registered.body;
   std::string operation = json::parse(registered.body)["operationId"];
 
-  api::Response done = Device(
+  sdk::HttpResponse done = Device(
       "GET", "/registrations/" + reg_id + "/operations/" + operation + "?api-version=2019-03-31",
       token, "{}");
   ASSERT_EQ(done.status, 200) << done.body;
@@ -57,7 +57,7 @@ TEST_F(SwtpmRegistrationTest, Registers_WithBlobActivatedImportedAndUsedInsideSw
   EXPECT_EQ(tpm->Hmac("same key?"), before);
 
   // The challenge is used up: the same answer again is refused.
-  api::Response replay = Register(reg_id, token, Body(reg_id, ek, srk));
+  sdk::HttpResponse replay = Register(reg_id, token, Body(reg_id, ek, srk));
   EXPECT_EQ(replay.status, 401) << replay.body;
   EXPECT_THAT(replay.body, HasSubstr("no pending TPM challenge"));
 }
@@ -74,7 +74,7 @@ TEST_F(SwtpmRegistrationTest, Rejects_BlobActivatedOnAnotherTpm) {
 
   // The impostor names the enrolled EK (public) and its own SRK; the blob is bound to the
   // enrolled EK, so the impostor's TPM cannot activate it.
-  api::Response challenge = Register(reg_id, "", Body(reg_id, ek, other_srk));
+  sdk::HttpResponse challenge = Register(reg_id, "", Body(reg_id, ek, other_srk));
   ASSERT_EQ(challenge.status, 401) << challenge.body;
   auto blob =
       ossl::Base64Decode(json::parse(challenge.body)["authenticationKey"].get<std::string>());
@@ -86,11 +86,11 @@ TEST_F(SwtpmRegistrationTest, Rejects_BlobActivatedOnAnotherTpm) {
   std::string s_ek, s_srk;
   ASSERT_NO_FATAL_FAILURE(signer->ProvisionAzureKeys(s_ek, s_srk));
   std::string s_id = Enroll(s_ek);
-  api::Response own = Register(s_id, "", Body(s_id, s_ek, s_srk));
+  sdk::HttpResponse own = Register(s_id, "", Body(s_id, s_ek, s_srk));
   auto own_blob = ossl::Base64Decode(json::parse(own.body)["authenticationKey"].get<std::string>());
   ASSERT_TRUE(signer->ActivateBlob(std::string(own_blob->begin(), own_blob->end())))
       << signer->err();
-  api::Response refused = Register(reg_id, TpmToken(*signer, reg_id), Body(reg_id, ek, other_srk));
+  sdk::HttpResponse refused = Register(reg_id, TpmToken(*signer, reg_id), Body(reg_id, ek, other_srk));
   EXPECT_EQ(refused.status, 401) << refused.body;
   EXPECT_THAT(refused.body, HasSubstr("does not verify with the TPM challenge key"));
 }
