@@ -55,7 +55,7 @@
 #include <vector>
 
 #include "base/result.h"
-#include "net/tls.h"
+#include "ossl/tls_context.h"
 #include "ossl/base64.h"
 #include "ossl/error.h"
 #include "ossl/unique_ptr.h"
@@ -274,8 +274,8 @@ class Connector {
     auto bundle = ReadFile(o.trust_bundle);
     if (!bundle) return std::unexpected(bundle.error());
     tls_.emplace(asio::ssl::context::tls_client);
-    DEVID_TRY(net::SetMinimumTls12(tls_->native_handle()));
-    DEVID_TRY(net::TrustOnly(tls_->native_handle(), *bundle));
+    DEVID_TRY(ossl::SetMinimumTls12(tls_->native_handle()));
+    DEVID_TRY(ossl::TrustOnly(tls_->native_handle(), *bundle));
     name_ = o.server_name.empty() ? o.host : o.server_name;
     beast::error_code ec;
     auto address = asio::ip::make_address(o.host, ec);

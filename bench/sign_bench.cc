@@ -4,12 +4,8 @@
 // `pkcs11:` key each concurrent signature borrows its own session from Pkcs11KeyStore's pool, as
 // `devid serve` does; for a `file:` key it is OpenSSL in process.
 
-#include <sys/resource.h>
-
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -18,37 +14,19 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "keys/key_store.h"
 #include "keys/pkcs11/pkcs11_key_store.h"
 #include "keys/software/file_key_store.h"
+#include "rate_meter.h"
 
 namespace devid::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 int Fail(const std::string& message) {
   std::fprintf(stderr, "devid_sign_bench: %s\n", message.c_str());
   return 2;
-}
-
-double Percentile(std::vector<uint32_t>& sorted_us, double q) {
-  if (sorted_us.empty()) return 0;
-  size_t k = static_cast<size_t>(std::ceil(q * static_cast<double>(sorted_us.size())));
-  return static_cast<double>(sorted_us[std::min(sorted_us.size(), std::max<size_t>(k, 1)) - 1]) /
-         1000.0;
-}
-
-// CpuSeconds is this process's user + system CPU time: the rate per CPU second does not depend
-// on what else the machine runs.
-double CpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
 int Main(int argc, char** argv) {
@@ -89,51 +67,24 @@ int Main(int argc, char** argv) {
     return Fail("the signature does not verify: " + s.error().message());
   }
 
-  std::atomic<bool> stop{false};
-  std::atomic<uint64_t> failures{0};
-  std::vector<std::vector<uint32_t>> latencies(static_cast<size_t>(threads));
-  std::vector<std::thread> workers;
-  auto start = Clock::now();
-  double cpu_before = CpuSeconds();
-  for (int t = 0; t < threads; ++t) {
-    workers.emplace_back([&, t] {
-      auto& mine = latencies[static_cast<size_t>(t)];
-      mine.reserve(1 << 16);
-      while (!stop.load(std::memory_order_relaxed)) {
-        auto begin = Clock::now();
-        if (!(*key)->Sign(message)) ++failures;
-        mine.push_back(static_cast<uint32_t>(
-            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - begin).count()));
-      }
-    });
-  }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
-  for (auto& w : workers) w.join();
-  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  double cpu = CpuSeconds() - cpu_before;
-
-  std::vector<uint32_t> all;
-  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  std::sort(all.begin(), all.end());
-  uint64_t signatures = all.size() - failures.load();
-  double rate = static_cast<double>(signatures) / elapsed;
-  double cpu_rate = cpu > 0 ? static_cast<double>(signatures) / cpu : 0;
-  nlohmann::json out = {{"label", label},
-                        {"key", (*key)->uri()},
-                        {"algorithm", std::string(keys::KeyAlgorithmName((*key)->algorithm()))},
-                        {"threads", threads},
-                        {"message_bytes", message_bytes},
-                        {"signatures", signatures},
-                        {"failures", failures.load()},
-                        {"elapsed_s", std::round(elapsed * 1000) / 1000},
-                        {"signatures_per_s", std::round(rate * 10) / 10},
-                        {"cpu_s", std::round(cpu * 100) / 100},
-                        {"signatures_per_cpu_s", std::round(cpu_rate * 10) / 10},
-                        {"latency_ms",
-                         {{"p50", Percentile(all, 0.50)},
-                          {"p99", Percentile(all, 0.99)},
-                          {"max", all.empty() ? 0.0 : all.back() / 1000.0}}}};
+  RateResult run = MeasureRate(threads, seconds, [&] { return (*key)->Sign(message).has_value(); });
+  uint64_t signatures = run.ok;
+  double rate = run.PerSecond();
+  double cpu_rate = run.PerCpuSecond();
+  nlohmann::json out = {
+      {"label", label},
+      {"key", (*key)->uri()},
+      {"algorithm", std::string(keys::KeyAlgorithmName((*key)->algorithm()))},
+      {"threads", threads},
+      {"message_bytes", message_bytes},
+      {"signatures", signatures},
+      {"failures", run.failures},
+      {"elapsed_s", std::round(run.elapsed_s * 1000) / 1000},
+      {"signatures_per_s", std::round(rate * 10) / 10},
+      {"cpu_s", std::round(run.cpu_s * 100) / 100},
+      {"signatures_per_cpu_s", std::round(cpu_rate * 10) / 10},
+      {"latency_ms",
+       {{"p50", run.PercentileMs(0.50)}, {"p99", run.PercentileMs(0.99)}, {"max", run.MaxMs()}}}};
   if (!json_out.empty()) {
     std::ofstream file(json_out);
     file << out.dump(2) << "\n";
@@ -144,9 +95,9 @@ int Main(int argc, char** argv) {
       "p99 %.3f, %llu failed\n",
       label.empty() ? "" : (label + ": ").c_str(), (*key)->uri().c_str(),
       std::string(keys::KeyAlgorithmName((*key)->algorithm())).c_str(), threads, rate, cpu_rate,
-      Percentile(all, 0.50), Percentile(all, 0.99),
-      static_cast<unsigned long long>(failures.load()));
-  return failures.load() == 0 ? 0 : 1;
+      run.PercentileMs(0.50), run.PercentileMs(0.99),
+      static_cast<unsigned long long>(run.failures));
+  return run.failures == 0 ? 0 : 1;
 }
 
 }  // namespace
