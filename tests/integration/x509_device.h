@@ -5,6 +5,7 @@
 // `devid ca issue` on the server's data dir and enrolls it, and the device registers with
 // `devid device register --x509`.
 
+#include <fstream>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -50,21 +51,20 @@ inline bool CertifyDeviceKey(const ServerProcess& server, const std::string& key
 }
 
 // EnrollCertificate makes an individual X.509 enrollment for reg_id whose primary client
-// certificate is the leaf of cert_pem (protocol notes §3, matching by thumbprint).
+// certificate is the leaf of cert_pem (protocol notes §3, matching by thumbprint), as an operator
+// does: `devid enrollment add --x509-cert`.
 inline bool EnrollCertificate(const ServerProcess& server, const std::string& reg_id,
                               const std::string& cert_pem) {
-  DpsClient client(server);
-  EXPECT_TRUE(client.connected());
-  if (!client.connected()) return false;
-  nlohmann::json enrollment = {
-      {"registrationId", reg_id},
-      {"attestation",
-       {{"type", "x509"},
-        {"x509", {{"clientCertificates", {{"primary", {{"certificate", FirstPem(cert_pem)}}}}}}}}}};
-  auto put = client.Service("PUT", "/enrollments/" + reg_id, enrollment);
-  EXPECT_TRUE(put) << put.error().message();
-  EXPECT_TRUE(put && put->status == 200) << (put ? put->body : "");
-  return put && put->status == 200;
+  std::string file = server.root() + "/enroll-" + reg_id + ".pem";
+  std::ofstream(file) << FirstPem(cert_pem);
+  CommandResult added = Devid({"enrollment", "add", "--registration-id", reg_id, "--x509-cert",
+                               file, "--connection", server.connection_file(), "-o", "json"});
+  EXPECT_EQ(added.exit_code, 0) << Describe(added);
+  if (added.exit_code != 0) return false;
+  nlohmann::json body = nlohmann::json::parse(added.out, nullptr, false);
+  EXPECT_EQ(body["attestation"]["type"], "x509") << added.out;
+  EXPECT_TRUE(body["attestation"]["x509"]["clientCertificates"].contains("primary")) << added.out;
+  return body["attestation"]["type"] == "x509";
 }
 
 // RegisterX509 runs `devid device register --x509` against server, trusting trust_bundle_file
