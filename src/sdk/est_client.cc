@@ -13,6 +13,7 @@
 #include "pki/pkcs7.h"
 #include "sdk/device_sas_token.h"
 #include "sdk/https_client.h"
+#include "sdk/status_error.h"
 
 namespace devid::sdk {
 namespace {
@@ -40,19 +41,7 @@ Error RefusalError(const HttpResponse& response, std::string_view action) {
   std::string text =
       std::string(action) + ": the server refused (HTTP " + std::to_string(response.status) + ")";
   if (std::string words = ServerWords(response.body); !words.empty()) text += ": " + words;
-  switch (response.status) {
-    case 400:
-      return InvalidArgument(std::move(text));
-    case 401:
-      return Unauthenticated(std::move(text));
-    case 403:
-      return PermissionDenied(std::move(text));
-    case 404:
-      return NotFound(std::move(text));
-    default:
-      return response.status >= 500 ? Unavailable(std::move(text))
-                                    : FailedPrecondition(std::move(text));
-  }
+  return StatusError(response.status, std::move(text));
 }
 
 // CertsOnly reads a 200 answer's certs-only PKCS #7, base64 with line breaks (RFC 7030 §4.1.3,

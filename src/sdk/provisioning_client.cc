@@ -15,6 +15,7 @@
 #include "pki/certificate.h"
 #include "pki/csr.h"
 #include "sdk/device_sas_token.h"
+#include "sdk/status_error.h"
 #include "tpm/public_area.h"
 
 namespace devid::sdk {
@@ -53,21 +54,9 @@ Error ServiceError(const HttpResponse& response, std::string_view action) {
       text += ": " + body["message"].get<std::string>();
     }
   }
-  switch (response.status) {
-    case 400:
-      return InvalidArgument(std::move(text));
-    case 401:
-      return Unauthenticated(std::move(text));
-    case 403:
-      return PermissionDenied(std::move(text));
-    case 404:
-      return NotFound(std::move(text));
-    case 429:
-      return ResourceExhausted(std::move(text));
-    default:
-      return response.status >= 500 ? Unavailable(std::move(text))
-                                    : FailedPrecondition(std::move(text));
-  }
+  // 429 is DPS throttling (protocol notes §1.3): the caller may try again later.
+  if (response.status == 429) return ResourceExhausted(std::move(text));
+  return StatusError(response.status, std::move(text));
 }
 
 int RetryAfterSeconds(const HttpResponse& response) {
