@@ -17,6 +17,7 @@
 #include "ossl/mac.h"
 #include "pki/csr.h"
 #include "pki/pkcs7.h"
+#include "sdk/testing/localhost_server_test.h"
 
 namespace devid::sdk {
 namespace {
@@ -60,30 +61,9 @@ api::Response Pkcs7(const std::vector<const pki::Certificate*>& certificates) {
   return response;
 }
 
-class EstClientTest : public ::testing::Test {
+class EstClientTest : public testing::LocalhostServerTest {
  protected:
-  static void SetUpTestSuite() {
-    static SystemClock clock;
-    static SecureRandom random;
-    auto authority = ca::testing::MakeTestCa(clock, random);
-    ASSERT_TRUE(authority) << authority.error().message();
-    authority_ = std::move(*authority);
-    auto identity = ca::IssueTlsIdentity(*authority_, ca::kServerProfile,
-                                         {.common_name = "localhost", .dns_names = {"localhost"}});
-    ASSERT_TRUE(identity) << identity.error().message();
-    identity_ = std::move(identity->identity);
-  }
-  static void TearDownTestSuite() { authority_.reset(); }
-
-  void SetUp() override {
-    net::ServerOptions options;
-    options.io_threads = 1;
-    options.handler_threads = 1;
-    options.request_client_certificate = true;
-    auto server = net::HttpsServer::Start(options, identity_, est_);
-    ASSERT_TRUE(server) << server.error().message();
-    server_ = std::move(*server);
-  }
+  void SetUp() override { StartServer(est_); }
 
   EstClient Client() {
     return EstClient({.host = "localhost",
@@ -92,23 +72,22 @@ class EstClientTest : public ::testing::Test {
                       .timeout = std::chrono::seconds(10)});
   }
 
-  // Issue answers an enrollment the way devid does: a device-client certificate for the request's
-  // key and CN.
-  void IssueForTheRequest() {
-    est_.Answer([](const api::Request& request) {
+  // IssueForTheRequest answers an enrollment the way devid does: a device-client certificate for
+  // the request's key and CN. common_name or public_key, when given, take their place, as in the
+  // answer of a server that misbehaves.
+  void IssueForTheRequest(std::string common_name = "", const EVP_PKEY* public_key = nullptr) {
+    est_.Answer([common_name, public_key](const api::Request& request) {
       auto der = ossl::Base64Decode(request.body);
       auto csr = pki::Csr::FromDer(std::string(der->begin(), der->end()));
       auto issued = authority_->Issue(
           ca::kDeviceClientProfile,
-          {.common_name = csr->SubjectCommonName(), .public_key = csr->public_key()});
+          {.common_name = common_name.empty() ? csr->SubjectCommonName() : common_name,
+           .public_key = public_key != nullptr ? public_key : csr->public_key()});
       return Pkcs7({&*issued});
     });
   }
 
-  static inline std::unique_ptr<ca::Authority> authority_;
-  static inline ca::TlsIdentity identity_;
   EstServer est_;
-  std::unique_ptr<net::HttpsServer> server_;
 };
 
 TEST_F(EstClientTest, CaCerts_ReturnsTheServersCertificates) {
@@ -287,11 +266,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST_F(EstClientTest, SimpleEnroll_Rejects_ACertificateForAnotherKey) {
   auto other = NewKey();
-  est_.Answer([&](const api::Request&) {
-    auto issued = authority_->Issue(ca::kDeviceClientProfile,
-                                    {.common_name = kDevice, .public_key = other->public_key()});
-    return Pkcs7({&*issued});
-  });
+  IssueForTheRequest("", other->public_key());
   auto key = NewKey();
   auto certificate = Client().SimpleEnroll(*key, kDevice, "SharedAccessSignature sr=x");
   ASSERT_FALSE(certificate);
@@ -301,13 +276,7 @@ TEST_F(EstClientTest, SimpleEnroll_Rejects_ACertificateForAnotherKey) {
 }
 
 TEST_F(EstClientTest, SimpleEnroll_Rejects_ACertificateForAnotherDevice) {
-  est_.Answer([](const api::Request& request) {
-    auto der = ossl::Base64Decode(request.body);
-    auto csr = pki::Csr::FromDer(std::string(der->begin(), der->end()));
-    auto issued = authority_->Issue(ca::kDeviceClientProfile,
-                                    {.common_name = "device-2", .public_key = csr->public_key()});
-    return Pkcs7({&*issued});
-  });
+  IssueForTheRequest("device-2");
   auto key = NewKey();
   auto certificate = Client().SimpleEnroll(*key, kDevice, "SharedAccessSignature sr=x");
   ASSERT_FALSE(certificate);

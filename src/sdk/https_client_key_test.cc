@@ -11,6 +11,7 @@
 #include "keys/software/file_key_store.h"
 #include "net/https_server.h"
 #include "sdk/https_client.h"
+#include "sdk/testing/localhost_server_test.h"
 
 namespace devid::sdk {
 namespace {
@@ -43,30 +44,9 @@ class GoneKey final : public keys::Key {
   }
 };
 
-class HttpsClientKeyTest : public ::testing::Test {
+class HttpsClientKeyTest : public testing::LocalhostServerTest {
  protected:
-  static void SetUpTestSuite() {
-    static SystemClock clock;
-    static SecureRandom random;
-    auto authority = ca::testing::MakeTestCa(clock, random);
-    ASSERT_TRUE(authority) << authority.error().message();
-    authority_ = std::move(*authority);
-    auto identity = ca::IssueTlsIdentity(*authority_, ca::kServerProfile,
-                                         {.common_name = "localhost", .dns_names = {"localhost"}});
-    ASSERT_TRUE(identity) << identity.error().message();
-    identity_ = std::move(identity->identity);
-  }
-  static void TearDownTestSuite() { authority_.reset(); }
-
-  void SetUp() override {
-    net::ServerOptions options;
-    options.io_threads = 1;
-    options.handler_threads = 1;
-    options.request_client_certificate = true;
-    auto server = net::HttpsServer::Start(options, identity_, handler_);
-    ASSERT_TRUE(server) << server.error().message();
-    server_ = std::move(*server);
-  }
+  void SetUp() override { StartServer(handler_); }
 
   // Options trust the test CA and present a device certificate for key's public half.
   ClientTlsOptions Options(const keys::Key& key) {
@@ -80,19 +60,20 @@ class HttpsClientKeyTest : public ::testing::Test {
     return tls;
   }
 
-  static inline std::unique_ptr<ca::Authority> authority_;
-  static inline ca::TlsIdentity identity_;
+  // StoreKeyOptions are Options for a fresh key that signs the handshake inside its store.
+  ClientTlsOptions StoreKeyOptions() {
+    std::shared_ptr<const keys::Key> key = *keys::SoftwareKey(
+        *keys::GenerateSoftwareKey(keys::KeyAlgorithm::kEcdsaP256), "test:device");
+    ClientTlsOptions tls = Options(*key);
+    tls.client_key = std::move(key);
+    return tls;
+  }
+
   PeerName handler_;
-  std::unique_ptr<net::HttpsServer> server_;
 };
 
 TEST_F(HttpsClientKeyTest, PresentsCertificate_SignedThroughTheKeyStore) {
-  auto generated = keys::GenerateSoftwareKey(keys::KeyAlgorithm::kEcdsaP256);
-  ASSERT_TRUE(generated);
-  auto key = keys::SoftwareKey(std::move(*generated), "test:device");
-  ASSERT_TRUE(key);
-  ClientTlsOptions tls = Options(**key);
-  tls.client_key = std::move(*key);
+  ClientTlsOptions tls = StoreKeyOptions();
   auto client = HttpsClient::Connect("localhost", server_->port(), tls);
   ASSERT_TRUE(client) << client.error().message();
   auto response = client->Send("GET", "/whoami");
@@ -114,12 +95,7 @@ TEST_F(HttpsClientKeyTest, Fails_WithTheStoresReason_WhenTheKeyCannotSign) {
 }
 
 TEST_F(HttpsClientKeyTest, Rejects_PemKeyAndStoreKeyTogether) {
-  auto generated = keys::GenerateSoftwareKey(keys::KeyAlgorithm::kEcdsaP256);
-  ASSERT_TRUE(generated);
-  auto key = keys::SoftwareKey(std::move(*generated), "test:device");
-  ASSERT_TRUE(key);
-  ClientTlsOptions tls = Options(**key);
-  tls.client_key = std::move(*key);
+  ClientTlsOptions tls = StoreKeyOptions();
   tls.private_key_pem = "-----BEGIN PRIVATE KEY-----\n";
   auto client = HttpsClient::Connect("localhost", server_->port(), tls);
   ASSERT_FALSE(client);

@@ -19,6 +19,7 @@
 #include "keys/testing/softhsm_token.h"
 #include "sdk/pending_key.h"
 #include "sdk/testing/fake_reenroller.h"
+#include "sdk/testing/renewal_fixture.h"
 
 namespace devid::sdk {
 namespace {
@@ -33,27 +34,18 @@ using ::testing::Not;
 
 constexpr char kDevice[] = "token-device-1";
 
-class RenewalPkcs11Test : public ::testing::Test {
+class RenewalPkcs11Test : public testing::RenewalFixture {
  protected:
   void SetUp() override {
     ASSERT_TRUE(token_.ok()) << token_.init_output();
-    dir_ = std::filesystem::path(::testing::TempDir()) / ("devid-renewal-p11-" + secure_.Hex(8));
-    std::filesystem::create_directories(dir_);
-    auto authority = ca::testing::MakeTestCa(clock_, secure_);
-    ASSERT_TRUE(authority.has_value()) << authority.error().message();
-    authority_ = std::move(*authority);
-    auto other = ca::testing::MakeTestCa(clock_, secure_);
-    ASSERT_TRUE(other.has_value()) << other.error().message();
-    other_ = std::move(*other);
-    reenroller_.emplace(*authority_, *other_);
+    SetUpCas("devid-renewal-p11-");
+    if (HasFatalFailure()) return;
     credential_.certificate_path = dir_ + "/device.pem";
     credential_.key_uri = Uri("device-key");
     ASSERT_TRUE(CreateDeviceKey(credential_.key_uri, "ecdsa-p256", key_options_).has_value());
     ASSERT_TRUE(WriteFileAtomically(credential_.certificate_path,
                                     IssueFor(*Key(credential_.key_uri)).ToPem(), 0600));
   }
-
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string Uri(const std::string& object) const {
     return std::string("pkcs11:token=") + SoftHsmToken::kLabel + ";object=" + object +
@@ -98,13 +90,6 @@ class RenewalPkcs11Test : public ::testing::Test {
   }
 
   SoftHsmToken token_;  // first: SOFTHSM2_CONF must be set before the module loads
-  FakeClock clock_{std::chrono::system_clock::now()};
-  SecureRandom secure_;
-  FixedRandom jitter_{0x00};
-  std::string dir_;
-  std::unique_ptr<ca::Authority> authority_;
-  std::unique_ptr<ca::Authority> other_;
-  std::optional<FakeReenroller> reenroller_;
   DeviceKeyOptions key_options_{.pkcs11_module = DEVID_SOFTHSM2_MODULE};
   DeviceCredential credential_;
 };

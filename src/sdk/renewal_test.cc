@@ -12,6 +12,7 @@
 #include "ca/profile.h"
 #include "ca/testing/mini_ca.h"
 #include "sdk/testing/fake_reenroller.h"
+#include "sdk/testing/renewal_fixture.h"
 
 namespace devid::sdk {
 namespace {
@@ -24,18 +25,11 @@ using testing::FixedRandom;
 
 constexpr char kDevice[] = "device-1";
 
-class RenewalTest : public ::testing::Test {
+class RenewalTest : public testing::RenewalFixture {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) / ("devid-renewal-" + secure_.Hex(8));
-    std::filesystem::create_directories(dir_);
-    auto authority = ca::testing::MakeTestCa(clock_, secure_);
-    ASSERT_TRUE(authority.has_value()) << authority.error().message();
-    authority_ = std::move(*authority);
-    auto other = ca::testing::MakeTestCa(clock_, secure_);
-    ASSERT_TRUE(other.has_value()) << other.error().message();
-    other_ = std::move(*other);
-    reenroller_.emplace(*authority_, *other_);
+    SetUpCas("devid-renewal-");
+    if (HasFatalFailure()) return;
     credential_.certificate_path = dir_ + "/device.pem";
     credential_.key_uri = "file:" + dir_ + "/device.key?passphrase-env=DEVICE_KEY_PASSPHRASE";
     ASSERT_TRUE(CreateDeviceKey(credential_.key_uri, "ecdsa-p256", key_options_).has_value());
@@ -50,8 +44,6 @@ class RenewalTest : public ::testing::Test {
         credential_.certificate_path,
         certificate->ToPem() + authority_->issuers().front().certificate.ToPem(), 0600));
   }
-
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   CertificateRenewer Renewer(RenewalPolicy policy = {}) {
     return CertificateRenewer(credential_, authority_->roots().front().ToPem(), policy,
@@ -75,13 +67,6 @@ class RenewalTest : public ::testing::Test {
            std::filesystem::exists(dir_ + "/device.pem.next");
   }
 
-  FakeClock clock_{std::chrono::system_clock::now()};
-  SecureRandom secure_;
-  FixedRandom jitter_{0x00};
-  std::string dir_;
-  std::unique_ptr<ca::Authority> authority_;
-  std::unique_ptr<ca::Authority> other_;
-  std::optional<FakeReenroller> reenroller_;
   DeviceKeyOptions key_options_{
       .getenv = [](const std::string& name) -> std::optional<std::string> {
         if (name == "DEVICE_KEY_PASSPHRASE") return "correct horse battery staple";

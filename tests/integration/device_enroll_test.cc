@@ -33,13 +33,8 @@ constexpr char kOtherKey[] = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
 class DeviceEnrollTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto started = ServerProcess::Start();
-    ASSERT_TRUE(started.has_value()) << started.error().message();
-    server_ = new ServerProcess(std::move(*started));
-    CommandResult added =
-        RunCommand({DEVID_BINARY, "enrollment", "add", "--registration-id", kDevice,
-                    "--primary-key", kDeviceKey, "--connection", server_->connection_file()});
-    ASSERT_EQ(added.exit_code, 0) << Describe(added);
+    server_ = StartServerWithSasEnrollments({}, {kDevice}, kDeviceKey);
+    ASSERT_NE(server_, nullptr);
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -48,9 +43,7 @@ class DeviceEnrollTest : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
-    dir_ = server_->root() + "/enroll-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::create_directories(dir_);
+    dir_ = TestDir(*server_, "enroll-");
     ASSERT_TRUE(WriteFileAtomically(dir_ + "/passphrase", "device key passphrase\n", 0600));
     key_file_ = dir_ + "/device.key";
     key_uri_ = "file:" + key_file_ + "?passphrase-file=" + dir_ + "/passphrase";

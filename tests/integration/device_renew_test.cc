@@ -27,12 +27,6 @@ using ::testing::Not;
 constexpr char kDevice[] = "renew-device-1";
 constexpr char kDeviceKey[] = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
-std::string Shell(const std::string& command) {
-  std::string output;
-  EXPECT_EQ(RunShell(command, &output), 0) << command << "\n" << output;
-  return output;
-}
-
 std::string Contents(const std::string& path) {
   auto text = ReadFile(path);
   return text ? *text : "";
@@ -41,13 +35,8 @@ std::string Contents(const std::string& path) {
 class DeviceRenewTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto started = ServerProcess::Start();
-    ASSERT_TRUE(started.has_value()) << started.error().message();
-    server_ = new ServerProcess(std::move(*started));
-    CommandResult added =
-        RunCommand({DEVID_BINARY, "enrollment", "add", "--registration-id", kDevice,
-                    "--primary-key", kDeviceKey, "--connection", server_->connection_file()});
-    ASSERT_EQ(added.exit_code, 0) << Describe(added);
+    server_ = StartServerWithSasEnrollments({}, {kDevice}, kDeviceKey);
+    ASSERT_NE(server_, nullptr);
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -56,9 +45,7 @@ class DeviceRenewTest : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
-    dir_ = server_->root() + "/renew-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::create_directories(dir_);
+    dir_ = TestDir(*server_, "renew-");
     ASSERT_TRUE(WriteFileAtomically(dir_ + "/passphrase", "device key passphrase\n", 0600));
     key_uri_ = "file:" + dir_ + "/device.key?passphrase-file=" + dir_ + "/passphrase";
     certificate_file_ = dir_ + "/device.pem";

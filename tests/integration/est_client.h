@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "keys/testing/softhsm_token.h"  // RunShell
@@ -14,6 +16,13 @@
 #include "server_process.h"
 
 namespace devid::testing {
+
+// Shell runs command and returns its output; a failure fails the test.
+inline std::string Shell(const std::string& command) {
+  std::string output;
+  EXPECT_EQ(keys::testing::RunShell(command, &output), 0) << command << "\n" << output;
+  return output;
+}
 
 // EstCurl runs curl on server's /.well-known/est/<operation> with extra args (trusting only the
 // server's bundle); returns the HTTP status and leaves the body in body_file.
@@ -62,6 +71,45 @@ inline std::string DeviceSasToken(const ServerProcess& server, const std::string
   auto key = ossl::Base64Decode(key_base64);
   return pki::CreateSasToken(*key, server.id_scope() + "/registrations/" + registration_id,
                              SystemClock().UnixSeconds() + 600, "registration");
+}
+
+// AddSasEnrollment enrolls registration_id with the symmetric primary key key_base64 through
+// `devid enrollment add`, as an operator would.
+inline CommandResult AddSasEnrollment(const ServerProcess& server,
+                                      const std::string& registration_id,
+                                      const std::string& key_base64) {
+  return RunCommand({DEVID_BINARY, "enrollment", "add", "--registration-id", registration_id,
+                     "--primary-key", key_base64, "--connection", server.connection_file()});
+}
+
+// StartServerWithSasEnrollments starts `devid serve` with options and enrolls each of
+// registration_ids with key_base64, for a suite's SetUpTestSuite; on failure it fails the test
+// and returns nullptr.
+inline ServerProcess* StartServerWithSasEnrollments(
+    ServerProcessOptions options, const std::vector<std::string>& registration_ids,
+    const std::string& key_base64) {
+  auto started = ServerProcess::Start(std::move(options));
+  if (!started) {
+    ADD_FAILURE() << started.error().message();
+    return nullptr;
+  }
+  for (const std::string& id : registration_ids) {
+    CommandResult added = AddSasEnrollment(*started, id, key_base64);
+    if (added.exit_code != 0) {
+      ADD_FAILURE() << Describe(added);
+      return nullptr;
+    }
+  }
+  return new ServerProcess(std::move(*started));
+}
+
+// TestDir makes and returns <server root>/<prefix><current test's name>, so that each test's
+// files stay apart and are removed with the server's directory.
+inline std::string TestDir(const ServerProcess& server, const std::string& prefix) {
+  std::string dir = server.root() + "/" + prefix +
+                    ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  std::filesystem::create_directories(dir);
+  return dir;
 }
 
 // EstEnroll gets a device-client certificate for registration_id by simpleenroll with its SAS

@@ -35,25 +35,13 @@ std::string ReadFile(const std::string& path) {
   return text.str();
 }
 
-// Shell runs command and returns its output; a failure fails the test.
-std::string Shell(const std::string& command) {
-  std::string output;
-  EXPECT_EQ(RunShell(command, &output), 0) << command << "\n" << output;
-  return output;
-}
-
 class EstReenrollTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     ServerProcessOptions options;
     options.config_toml = "[ca]\nbase_url = \"https://localhost\"\n";
-    auto started = ServerProcess::Start(std::move(options));
-    ASSERT_TRUE(started.has_value()) << started.error().message();
-    server_ = new ServerProcess(std::move(*started));
-    CommandResult added =
-        RunCommand({DEVID_BINARY, "enrollment", "add", "--registration-id", kDevice,
-                    "--primary-key", kDeviceKey, "--connection", server_->connection_file()});
-    ASSERT_EQ(added.exit_code, 0) << Describe(added);
+    server_ = StartServerWithSasEnrollments(std::move(options), {kDevice}, kDeviceKey);
+    ASSERT_NE(server_, nullptr);
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -62,9 +50,7 @@ class EstReenrollTest : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
-    dir_ = server_->root() + "/est-renew-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_EQ(RunShell("mkdir -p " + dir_), 0);
+    dir_ = TestDir(*server_, "est-renew-");
     ASSERT_EQ(Curl("cacerts", "", dir_ + "/cacerts.b64"), "200");
     ca_pem_ = Pkcs7ToPem(dir_ + "/cacerts.b64");
   }
@@ -291,9 +277,7 @@ TEST_F(EstReenrollTest, RequestClientCertificateOff_TheCertificateIsNotAskedForN
   options.config_toml = "[server]\nrequest_client_certificate = false\n";
   auto started = ServerProcess::Start(std::move(options));
   ASSERT_TRUE(started.has_value()) << started.error().message();
-  CommandResult added =
-      RunCommand({DEVID_BINARY, "enrollment", "add", "--registration-id", kDevice, "--primary-key",
-                  kDeviceKey, "--connection", started->connection_file()});
+  CommandResult added = AddSasEnrollment(*started, kDevice, kDeviceKey);
   ASSERT_EQ(added.exit_code, 0) << Describe(added);
   auto key = ossl::Base64Decode(kDeviceKey);
   std::string token = pki::CreateSasToken(*key, started->id_scope() + "/registrations/" + kDevice,

@@ -30,13 +30,9 @@ class EstTest : public ::testing::Test {
   static void SetUpTestSuite() {
     // `devid serve` makes its CA on first start; [ca] base_url goes into the CRL and OCSP
     // pointers of what it issues.
-    auto started = ServerProcess::Start({.config_toml = "[ca]\nbase_url = \"https://localhost\"\n"});
-    ASSERT_TRUE(started.has_value()) << started.error().message();
-    server_ = new ServerProcess(std::move(*started));
-    CommandResult added =
-        RunCommand({DEVID_BINARY, "enrollment", "add", "--registration-id", "est-device-1",
-                    "--primary-key", kDeviceKey, "--connection", server_->connection_file()});
-    ASSERT_EQ(added.exit_code, 0) << Describe(added);
+    server_ = StartServerWithSasEnrollments(
+        {.config_toml = "[ca]\nbase_url = \"https://localhost\"\n"}, {"est-device-1"}, kDeviceKey);
+    ASSERT_NE(server_, nullptr);
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -45,9 +41,7 @@ class EstTest : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
-    dir_ =
-        server_->root() + "/est-" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_EQ(RunShell("mkdir -p " + dir_), 0);
+    dir_ = TestDir(*server_, "est-");
   }
 
   static std::string Token(const std::string& registration_id) {

@@ -52,16 +52,9 @@ class RevocationTest : public ::testing::Test {
     // With a fixed port and no [ca] base_url, certificates point at https://localhost:<port>.
     ServerProcessOptions options;
     options.args = {"--listen", "127.0.0.1:" + std::to_string(port_)};
-    auto started = ServerProcess::Start(std::move(options));
-    ASSERT_TRUE(started.has_value()) << started.error().message();
-    server_ = new ServerProcess(std::move(*started));
-    CommandResult added =
-        RunCommand({DEVID_BINARY, "enrollment", "add", "--registration-id", "rev-device-1",
-                    "--primary-key", kDeviceKey, "--connection", server_->connection_file()});
-    ASSERT_EQ(added.exit_code, 0) << Describe(added);
-    added = RunCommand({DEVID_BINARY, "enrollment", "add", "--registration-id", "rev-device-2",
-                        "--primary-key", kDeviceKey, "--connection", server_->connection_file()});
-    ASSERT_EQ(added.exit_code, 0) << Describe(added);
+    server_ = StartServerWithSasEnrollments(std::move(options), {"rev-device-1", "rev-device-2"},
+                                            kDeviceKey);
+    ASSERT_NE(server_, nullptr);
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -70,9 +63,7 @@ class RevocationTest : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
-    dir_ =
-        server_->root() + "/rev-" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_EQ(RunShell("mkdir -p " + dir_), 0);
+    dir_ = TestDir(*server_, "rev-");
   }
 
   static std::string Base() { return "https://localhost:" + std::to_string(port_); }

@@ -30,12 +30,6 @@ constexpr char kDevice[] = "renew-hsm-1";
 constexpr char kEnrolledDevice[] = "enroll-hsm-1";
 constexpr char kEnrolledDeviceKey[] = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
-std::string Shell(const std::string& command) {
-  std::string output;
-  EXPECT_EQ(RunShell(command, &output), 0) << command << "\n" << output;
-  return output;
-}
-
 class DeviceRenewHsmTest : public ::testing::Test {
  protected:
   void SetUp() override {
