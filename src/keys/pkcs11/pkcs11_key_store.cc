@@ -283,6 +283,34 @@ Result<std::vector<CK_OBJECT_HANDLE>> FindObjects(Token& token, CK_SESSION_HANDL
   return found;
 }
 
+// RequireKeyName refuses a uri that names no key, before any token is opened for it.
+Status RequireKeyName(const KeyUri& uri) {
+  if (!uri.PathAttribute("object") && !uri.PathAttribute("id")) {
+    return std::unexpected(
+        InvalidArgument("key " + uri.ToString() + ": name the key with object= or id="));
+  }
+  return Ok();
+}
+
+// FindOneObject returns the one object of klass (a key of kind, for messages) that uri's object=
+// and id= name.
+Result<CK_OBJECT_HANDLE> FindOneObject(Token& token, CK_SESSION_HANDLE session, const KeyUri& uri,
+                                       CK_OBJECT_CLASS klass, std::string_view kind) {
+  DEVID_TRY(RequireKeyName(uri));
+  std::optional<std::string> label = uri.PathAttribute("object");
+  std::optional<std::string> wanted_id = uri.PathAttribute("id");
+  DEVID_ASSIGN_OR_RETURN(auto found, FindObjects(token, session, klass, label ? &*label : nullptr,
+                                                 wanted_id ? &*wanted_id : nullptr));
+  if (found.empty()) {
+    return std::unexpected(NotFound("no " + std::string(kind) + " matches " + uri.ToString()));
+  }
+  if (found.size() > 1) {
+    return std::unexpected(InvalidArgument(std::to_string(found.size()) + " " + std::string(kind) +
+                                           "s match " + uri.ToString()));
+  }
+  return found[0];
+}
+
 // KeyIdOf returns uri's `id=`, or 16 random bytes recorded in named when uri has none.
 Result<std::string> KeyIdOf(const KeyUri& uri, KeyUri& named) {
   std::string id = uri.PathAttribute("id").value_or("");
@@ -691,23 +719,12 @@ Result<std::unique_ptr<Key>> Pkcs11KeyStore::Create(const KeyUri& uri, KeyAlgori
 }
 
 Result<std::unique_ptr<Key>> Pkcs11KeyStore::Load(const KeyUri& uri) {
-  std::optional<std::string> label = uri.PathAttribute("object");
-  std::optional<std::string> wanted_id = uri.PathAttribute("id");
-  if (!label && !wanted_id) {
-    return std::unexpected(
-        InvalidArgument("key " + uri.ToString() + ": name the key with object= or id="));
-  }
+  DEVID_TRY(RequireKeyName(uri));
   DEVID_ASSIGN_OR_RETURN(std::shared_ptr<Token> token, OpenToken(uri));
   DEVID_ASSIGN_OR_RETURN(Token::Lease lease, token->Acquire());
-  DEVID_ASSIGN_OR_RETURN(
-      auto found, FindObjects(*token, lease.handle(), CKO_PRIVATE_KEY, label ? &*label : nullptr,
-                              wanted_id ? &*wanted_id : nullptr));
-  if (found.empty()) return std::unexpected(NotFound("no private key matches " + uri.ToString()));
-  if (found.size() > 1) {
-    return std::unexpected(
-        InvalidArgument(std::to_string(found.size()) + " private keys match " + uri.ToString()));
-  }
-  DEVID_ASSIGN_OR_RETURN(std::string id, GetAttribute(*token, lease.handle(), found[0], CKA_ID));
+  DEVID_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE found, FindOneObject(*token, lease.handle(), uri,
+                                                               CKO_PRIVATE_KEY, "private key"));
+  DEVID_ASSIGN_OR_RETURN(std::string id, GetAttribute(*token, lease.handle(), found, CKA_ID));
   DEVID_ASSIGN_OR_RETURN(auto publics,
                          FindObjects(*token, lease.handle(), CKO_PUBLIC_KEY, nullptr, &id));
   if (publics.size() != 1) {
@@ -718,7 +735,7 @@ Result<std::unique_ptr<Key>> Pkcs11KeyStore::Load(const KeyUri& uri) {
                          AlgorithmOfTokenKey(*token, lease.handle(), publics[0]));
   DEVID_ASSIGN_OR_RETURN(ossl::UniquePtr<EVP_PKEY> public_key,
                          PublicKeyFromToken(*token, lease.handle(), publics[0], algorithm));
-  lease->private_keys[id] = found[0];
+  lease->private_keys[id] = found;
   KeyUri named = uri;
   named.path_attributes["id"] = id;
   return std::make_unique<Pkcs11Key>(named.ToString(), algorithm, std::move(public_key),
@@ -779,32 +796,18 @@ Result<std::unique_ptr<HmacKey>> Pkcs11KeyStore::ImportHmacKey(const KeyUri& uri
 }
 
 Result<std::unique_ptr<HmacKey>> Pkcs11KeyStore::LoadHmacKey(const KeyUri& uri) {
-  std::optional<std::string> label = uri.PathAttribute("object");
-  std::optional<std::string> wanted_id = uri.PathAttribute("id");
-  if (!label && !wanted_id) {
-    return std::unexpected(
-        InvalidArgument("key " + uri.ToString() + ": name the key with object= or id="));
-  }
+  DEVID_TRY(RequireKeyName(uri));
   DEVID_ASSIGN_OR_RETURN(std::shared_ptr<Token> token, OpenToken(uri));
   DEVID_ASSIGN_OR_RETURN(Token::Lease lease, token->Acquire());
-  DEVID_ASSIGN_OR_RETURN(
-      auto found, FindObjects(*token, lease.handle(), CKO_SECRET_KEY, label ? &*label : nullptr,
-                              wanted_id ? &*wanted_id : nullptr));
-  if (found.empty()) {
-    return std::unexpected(NotFound("no symmetric key matches " + uri.ToString()));
-  }
-  if (found.size() > 1) {
-    return std::unexpected(
-        InvalidArgument(std::to_string(found.size()) + " symmetric keys match " + uri.ToString()));
-  }
-  DEVID_ASSIGN_OR_RETURN(std::string sign,
-                         GetAttribute(*token, lease.handle(), found[0], CKA_SIGN));
+  DEVID_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE found, FindOneObject(*token, lease.handle(), uri,
+                                                               CKO_SECRET_KEY, "symmetric key"));
+  DEVID_ASSIGN_OR_RETURN(std::string sign, GetAttribute(*token, lease.handle(), found, CKA_SIGN));
   if (sign.size() != sizeof(CK_BBOOL) || sign[0] != CK_TRUE) {
     return std::unexpected(
         InvalidArgument("key " + uri.ToString() + " may not compute MACs (CKA_SIGN is false)"));
   }
-  DEVID_ASSIGN_OR_RETURN(std::string id, GetAttribute(*token, lease.handle(), found[0], CKA_ID));
-  lease->secret_keys[id] = found[0];
+  DEVID_ASSIGN_OR_RETURN(std::string id, GetAttribute(*token, lease.handle(), found, CKA_ID));
+  lease->secret_keys[id] = found;
   KeyUri named = uri;
   named.path_attributes["id"] = id;
   return std::make_unique<Pkcs11HmacKey>(named.ToString(), std::move(token), id);
@@ -814,21 +817,9 @@ namespace {
 
 // PrivateKeyId returns the CKA_ID of the one private key matching uri's object and id.
 Result<std::string> PrivateKeyId(Token& token, CK_SESSION_HANDLE session, const KeyUri& uri) {
-  std::optional<std::string> label = uri.PathAttribute("object");
-  std::optional<std::string> wanted_id = uri.PathAttribute("id");
-  if (!label && !wanted_id) {
-    return std::unexpected(
-        InvalidArgument("key " + uri.ToString() + ": name the key with object= or id="));
-  }
-  DEVID_ASSIGN_OR_RETURN(auto found,
-                         FindObjects(token, session, CKO_PRIVATE_KEY, label ? &*label : nullptr,
-                                     wanted_id ? &*wanted_id : nullptr));
-  if (found.empty()) return std::unexpected(NotFound("no private key matches " + uri.ToString()));
-  if (found.size() > 1) {
-    return std::unexpected(
-        InvalidArgument(std::to_string(found.size()) + " private keys match " + uri.ToString()));
-  }
-  return GetAttribute(token, session, found[0], CKA_ID);
+  DEVID_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE found,
+                         FindOneObject(token, session, uri, CKO_PRIVATE_KEY, "private key"));
+  return GetAttribute(token, session, found, CKA_ID);
 }
 
 // KeyPairObjects returns the public keys, then the private keys, whose CKA_ID is id.

@@ -271,6 +271,35 @@ class Tpm2Device::Impl {
     return ReadPublic(handle, what);
   }
 
+  // CreateUnderSrk creates a key from in under the SRK (which must exist), persists it at handle
+  // and returns its public area.
+  Result<EsysOutput<TPM2B_PUBLIC>> CreateUnderSrk(const TPM2B_PUBLIC& in, uint32_t handle,
+                                                  std::string_view what) {
+    DEVID_ASSIGN_OR_RETURN(auto srk, Persistent(kTpm2SrkHandle, "SRK"));
+    TPM2B_SENSITIVE_CREATE sensitive{};
+    TPM2B_DATA outside{};
+    TPML_PCR_SELECTION creation_pcrs{};
+    TPM2B_PRIVATE* raw_private = nullptr;
+    TPM2B_PUBLIC* raw_public = nullptr;
+    TSS2_RC rc =
+        Esys_Create(esys, srk->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &in,
+                    &outside, &creation_pcrs, &raw_private, &raw_public, nullptr, nullptr, nullptr);
+    EsysOutput<TPM2B_PRIVATE> key_private(raw_private);
+    EsysOutput<TPM2B_PUBLIC> key_public(raw_public);
+    if (rc != TSS2_RC_SUCCESS) {
+      return std::unexpected(TssError(rc, "creating the " + std::string(what)));
+    }
+    ESYS_TR loaded = ESYS_TR_NONE;
+    rc = Esys_Load(esys, srk->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                   key_private.get(), key_public.get(), &loaded);
+    if (rc != TSS2_RC_SUCCESS) {
+      return std::unexpected(TssError(rc, "loading the " + std::string(what)));
+    }
+    Object transient(esys, loaded, /*flush=*/true);
+    DEVID_TRY(Persist(transient, handle, what));
+    return key_public;
+  }
+
   Result<std::vector<uint8_t>> ReadPublic(uint32_t handle, std::string_view what) {
     DEVID_ASSIGN_OR_RETURN(auto pub, ReadPublicArea(handle, what));
     return MarshalPublic(*pub);
@@ -555,25 +584,8 @@ Result<std::array<uint8_t, 32>> Tpm2Device::HmacSha256(std::string_view message,
 Result<std::vector<uint8_t>> Tpm2Device::CreateAttestationKey(uint32_t handle) {
   DEVID_ASSIGN_OR_RETURN(bool exists, impl_->PersistentExists(handle));
   if (exists) return impl_->ReadPublic(handle, "attestation key");
-  DEVID_ASSIGN_OR_RETURN(auto srk, impl_->Persistent(kTpm2SrkHandle, "SRK"));
-  TPM2B_SENSITIVE_CREATE sensitive{};
-  TPM2B_PUBLIC in = AkTemplate();
-  TPM2B_DATA outside{};
-  TPML_PCR_SELECTION creation_pcrs{};
-  TPM2B_PRIVATE* raw_private = nullptr;
-  TPM2B_PUBLIC* raw_public = nullptr;
-  TSS2_RC rc = Esys_Create(impl_->esys, srk->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                           &sensitive, &in, &outside, &creation_pcrs, &raw_private, &raw_public,
-                           nullptr, nullptr, nullptr);
-  EsysOutput<TPM2B_PRIVATE> ak_private(raw_private);
-  EsysOutput<TPM2B_PUBLIC> ak_public(raw_public);
-  if (rc != TSS2_RC_SUCCESS) return std::unexpected(TssError(rc, "creating the attestation key"));
-  ESYS_TR loaded = ESYS_TR_NONE;
-  rc = Esys_Load(impl_->esys, srk->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                 ak_private.get(), ak_public.get(), &loaded);
-  if (rc != TSS2_RC_SUCCESS) return std::unexpected(TssError(rc, "loading the attestation key"));
-  Impl::Object transient(impl_->esys, loaded, /*flush=*/true);
-  DEVID_TRY(impl_->Persist(transient, handle, "attestation key"));
+  DEVID_ASSIGN_OR_RETURN(auto ak_public,
+                         impl_->CreateUnderSrk(AkTemplate(), handle, "attestation key"));
   return MarshalPublic(*ak_public);
 }
 
@@ -662,25 +674,8 @@ Result<Tpm2EccPublicKey> Tpm2Device::CreateEccSigningKey(uint32_t handle, Tpm2Ec
         AlreadyExists("the TPM already holds an object at " + Impl::Hex(handle)));
   }
   DEVID_TRY(StorageRootKey());
-  DEVID_ASSIGN_OR_RETURN(auto srk, impl_->Persistent(kTpm2SrkHandle, "SRK"));
-  TPM2B_SENSITIVE_CREATE sensitive{};
-  TPM2B_PUBLIC in = EccSigningTemplate(curve);
-  TPM2B_DATA outside{};
-  TPML_PCR_SELECTION creation_pcrs{};
-  TPM2B_PRIVATE* raw_private = nullptr;
-  TPM2B_PUBLIC* raw_public = nullptr;
-  TSS2_RC rc = Esys_Create(impl_->esys, srk->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                           &sensitive, &in, &outside, &creation_pcrs, &raw_private, &raw_public,
-                           nullptr, nullptr, nullptr);
-  EsysOutput<TPM2B_PRIVATE> key_private(raw_private);
-  EsysOutput<TPM2B_PUBLIC> key_public(raw_public);
-  if (rc != TSS2_RC_SUCCESS) return std::unexpected(TssError(rc, "creating an ECC signing key"));
-  ESYS_TR loaded = ESYS_TR_NONE;
-  rc = Esys_Load(impl_->esys, srk->get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                 key_private.get(), key_public.get(), &loaded);
-  if (rc != TSS2_RC_SUCCESS) return std::unexpected(TssError(rc, "loading the ECC signing key"));
-  Impl::Object transient(impl_->esys, loaded, /*flush=*/true);
-  DEVID_TRY(impl_->Persist(transient, handle, "ECC signing key"));
+  DEVID_ASSIGN_OR_RETURN(
+      auto key_public, impl_->CreateUnderSrk(EccSigningTemplate(curve), handle, "ECC signing key"));
   return EccPublicKey(key_public->publicArea, Impl::Hex(handle));
 }
 
