@@ -12,6 +12,7 @@
 
 #include "base/file.h"
 #include "cli/connection_string.h"
+#include "cli/device_command_runner.h"
 #include "cli/device_key_commands.h"
 #include "cli/device_pkcs11_commands.h"
 #include "cli/device_enroll_command.h"
@@ -217,17 +218,6 @@ Status Register(const DeviceOptions& options) {
   return Ok();
 }
 
-void Run(Status (*command)(const DeviceOptions&), const DeviceOptions& options, int& exit_code) {
-  // tpm2-tss logs its own warnings to stderr; the command reports each failure once, in its own
-  // words. TSS2_LOG set by the user (e.g. all+debug) still wins.
-  ::setenv("TSS2_LOG", "all+none", /*overwrite=*/0);
-  Status status = command(options);
-  if (!status) {
-    std::cerr << "devid: " << status.error().message() << "\n";
-    exit_code = 1;
-  }
-}
-
 }  // namespace
 
 void AddDeviceCommands(CLI::App& app, int& exit_code) {
@@ -284,7 +274,7 @@ void AddDeviceCommands(CLI::App& app, int& exit_code) {
       ->needs(tpm_flag);
   reg->add_option("-o,--output", options->output, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
-  reg->callback([options, &exit_code] { Run(Register, *options, exit_code); });
+  reg->callback([options, &exit_code] { RunDeviceCommand(Register, *options, exit_code); });
 
   CLI::App* show = device->add_subcommand("show", "Show this device's TPM identity or certificate");
   CLI::Option* show_tpm =
@@ -302,7 +292,7 @@ void AddDeviceCommands(CLI::App& app, int& exit_code) {
   show->add_option("--srk-out", options->srk_out, "Write the SRK's TPM2B_PUBLIC to this file");
   show->add_option("-o,--output", options->output, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
-  show->callback([options, &exit_code] { Run(Show, *options, exit_code); });
+  show->callback([options, &exit_code] { RunDeviceCommand(Show, *options, exit_code); });
 
   AddVerifyCommand(*device, exit_code);
 

@@ -11,6 +11,7 @@
 #include "base/file.h"
 #include "cli/connection_string.h"
 #include "cli/device_commands.h"
+#include "cli/device_command_runner.h"
 #include "cli/device_pkcs11_commands.h"
 #include "cli/output.h"
 #include "devid/device_key.h"
@@ -170,13 +171,7 @@ void AddDeviceEnrollCommand(CLI::App& device, int& exit_code) {
                      "Name the server certificate must carry (default: the endpoint's host)");
   enroll->add_option("-o,--output", options->output, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
-  enroll->callback([options, &exit_code] {
-    Status status = Enroll(*options);
-    if (!status) {
-      std::cerr << "devid: " << status.error().message() << "\n";
-      exit_code = 1;
-    }
-  });
+  enroll->callback([options, &exit_code] { ReportStatus(Enroll(*options), exit_code); });
 }
 
 }  // namespace devid::cli

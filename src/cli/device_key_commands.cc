@@ -1,11 +1,11 @@
 #include "cli/device_key_commands.h"
 
-#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
 
 #include "base/file.h"
+#include "cli/device_command_runner.h"
 #include "cli/output.h"
 #include "devid/device_key.h"
 
@@ -47,28 +47,10 @@ Status WriteCsr(const KeyOptions& options) {
   return WriteFileAtomically(options.out_file, pem, 0644);
 }
 
-void Run(Status (*command)(const KeyOptions&), const KeyOptions& options, int& exit_code) {
-  // As in device_commands.cc: a tpm2: key's failure is reported once, in our words, not also by
-  // tpm2-tss on stderr; TSS2_LOG set by the user still wins.
-  ::setenv("TSS2_LOG", "all+none", /*overwrite=*/0);
-  Status status = command(options);
-  if (!status) {
-    std::cerr << "devid: " << status.error().message() << "\n";
-    exit_code = 1;
-  }
-}
-
 }  // namespace
 
 void AddDeviceKeyCommands(CLI::App& device, int& exit_code) {
-  CLI::App* key = nullptr;
-  auto existing = device.get_subcommands([](CLI::App* app) { return app->get_name() == "key"; });
-  if (existing.empty()) {
-    key = device.add_subcommand("key", "Keys on this device: in a file, a PKCS #11 token or a TPM");
-    key->require_subcommand(1);
-  } else {
-    key = existing.front();
-  }
+  CLI::App* key = KeySubcommand(device);
   auto options = std::make_shared<KeyOptions>();
   const std::string key_help =
       "file:PATH?passphrase-env=NAME|passphrase-file=PATH, "
@@ -84,7 +66,7 @@ void AddDeviceKeyCommands(CLI::App& device, int& exit_code) {
                      "PKCS #11 library for a --key without module-path");
   create->add_option("-o,--output", options->output, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
-  create->callback([options, &exit_code] { Run(CreateKey, *options, exit_code); });
+  create->callback([options, &exit_code] { RunDeviceCommand(CreateKey, *options, exit_code); });
 
   CLI::App* csr = device.add_subcommand(
       "csr", "Print a certificate request (PEM) for this device's key, for `devid ca issue`");
@@ -95,7 +77,7 @@ void AddDeviceKeyCommands(CLI::App& device, int& exit_code) {
   csr->add_option("--pkcs11-module", options->pkcs11_module,
                   "PKCS #11 library for a --key without module-path");
   csr->add_option("--out", options->out_file, "Write the request to this file, not stdout");
-  csr->callback([options, &exit_code] { Run(WriteCsr, *options, exit_code); });
+  csr->callback([options, &exit_code] { RunDeviceCommand(WriteCsr, *options, exit_code); });
 }
 
 }  // namespace devid::cli

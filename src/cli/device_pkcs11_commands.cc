@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "base/file.h"
+#include "cli/device_command_runner.h"
 #include "cli/output.h"
 
 namespace devid::cli {
@@ -89,14 +90,7 @@ Result<std::unique_ptr<sdk::SasCredential>> OpenPkcs11SasKey(const std::string& 
 }
 
 void AddDevicePkcs11Commands(CLI::App& device, int& exit_code) {
-  CLI::App* key = nullptr;
-  auto existing = device.get_subcommands([](CLI::App* app) { return app->get_name() == "key"; });
-  if (existing.empty()) {
-    key = device.add_subcommand("key", "Keys on this device: in a file, a PKCS #11 token or a TPM");
-    key->require_subcommand(1);
-  } else {
-    key = existing.front();
-  }
+  CLI::App* key = KeySubcommand(device);
 
   auto options = std::make_shared<ImportOptions>();
   CLI::App* import_symmetric = key->add_subcommand(
@@ -113,13 +107,8 @@ void AddDevicePkcs11Commands(CLI::App& device, int& exit_code) {
                                "Environment variable holding the base64 key");
   import_symmetric->add_option("-o,--output", options->output, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
-  import_symmetric->callback([options, &exit_code] {
-    Status status = ImportSymmetric(*options);
-    if (!status) {
-      std::cerr << "devid: " << status.error().message() << "\n";
-      exit_code = 1;
-    }
-  });
+  import_symmetric->callback(
+      [options, &exit_code] { ReportStatus(ImportSymmetric(*options), exit_code); });
 }
 
 }  // namespace devid::cli

@@ -9,6 +9,7 @@
 #include "base/file.h"
 #include "base/random.h"
 #include "cli/connection_string.h"
+#include "cli/device_command_runner.h"
 #include "devid/est_client.h"
 #include "devid/renewal.h"
 #include "pki/certificate.h"
@@ -129,14 +130,6 @@ Status Renew(const RenewOptions& options) {
   }
 }
 
-void Run(const RenewOptions& options, int& exit_code) {
-  Status status = Renew(options);
-  if (!status) {
-    std::cerr << "devid: " << status.error().message() << "\n";
-    exit_code = 1;
-  }
-}
-
 }  // namespace
 
 Status ShowDeviceCertificate(const std::string& certificate_file, double renew_at,
@@ -212,7 +205,7 @@ void AddDeviceRenewCommand(CLI::App& device, int& exit_code) {
       ->capture_default_str();
   renew->add_option("-o,--output", options->output, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
-  renew->callback([options, &exit_code] { Run(*options, exit_code); });
+  renew->callback([options, &exit_code] { ReportStatus(Renew(*options), exit_code); });
 }
 
 }  // namespace devid::cli
