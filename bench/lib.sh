@@ -84,6 +84,22 @@ free_port() {
   die "no free port found"
 }
 
+# start_swtpm starts a swtpm daemon with its state in $tmp/tpm on a free port and sets tpm_port
+# and tpm_pid (stop_swtpm ends it). The TCTI finds the control channel at the command port + 1.
+start_swtpm() {
+  tpm_port=$(free_port)
+  mkdir -p "$tmp/tpm"
+  swtpm socket --tpm2 --daemon --server "type=tcp,port=$tpm_port,bindaddr=127.0.0.1" \
+    --ctrl "type=tcp,port=$((tpm_port + 1)),bindaddr=127.0.0.1" --tpmstate "dir=$tmp/tpm" \
+    --pid "file=$tmp/swtpm.pid" --flags not-need-init,startup-clear
+  tpm_pid=$(cat "$tmp/swtpm.pid")
+}
+
+# stop_swtpm ends the swtpm start_swtpm started, if any.
+stop_swtpm() {
+  if [[ -n ${tpm_pid:-} ]]; then kill "$tpm_pid" 2>/dev/null || true; fi
+}
+
 # describe_machine logs the load average and sets $machine: cores, CPU, kernel, time and commit
 # (+changes when the tree differs from it), as RESULTS.md records them.
 describe_machine() {

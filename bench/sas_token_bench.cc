@@ -12,7 +12,6 @@
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -21,9 +20,9 @@
 #include "base/file.h"
 #include "base/random.h"
 #include "devid/credential.h"
+#include "driver.h"
 #include "ossl/base64.h"
 #include "ossl/mac.h"
-#include "rate_meter.h"
 #include "sdk/device_sas_token.h"
 #include "tpm/credential.h"
 #include "tpm/public_area.h"
@@ -71,10 +70,7 @@ int Main(int argc, char** argv) {
   app.add_option("--pkcs11-module", pkcs11_module, "PKCS #11 module for a URI without one");
   app.add_option("--key-file", key_file, "with --pkcs11: the base64 key imported, to check MACs")
       ->needs(pkcs11);
-  app.add_option("--threads", threads, "threads computing tokens (1 for a TPM)");
-  app.add_option("--seconds", seconds, "measured time");
-  app.add_option("--label", label, "name of this run in the output");
-  app.add_option("--json-out", json_out, "also write the JSON result here");
+  AddRunOptions(app, threads, "threads computing tokens (1 for a TPM)", seconds, label, json_out);
   CLI11_PARSE(app, argc, argv);
   if (threads < 1 || seconds <= 0) return Fail("--threads and --seconds must be positive");
   if (!tcti.empty() && threads != 1) return Fail("a TPM runs one command at a time: --threads 1");
@@ -114,23 +110,9 @@ int Main(int argc, char** argv) {
   RateResult run = MeasureRate(threads, seconds, [&] {
     return sdk::DeviceSasToken(sas, id_scope, registration_id).has_value();
   });
-  nlohmann::json out = {
-      {"label", label},
-      {"backend", backend},
-      {"threads", threads},
-      {"tokens", run.ok},
-      {"failures", run.failures},
-      {"elapsed_s", std::round(run.elapsed_s * 1000) / 1000},
-      {"tokens_per_s", std::round(run.PerSecond() * 10) / 10},
-      {"cpu_s", std::round(run.cpu_s * 100) / 100},
-      {"tokens_per_cpu_s", std::round(run.PerCpuSecond() * 10) / 10},
-      {"latency_ms",
-       {{"p50", run.PercentileMs(0.50)}, {"p99", run.PercentileMs(0.99)}, {"max", run.MaxMs()}}}};
-  if (!json_out.empty()) {
-    std::ofstream file(json_out);
-    file << out.dump(2) << "\n";
-    if (!file) return Fail("writing " + json_out);
-  }
+  nlohmann::json out = {{"label", label}, {"backend", backend}, {"threads", threads}};
+  AddRateFields(out, run, "tokens");
+  if (!WriteJsonFile(json_out, out)) return Fail("writing " + json_out);
   std::printf(
       "%s%s, %d threads: %.0f tokens/s (%.0f per CPU second of this process), latency ms p50 "
       "%.3f p99 %.3f, %llu failed\n",
@@ -144,10 +126,5 @@ int Main(int argc, char** argv) {
 }  // namespace devid::bench
 
 int main(int argc, char** argv) {
-  try {
-    return devid::bench::Main(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "devid_sas_token_bench: %s\n", e.what());
-    return 2;
-  }
+  return devid::bench::RunDriver("devid_sas_token_bench", devid::bench::Main, argc, argv);
 }

@@ -35,7 +35,7 @@ server_pid=""
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   stop "$server_pid"
-  [[ -n $tpm_pid ]] && kill "$tpm_pid" 2>/dev/null || true
+  stop_swtpm
   remove_workspace
 }
 trap cleanup EXIT
@@ -54,13 +54,7 @@ token_uri() { echo "pkcs11:token=bench;object=$1?pin-source=$tmp/pin&module-path
 # A 64-byte key, the size of a DPS individual enrollment's key.
 (umask 077 && openssl rand -base64 64 | tr -d '\n' >"$tmp/device.key")
 
-# swtpm: the TCTI finds the control channel at the command port + 1.
-tpm_port=$(free_port)
-mkdir -p "$tmp/tpm"
-swtpm socket --tpm2 --daemon --server "type=tcp,port=$tpm_port,bindaddr=127.0.0.1" \
-  --ctrl "type=tcp,port=$((tpm_port + 1)),bindaddr=127.0.0.1" --tpmstate "dir=$tmp/tpm" \
-  --pid "file=$tmp/swtpm.pid" --flags not-need-init,startup-clear
-tpm_pid=$(cat "$tmp/swtpm.pid")
+start_swtpm
 
 log "SAS tokens: baseline openssl speed -hmac sha256, 64-byte inputs"
 openssl speed -seconds "$SECONDS_EACH" -bytes 64 -hmac sha256 2>/dev/null | tail -n 2 |

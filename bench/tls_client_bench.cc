@@ -8,18 +8,14 @@
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
 
 #include "base/file.h"
+#include "driver.h"
+#include "key_stores.h"
 #include "keys/key_store.h"
-#include "keys/pkcs11/pkcs11_key_store.h"
-#include "keys/software/file_key_store.h"
-#include "rate_meter.h"
 #include "sdk/https_client.h"
 
 namespace devid::bench {
@@ -43,21 +39,11 @@ int Main(int argc, char** argv) {
   app.add_option("--cert", cert, "PEM client certificate (chain) for --key")->required();
   app.add_option("--key", key_uri, "client key URI (file: or pkcs11:)")->required();
   app.add_option("--pkcs11-module", module, "PKCS #11 module for URIs without module-path");
-  app.add_option("--threads", threads, "connecting threads");
-  app.add_option("--seconds", seconds, "measured time");
-  app.add_option("--label", label, "name of this run in the output");
-  app.add_option("--json-out", json_out, "also write the JSON result here");
+  AddRunOptions(app, threads, "connecting threads", seconds, label, json_out);
   CLI11_PARSE(app, argc, argv);
   if (threads < 1 || seconds <= 0) return Fail("--threads and --seconds must be positive");
 
-  keys::FileKeyStore file_keys([](const std::string& name) -> std::optional<std::string> {
-    const char* value = std::getenv(name.c_str());
-    return value ? std::optional<std::string>(value) : std::nullopt;
-  });
-  keys::Pkcs11KeyStore pkcs11_keys(module);
-  keys::KeyStores stores;
-  stores.Add("file", file_keys);
-  stores.Add("pkcs11", pkcs11_keys);
+  DriverKeyStores stores(module);
   auto key = stores.Load(key_uri);
   if (!key) return Fail("loading " + key_uri + ": " + key.error().message());
 
@@ -86,20 +72,9 @@ int Main(int argc, char** argv) {
       {"label", label},
       {"key", tls.client_key->uri()},
       {"algorithm", std::string(keys::KeyAlgorithmName(tls.client_key->algorithm()))},
-      {"threads", threads},
-      {"handshakes", run.ok},
-      {"failures", run.failures},
-      {"elapsed_s", std::round(run.elapsed_s * 1000) / 1000},
-      {"handshakes_per_s", std::round(run.PerSecond() * 10) / 10},
-      {"cpu_s", std::round(run.cpu_s * 100) / 100},
-      {"handshakes_per_cpu_s", std::round(run.PerCpuSecond() * 10) / 10},
-      {"latency_ms",
-       {{"p50", run.PercentileMs(0.50)}, {"p99", run.PercentileMs(0.99)}, {"max", run.MaxMs()}}}};
-  if (!json_out.empty()) {
-    std::ofstream file(json_out);
-    file << out.dump(2) << "\n";
-    if (!file) return Fail("writing " + json_out);
-  }
+      {"threads", threads}};
+  AddRateFields(out, run, "handshakes");
+  if (!WriteJsonFile(json_out, out)) return Fail("writing " + json_out);
   std::printf(
       "%s%s, %d threads: %.0f handshakes/s (%.0f per CPU second of this process), latency ms "
       "p50 %.3f p99 %.3f, %llu failed\n",
@@ -113,10 +88,5 @@ int Main(int argc, char** argv) {
 }  // namespace devid::bench
 
 int main(int argc, char** argv) {
-  try {
-    return devid::bench::Main(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "devid_tls_client_bench: %s\n", e.what());
-    return 2;
-  }
+  return devid::bench::RunDriver("devid_tls_client_bench", devid::bench::Main, argc, argv);
 }

@@ -23,20 +23,14 @@ tpm_pid=""
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   stop "$devid_pid"
-  [[ -n $tpm_pid ]] && kill "$tpm_pid" 2>/dev/null || true
+  stop_swtpm
   remove_workspace
 }
 trap cleanup EXIT
 
 describe_machine
 
-# swtpm: the TCTI finds the control channel at the command port + 1.
-tpm_port=$(free_port)
-mkdir -p "$tmp/tpm"
-swtpm socket --tpm2 --daemon --server "type=tcp,port=$tpm_port,bindaddr=127.0.0.1" \
-  --ctrl "type=tcp,port=$((tpm_port + 1)),bindaddr=127.0.0.1" --tpmstate "dir=$tmp/tpm" \
-  --pid "file=$tmp/swtpm.pid" --flags not-need-init,startup-clear
-tpm_pid=$(cat "$tmp/swtpm.pid")
+start_swtpm
 export TPM2TOOLS_TCTI="swtpm:host=127.0.0.1,port=$tpm_port"
 t() { "tpm2_$@" >/dev/null; }
 flush() { t flushcontext -t; t flushcontext -s; }
