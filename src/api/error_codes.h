@@ -34,6 +34,7 @@ inline constexpr int kMethodNotAllowed = 405001;
 inline constexpr int kAlreadyExists = 409001;
 inline constexpr int kCaCertificateInUse = 409002;
 inline constexpr int kTokenAudienceAmbiguous = 409003;
+inline constexpr int kTokenAudienceNotSymmetric = 409004;
 inline constexpr int kEtagMismatch = 412001;
 inline constexpr int kBodyTooLarge = 413001;
 inline constexpr int kCommandTooLarge = 413002;

@@ -1,19 +1,31 @@
 #include "api/token_api.h"
 
+#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "api/error_codes.h"
 #include "api/error_response.h"
 #include "api/json_response.h"
+#include "api/token_session_key.h"
+#include "ossl/base64.h"
+#include "pki/sas_token.h"
 #include "pki/x5t.h"
 
 namespace devid::api {
 namespace {
 
 using nlohmann::json;
+
+// SessionKey holds a session key and cleanses it when it goes.
+struct SessionKey {
+  std::array<uint8_t, 32> bytes{};
+  ~SessionKey() { OPENSSL_cleanse(bytes.data(), bytes.size()); }
+};
 
 Result<std::string> RequiredString(const json& body, const char* field) {
   auto it = body.find(field);
@@ -84,27 +96,91 @@ Result<ca::TokenParty> TokenApi::Audience(const std::string& audience) {
   return device;
 }
 
+Result<std::string> TokenApi::AuthenticateSas(std::string_view authorization) {
+  // The registration ID is the one the token names ({idScope}/registrations/{id}); the verifier
+  // then checks scope, expiry and signature as for registration and EST.
+  DEVID_ASSIGN_OR_RETURN(pki::SasToken token, pki::ParseSasToken(authorization));
+  constexpr std::string_view kRegistrations = "/registrations/";
+  size_t at = token.resource.find(kRegistrations);
+  if (at == std::string::npos) {
+    return std::unexpected(
+        Unauthenticated("the SAS token does not name {idScope}/registrations/{registrationId}"));
+  }
+  std::string registration_id = token.resource.substr(at + kRegistrations.size());
+  std::shared_ptr<const std::string> id_scope = id_scope_.Get();
+  DEVID_ASSIGN_OR_RETURN(attestation::VerifiedDevice device,
+                         sas_verifier_.Verify(*id_scope, registration_id, authorization));
+  return device.registration_id;
+}
+
+Result<std::vector<uint8_t>> TokenApi::SymmetricKey(const ca::TokenParty& device) {
+  using registry::AttestationType;
+  const Error none = FailedPrecondition(
+      "\"" + device.id +
+      "\" is not a symmetric-key device: a SAS-authenticated device's session key can only be "
+      "sealed for a device holding a symmetric key (ask with the device certificate instead)");
+  if (device.service) return std::unexpected(none);
+  std::string key_base64;
+  auto enrollment = registry_.GetEnrollment(device.id);
+  if (enrollment) {
+    if (enrollment->settings.attestation.type != AttestationType::kSymmetricKey) {
+      return std::unexpected(none);
+    }
+    key_base64 = enrollment->settings.attestation.symmetric_key.primary_key;
+  } else if (enrollment.error().code() != ErrorCode::kNotFound) {
+    return std::unexpected(enrollment.error());
+  } else {
+    if (device.group.empty()) return std::unexpected(none);
+    auto group = registry_.GetEnrollmentGroup(device.group);
+    if (!group) {
+      if (group.error().code() == ErrorCode::kNotFound) return std::unexpected(none);
+      return std::unexpected(group.error());
+    }
+    const std::string& group_key = group->settings.attestation.symmetric_key.primary_key;
+    if (group->settings.attestation.type != AttestationType::kSymmetricKey || group_key.empty()) {
+      return std::unexpected(none);
+    }
+    DEVID_ASSIGN_OR_RETURN(key_base64, pki::DeriveSymmetricKey(group_key, device.id));
+  }
+  auto key = ossl::Base64Decode(key_base64);
+  if (key_base64.empty() || !key || key->empty()) return std::unexpected(none);
+  return std::move(*key);
+}
+
 Response TokenApi::Handle(const Request& request, const Target& target,
                           std::string_view tracking_id) {
   if (request.method != "POST") {
     return ErrorResponse(error_code::kMethodNotAllowed, target.path + " takes POST", tracking_id);
   }
-  if (request.peer_certificates_der.empty() || request.peer_certificates_der.front().empty()) {
-    if (!request.HeaderValue("authorization").empty()) {
-      return ErrorResponse(error_code::kTokenNeedsCertificate,
-                           "peer tokens are issued to devices that authenticate with their devid "
-                           "certificate over TLS; SAS-authenticated devices cannot obtain them yet",
-                           tracking_id);
-    }
+  bool by_certificate =
+      !request.peer_certificates_der.empty() && !request.peer_certificates_der.front().empty();
+  std::string_view authorization = request.HeaderValue("authorization");
+  if (!by_certificate && authorization.empty()) {
     return ErrorResponse(error_code::kMissingAuthorization,
                          "present the device certificate devid issued as the TLS client "
-                         "certificate",
+                         "certificate, or the device's SAS token in Authorization",
                          tracking_id);
   }
-  auto certificate = pki::Certificate::FromDer(request.peer_certificates_der.front());
-  if (!certificate) return ErrorResponseFor(certificate.error(), tracking_id);
-  auto client = certificates_.Verify(std::move(*certificate));
-  if (!client) return ErrorResponseFor(client.error(), tracking_id);
+  std::string requester;
+  std::optional<ca::AuthenticatedCertificate> client;
+  if (by_certificate) {
+    auto certificate = pki::Certificate::FromDer(request.peer_certificates_der.front());
+    if (!certificate) return ErrorResponseFor(certificate.error(), tracking_id);
+    auto verified = certificates_.Verify(std::move(*certificate));
+    if (!verified) return ErrorResponseFor(verified.error(), tracking_id);
+    requester = verified->registration_id;
+    client = std::move(*verified);
+  } else {
+    auto verified = AuthenticateSas(authorization);
+    if (!verified) {
+      if (verified.error().code() == ErrorCode::kPermissionDenied) {
+        return ErrorResponse(error_code::kEnrollmentDisabled, verified.error().message(),
+                             tracking_id);
+      }
+      return ErrorResponseFor(verified.error(), tracking_id);
+    }
+    requester = std::move(*verified);
+  }
   if (request.body.size() > kMaxRequestBytes) {
     return ErrorResponse(error_code::kInvalidTokenRequest,
                          "the token request is over " + std::to_string(kMaxRequestBytes) + " bytes",
@@ -138,11 +214,11 @@ Response TokenApi::Handle(const Request& request, const Target& target,
   }
   // The certificate proved who asks; a device no longer known (its enrollment deleted) asks
   // with no group, so only rules naming it may match.
-  auto known = Party(client->registration_id);
+  auto known = Party(requester);
   if (!known && known.error().code() != ErrorCode::kNotFound) {
     return ErrorResponseFor(known.error(), tracking_id);
   }
-  ca::TokenParty from = known ? *known : ca::TokenParty{.id = client->registration_id};
+  ca::TokenParty from = known ? *known : ca::TokenParty{.id = requester};
   if (auto enabled = CheckEnabled(from); !enabled) {
     if (enabled.error().code() == ErrorCode::kPermissionDenied) {
       return ErrorResponse(error_code::kEnrollmentDisabled, enabled.error().message(), tracking_id);
@@ -157,10 +233,29 @@ Response TokenApi::Handle(const Request& request, const Target& target,
   for (const std::string& word : *scopes) {
     granted_scope += (granted_scope.empty() ? "" : " ") + word;
   }
-  auto issued = issuer_.Issue({.subject = from.id,
-                               .audience = to->id,
-                               .scope = granted_scope,
-                               .x5t_s256 = pki::X5tS256(client->certificate)});
+  PeerTokenGrant grant{.subject = from.id, .audience = to->id, .scope = granted_scope};
+  SessionKey session_key;
+  if (client) {
+    grant.x5t_s256 = pki::X5tS256(client->certificate);
+  } else {
+    // The Kerberos shape: a fresh session key, for A in this answer and for B in the token.
+    auto key = SymmetricKey(*to);
+    if (!key) {
+      if (key.error().code() == ErrorCode::kFailedPrecondition) {
+        return ErrorResponse(error_code::kTokenAudienceNotSymmetric, key.error().message(),
+                             tracking_id);
+      }
+      return ErrorResponseFor(key.error(), tracking_id);
+    }
+    std::array<uint8_t, 32> kek = PeerKek(*key, to->id);
+    OPENSSL_cleanse(key->data(), key->size());
+    random_.Fill(session_key.bytes.data(), session_key.bytes.size());
+    auto sealed = SealSessionKey(kek, session_key.bytes);
+    OPENSSL_cleanse(kek.data(), kek.size());
+    if (!sealed) return ErrorResponseFor(sealed.error(), tracking_id);
+    grant.cnf_jwe = std::move(*sealed);
+  }
+  auto issued = issuer_.Issue(grant);
   if (!issued) {
     spdlog::error("{} trackingId={}", issued.error().message(), tracking_id);
     return ErrorResponse(error_code::kTokenSignerUnavailable,
@@ -178,10 +273,20 @@ Response TokenApi::Handle(const Request& request, const Target& target,
   }
   auto ttl =
       std::chrono::duration_cast<std::chrono::seconds>(issued->expires_at - issued->issued_at);
-  return JsonResponse(200, {{"access_token", issued->token},
-                            {"token_type", "PoP"},
-                            {"expires_in", ttl.count()},
-                            {"scope", granted_scope}});
+  json answer = {{"access_token", issued->token},
+                 {"token_type", "PoP"},
+                 {"expires_in", ttl.count()},
+                 {"scope", granted_scope}};
+  if (client) return JsonResponse(200, answer);
+  // RFC 9200 §5.8.2 returns a symmetric PoP key to the client beside the token; like EST
+  // serverkeygen's private key, the body is cleansed once written and never logged.
+  std::string encoded = ossl::Base64Encode(session_key.bytes);
+  answer["session_key"] = encoded;
+  OPENSSL_cleanse(encoded.data(), encoded.size());
+  Response response = JsonResponse(200, answer);
+  OPENSSL_cleanse(answer["session_key"].get_ref<std::string&>().data(), encoded.size());
+  response.sensitive_body = true;
+  return response;
 }
 
 }  // namespace devid::api

@@ -7,7 +7,10 @@
 #include "api/route.h"
 #include "api/target.h"
 #include "api/token_issuer.h"
+#include "attestation/symmetric_key/symmetric_key_verifier.h"
 #include "base/clock.h"
+#include "base/random.h"
+#include "base/shared_value.h"
 #include "ca/authority.h"
 #include "ca/client_certificate_verifier.h"
 #include "ca/token_policy.h"
@@ -22,21 +25,32 @@ inline constexpr std::string_view kAuditTokenIssue = "token.issue";
 // TokenApi is the token authority (docs/tokens.md):
 //   POST /tokens   body {"audience": "<device ID or service name>", "scope": "<words>"}
 // A device authenticates with the TLS client certificate devid issued it (current, in the
-// inventory, not revoked: ca::ClientCertificateVerifier; its enrollment enabled), not with a SAS
-// token (symmetric devices get tokens in a later version; they are told so). The audience is a
-// configured service or a known device (registered, or individually enrolled); the policy must
-// grant every scope word for the pair. The answer is 200 {"access_token", "token_type": "PoP",
-// "expires_in", "scope"} (RFC 6749 §5.1, RFC 9200 §5.8.2) with a token bound to the client
-// certificate. Each issued token is audited before it is returned; a refusal audits nothing.
+// inventory, not revoked: ca::ClientCertificateVerifier; its enrollment enabled), or with its DPS
+// SAS token (attestation::SymmetricKeyVerifier, as the device API and EST check it). The audience
+// is a configured service or a known device (registered, or individually enrolled); the policy
+// must grant every scope word for the pair. The answer is 200 {"access_token", "token_type":
+// "PoP", "expires_in", "scope"} (RFC 6749 §5.1, RFC 9200 §5.8.2) with a token bound to the client
+// certificate; for a SAS-authenticated device (the Kerberos shape) the audience must be a
+// symmetric-key device, the token carries a fresh 256-bit session key sealed for it (cnf.jwe) and
+// the answer adds "session_key" (base64), marked sensitive. Each issued token is audited before
+// it is returned; a refusal audits nothing.
 class TokenApi final : public Route {
  public:
-  // TokenApi keeps references to authority, registry, clock and issuer; all must outlive it.
+  // TokenApi keeps references to authority, registry, clock, issuer, sas_verifier and random;
+  // all must outlive it. id_scope is what device SAS tokens must name.
   TokenApi(const ca::Authority& authority, registry::Registry& registry, const Clock& clock,
-           const TokenIssuer& issuer, ca::TokenPolicy policy)
+           const TokenIssuer& issuer, ca::TokenPolicy policy,
+           attestation::SymmetricKeyVerifier& sas_verifier, std::string id_scope, Random& random)
       : registry_(registry),
         certificates_(authority, registry, clock),
         issuer_(issuer),
-        policy_(std::move(policy)) {}
+        policy_(std::move(policy)),
+        sas_verifier_(sas_verifier),
+        id_scope_(std::move(id_scope)),
+        random_(random) {}
+
+  // SetIdScope replaces the ID scope SAS tokens must name (a node re-reading its settings).
+  void SetIdScope(std::string id_scope) { id_scope_.Set(std::move(id_scope)); }
 
   static constexpr size_t kMaxRequestBytes = 4096;
 
@@ -53,11 +67,20 @@ class TokenApi final : public Route {
   Status CheckEnabled(const ca::TokenParty& device);
   // Audience resolves the requested audience to a configured service or a known device.
   Result<ca::TokenParty> Audience(const std::string& audience);
+  // AuthenticateSas returns the registration ID whose DPS SAS token authorization is.
+  Result<std::string> AuthenticateSas(std::string_view authorization);
+  // SymmetricKey returns the key a symmetric-key device signs its SAS tokens with (its individual
+  // enrollment's primary key, or the one derived from its group's); kFailedPrecondition when the
+  // device has none.
+  Result<std::vector<uint8_t>> SymmetricKey(const ca::TokenParty& device);
 
   registry::Registry& registry_;
   ca::ClientCertificateVerifier certificates_;
   const TokenIssuer& issuer_;
   ca::TokenPolicy policy_;
+  attestation::SymmetricKeyVerifier& sas_verifier_;
+  SharedValue<std::string> id_scope_;
+  Random& random_;
 };
 
 }  // namespace devid::api

@@ -3,11 +3,13 @@
 
 #include "api/token_api.h"
 
+#include <cjose/cjose.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "api/error_codes.h"
 #include "api/testing/api_fixture.h"
+#include "api/token_session_key.h"
 #include "ca/inventory.h"
 #include "ca/profile.h"
 #include "ca/testing/test_csr.h"
@@ -51,8 +53,13 @@ class TokenApiTest : public testing::ApiFixture {
     policy.rules.push_back({.from_devices = {"gateway-1"},
                             .to_groups = {"sensors"},
                             .scopes = {"config:read", "config:write"}});
+    policy.rules.push_back({.from_devices = {"sas-a", "sas-c"},
+                            .to_devices = {"door-1", "sensor-2"},
+                            .to_services = {"historian"},
+                            .scopes = {"door:open"}});
     ASSERT_TRUE(ca::ValidateTokenPolicy(policy));
-    tokens_ = std::make_unique<TokenApi>(*authority_, *registry_, clock_, *issuer_, policy);
+    tokens_ = std::make_unique<TokenApi>(*authority_, *registry_, clock_, *issuer_, policy,
+                                         *verifier_, kScope, random_);
     SaveRegistration("sensor-1", "sensors");
     SaveRegistration("sensor-2", "sensors");
     SaveRegistration("gateway-1", "");
@@ -218,15 +225,103 @@ TEST_F(TokenApiTest, Rejects_MalformedBodies) {
                 error_code::kInvalidTokenRequest, "over 4096 bytes");
 }
 
-TEST_F(TokenApiTest, Rejects_SasAuthenticatedDevice) {
+// SasSetUp enrolls the symmetric devices: sas-a individually, door-1 through group "doors".
+class SymmetricTokenTest : public TokenApiTest {
+ protected:
+  void SetUp() override {
+    TokenApiTest::SetUp();
+    PutSymmetricEnrollment("sas-a");
+    PutSymmetricGroup("doors");
+    SaveRegistration("door-1", "doors");
+    audit_before_ = AuditCount();
+  }
+
+  // Open decrypts cnf.jwe as door-1 would, with the key-encryption key from its derived key.
+  std::vector<uint8_t> Open(const std::string& jwe, std::string_view audience = "door-1") {
+    auto device_key = pki::DeriveSymmetricKey(kGroupKey, audience);
+    EXPECT_TRUE(device_key);
+    std::array<uint8_t, 32> kek = PeerKek(Key(*device_key), audience);
+    cjose_err err{};
+    cjose_jwk_t* jwk = cjose_jwk_create_oct_spec(kek.data(), kek.size(), &err);
+    cjose_jwe_t* parsed = cjose_jwe_import(jwe.data(), jwe.size(), &err);
+    EXPECT_NE(parsed, nullptr);
+    size_t length = 0;
+    uint8_t* plain = parsed ? cjose_jwe_decrypt(parsed, jwk, &length, &err) : nullptr;
+    std::vector<uint8_t> key(plain, plain + (plain ? length : 0));
+    if (plain) cjose_get_dealloc()(plain);
+    if (parsed) cjose_jwe_release(parsed);
+    cjose_jwk_release(jwk);
+    return key;
+  }
+};
+
+TEST_F(SymmetricTokenTest, Issues_SessionKeyToTheCallerAndSealedForTheAudience) {
+  Response r = Post(Ask("door-1", "door:open"), nullptr, DeviceToken(kPrimary, "sas-a"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(r.sensitive_body);
+  json body = Json(r);
+  auto session_key = ossl::Base64Decode(body["session_key"].get<std::string>());
+  ASSERT_TRUE(session_key);
+  EXPECT_EQ(session_key->size(), 32u);
+  json claims = Part(body["access_token"], 1);
+  EXPECT_EQ(claims["sub"], "sas-a");
+  EXPECT_EQ(claims["aud"], "door-1");
+  EXPECT_FALSE(claims["cnf"].contains("x5t#S256"));
+  std::string jwe = claims["cnf"]["jwe"];
+  json jwe_header = Part(jwe, 0);
+  EXPECT_EQ(jwe_header["alg"], "dir");
+  EXPECT_EQ(jwe_header["enc"], "A256GCM");
+  EXPECT_EQ(Open(jwe), *session_key);
+  EXPECT_NE(Open(jwe, "door-2"), *session_key);  // another device's key opens nothing
+
+  auto audit = registry_->ListAudit(0, 100000);
+  ASSERT_TRUE(audit);
+  ASSERT_EQ(audit->size(), audit_before_ + 1);
+  EXPECT_EQ(audit->back().actor, "device:sas-a");
+  EXPECT_THAT(audit->back().outcome, Not(HasSubstr(body["session_key"].get<std::string>())));
+}
+
+TEST_F(SymmetricTokenTest, Issues_AFreshSessionKeyEachTime) {
+  Response a = Post(Ask("door-1", "door:open"), nullptr, DeviceToken(kPrimary, "sas-a"));
+  Response b = Post(Ask("door-1", "door:open"), nullptr, DeviceToken(kPrimary, "sas-a"));
+  EXPECT_NE(Json(a)["session_key"], Json(b)["session_key"]);
+}
+
+TEST_F(SymmetricTokenTest, Rejects_SasTokenSignedWithAnotherKey) {
+  ExpectRefused(Post(Ask("door-1", "door:open"), nullptr, DeviceToken(kGroupKey, "sas-a")), 401,
+                error_code::kUnauthorized, "does not verify for registration sas-a");
+}
+
+TEST_F(SymmetricTokenTest, Rejects_SasTokenForAnotherScope) {
   ExpectRefused(
-      Post(Ask("historian", "telemetry:write"), nullptr, DeviceToken(kPrimary, "sensor-1")), 401,
-      error_code::kTokenNeedsCertificate, "SAS-authenticated devices");
+      Post(Ask("door-1", "door:open"), nullptr, DeviceToken(kPrimary, "sas-a", 3600, "0ne99")),
+      401, error_code::kUnauthorized, "");
+}
+
+TEST_F(SymmetricTokenTest, Rejects_DisabledEnrollment) {
+  PutSymmetricEnrollment("sas-c", /*enabled=*/false);
+  audit_before_ = AuditCount();
+  ExpectRefused(Post(Ask("door-1", "door:open"), nullptr, DeviceToken(kPrimary, "sas-c")), 401,
+                error_code::kEnrollmentDisabled, "disabled");
+}
+
+TEST_F(SymmetricTokenTest, Rejects_AudienceWithoutSymmetricKey) {
+  // A service holds no device key; sensor-2 registered through a group the store does not hold
+  // as symmetric.
+  ExpectRefused(Post(Ask("historian", "door:open"), nullptr, DeviceToken(kPrimary, "sas-a")), 409,
+                error_code::kTokenAudienceNotSymmetric, "not a symmetric-key device");
+  ExpectRefused(Post(Ask("sensor-2", "door:open"), nullptr, DeviceToken(kPrimary, "sas-a")), 409,
+                error_code::kTokenAudienceNotSymmetric, "not a symmetric-key device");
+}
+
+TEST_F(SymmetricTokenTest, Rejects_PairThePolicyDoesNotAllow) {
+  ExpectRefused(Post(Ask("door-1", "door:close"), nullptr, DeviceToken(kPrimary, "sas-a")), 403,
+                error_code::kTokenDenied, "door:close");
 }
 
 TEST_F(TokenApiTest, Rejects_NoCredential) {
   ExpectRefused(Post(Ask("historian", "telemetry:write"), nullptr), 401,
-                error_code::kMissingAuthorization, "TLS client certificate");
+                error_code::kMissingAuthorization, "TLS client certificate, or the device's SAS");
 }
 
 TEST_F(TokenApiTest, Rejects_RevokedCertificate) {
@@ -250,7 +345,8 @@ TEST_F(TokenApiTest, Issues_ToAnIndividuallyEnrolledAudienceNotYetRegistered) {
   tokens_ = std::make_unique<TokenApi>(
       *authority_, *registry_, clock_, *issuer_,
       ca::TokenPolicy{
-          .rules = {{.from_devices = {"*"}, .to_devices = {"clock-1"}, .scopes = {"time"}}}});
+          .rules = {{.from_devices = {"*"}, .to_devices = {"clock-1"}, .scopes = {"time"}}}},
+      *verifier_, kScope, random_);
   Response r = Post(Ask("clock-1", "time"), &*sensor_);
   ASSERT_EQ(r.status, 200) << r.body;
 }

@@ -29,8 +29,12 @@ Result<IssuedPeerToken> TokenIssuer::Issue(const PeerTokenGrant& grant) const {
                                    {"scope", grant.scope},
                                    {"iat", UnixSeconds(issued.issued_at)},
                                    {"exp", UnixSeconds(issued.expires_at)},
-                                   {"jti", issued.jti},
-                                   {"cnf", {{"x5t#S256", grant.x5t_s256}}}};
+                                   {"jti", issued.jti}};
+  if (grant.cnf_jwe.empty()) {
+    claims["cnf"] = {{"x5t#S256", grant.x5t_s256}};
+  } else {
+    claims["cnf"] = {{"jwe", grant.cnf_jwe}};
+  }
   auto token = (*signer)->Sign(claims.dump());
   if (!token) return std::unexpected(token.error().WithContext("issuing a peer token"));
   issued.token = std::move(*token);

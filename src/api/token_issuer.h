@@ -18,12 +18,15 @@ struct TokenIssuerOptions {
 };
 
 // PeerTokenGrant is what the token authority decided to grant: sub may use scope at aud, holding
-// the key of the certificate whose SHA-256 thumbprint (base64url, RFC 8705 §3.1) is x5t_s256.
+// the key of the certificate whose SHA-256 thumbprint (base64url, RFC 8705 §3.1) is x5t_s256, or,
+// for a symmetric device, the session key sealed for the audience in cnf_jwe (RFC 7800 §3.3).
+// Exactly one of the two is set.
 struct PeerTokenGrant {
   std::string subject;
   std::string audience;
   std::string scope;
   std::string x5t_s256;
+  std::string cnf_jwe;
 };
 
 // IssuedPeerToken is a signed peer token and the claims the audit log records about it.
@@ -36,7 +39,7 @@ struct IssuedPeerToken {
 
 // TokenIssuer makes peer tokens (docs/tokens.md): JWTs (RFC 7519) typed ca::kPeerTokenType with
 // iss, sub, aud, scope, iat, exp, a 128-bit random jti and cnf {"x5t#S256"} (RFC 7800 §3.1,
-// RFC 8705 §3.1), signed by the token signer. It decides nothing: the caller authorized the
+// RFC 8705 §3.1) or cnf {"jwe"} (§3.3), signed by the token signer. It decides nothing: the caller authorized the
 // grant. Thread-safe when signer and random are.
 class TokenIssuer {
  public:

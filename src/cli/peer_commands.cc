@@ -8,6 +8,8 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "cli/connection_string.h"
+#include "cli/peer_session_commands.h"
+#include "cli/peer_token_symmetric_commands.h"
 #include "devid/device_key.h"
 #include "devid/peer_token.h"
 #include "devid/peer_token_client.h"
@@ -23,12 +25,19 @@ struct TokenOptions {
   std::string pkcs11_module;
   std::string endpoint;
   std::string trust_bundle_file;
+  SymmetricTokenOptions symmetric;
 };
 
 Status RequestToken(const TokenOptions& options) {
   DEVID_ASSIGN_OR_RETURN(Endpoint endpoint, ParseEndpoint(options.endpoint));
   auto bundle = ReadFile(options.trust_bundle_file);
   if (!bundle) return std::unexpected(bundle.error().WithContext("--trust-bundle"));
+  if (!options.symmetric.symmetric_key_file.empty()) {
+    return RequestSymmetricToken(options.symmetric, endpoint, *bundle, options.to, options.scope);
+  }
+  if (options.certificate_file.empty() || options.key_uri.empty()) {
+    return std::unexpected(InvalidArgument("give --cert and --key, or --symmetric-key-file"));
+  }
   auto chain = ReadFile(options.certificate_file);
   if (!chain) return std::unexpected(chain.error().WithContext("--cert"));
   auto key = sdk::OpenDeviceKey(options.key_uri, {.pkcs11_module = options.pkcs11_module});
@@ -52,6 +61,7 @@ struct VerifyTokenOptions {
   std::string peer_certificate_file;
   std::string scope;
   int clock_skew_seconds = 60;
+  SymmetricPresentation symmetric;
 };
 
 Status VerifyToken(const VerifyTokenOptions& options) {
@@ -59,10 +69,10 @@ Status VerifyToken(const VerifyTokenOptions& options) {
   if (!token) return std::unexpected(token.error().WithContext("reading the token"));
   auto signers = ReadFile(options.signer_file);
   if (!signers) return std::unexpected(signers.error().WithContext("--signer"));
-  auto peer_pem = ReadFile(options.peer_certificate_file);
-  if (!peer_pem) return std::unexpected(peer_pem.error().WithContext("--peer-cert"));
-  auto peer = pki::Certificate::FromPem(*peer_pem);
-  if (!peer) return std::unexpected(peer.error().WithContext("--peer-cert"));
+  bool symmetric = !options.symmetric.symmetric_key_file.empty();
+  if (symmetric == !options.peer_certificate_file.empty()) {
+    return std::unexpected(InvalidArgument("give one of --peer-cert and --symmetric-key-file"));
+  }
   SystemClock clock;
   DEVID_ASSIGN_OR_RETURN(auto verifier,
                          sdk::PeerTokenVerifier::Create(
@@ -70,7 +80,17 @@ Status VerifyToken(const VerifyTokenOptions& options) {
                               .signer_certificates_pem = *signers,
                               .clock_skew = std::chrono::seconds(options.clock_skew_seconds)},
                              clock));
-  auto accepted = verifier->Accept(*token, *peer, options.scope);
+  std::expected<sdk::VerifiedPeerToken, sdk::PeerTokenError> accepted;
+  if (symmetric) {
+    DEVID_ASSIGN_OR_RETURN(accepted,
+                           AcceptSymmetric(*verifier, *token, options.symmetric, options.scope));
+  } else {
+    auto peer_pem = ReadFile(options.peer_certificate_file);
+    if (!peer_pem) return std::unexpected(peer_pem.error().WithContext("--peer-cert"));
+    auto peer = pki::Certificate::FromPem(*peer_pem);
+    if (!peer) return std::unexpected(peer.error().WithContext("--peer-cert"));
+    accepted = verifier->Accept(*token, *peer, options.scope);
+  }
   if (!accepted) {
     return std::unexpected(PermissionDenied(
         "token refused (" + std::string(sdk::PeerTokenRefusalName(accepted.error().reason)) +
@@ -104,12 +124,17 @@ void AddPeerCommands(CLI::App& app, int& exit_code) {
   token->add_option("--to", token_options->to, "The peer's device ID or a service name")
       ->required();
   token->add_option("--scope", token_options->scope, "Space-separated scope words")->required();
-  token->add_option("--cert", token_options->certificate_file, "This device's devid certificate")
-      ->required();
-  token
-      ->add_option("--key", token_options->key_uri,
-                   "URI of its key (file:, pkcs11: or tpm2:), which signs the TLS handshake")
-      ->required();
+  token->add_option("--cert", token_options->certificate_file, "This device's devid certificate");
+  token->add_option("--key", token_options->key_uri,
+                    "URI of its key (file:, pkcs11: or tpm2:), which signs the TLS handshake");
+  token->add_option("--symmetric-key-file", token_options->symmetric.symmetric_key_file,
+                    "Instead of --cert/--key: this device's base64 SAS key (symmetric token)");
+  token->add_option("--id-scope", token_options->symmetric.id_scope,
+                    "The service's ID scope (with --symmetric-key-file)");
+  token->add_option("--registration-id", token_options->symmetric.registration_id,
+                    "This device's registration ID (with --symmetric-key-file)");
+  token->add_option("--session-key-out", token_options->symmetric.session_key_out,
+                    "File (mode 0600) for the session key (with --symmetric-key-file)");
   token->add_option("--pkcs11-module", token_options->pkcs11_module,
                     "PKCS #11 library for URIs without module-path");
   token->add_option("--endpoint", token_options->endpoint, "devid's https:// device endpoint")
@@ -130,10 +155,14 @@ void AddPeerCommands(CLI::App& app, int& exit_code) {
       ->add_option("--signer", verify_options->signer_file,
                    "PEM of the pinned token-signer certificate(s) (token-signer.pem)")
       ->required();
-  verify
-      ->add_option("--peer-cert", verify_options->peer_certificate_file,
-                   "PEM of the certificate the peer presented over TLS (proof of possession)")
-      ->required();
+  verify->add_option("--peer-cert", verify_options->peer_certificate_file,
+                     "PEM of the certificate the peer presented over TLS (proof of possession)");
+  verify->add_option("--symmetric-key-file", verify_options->symmetric.symmetric_key_file,
+                     "Instead of --peer-cert: this device's base64 SAS key (symmetric token)");
+  verify->add_option("--challenge-file", verify_options->symmetric.challenge_file,
+                     "The challenge this device issued (devid peer challenge)");
+  verify->add_option("--proof-file", verify_options->symmetric.proof_file,
+                     "The peer's answer (devid peer prove)");
   verify->add_option("--scope", verify_options->scope, "Scope words the peer must hold");
   verify
       ->add_option("--clock-skew", verify_options->clock_skew_seconds,
@@ -142,6 +171,9 @@ void AddPeerCommands(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   verify->callback(
       [verify_options, &exit_code] { Report(*verify_options, VerifyToken, exit_code); });
+
+  AddPeerSessionCommands(*peer, exit_code);
+  AddPeerChallengeCommands(*peer, exit_code);
 }
 
 }  // namespace devid::cli

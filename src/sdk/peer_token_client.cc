@@ -1,7 +1,10 @@
 #include "devid/peer_token_client.h"
 
+#include <openssl/crypto.h>
+
 #include <nlohmann/json.hpp>
 
+#include "sdk/device_sas_token.h"
 #include "sdk/https_client.h"
 
 namespace devid::sdk {
@@ -38,16 +41,20 @@ Error RefusalError(const HttpResponse& response) {
 }  // namespace
 
 Result<PeerTokenResponse> RequestPeerToken(const PeerTokenRequest& request) {
-  DEVID_ASSIGN_OR_RETURN(
-      HttpsClient client,
-      HttpsClient::Connect(request.host, request.port,
-                           {.trust_bundle_pem = request.trust_bundle_pem,
-                            .certificate_chain_pem = request.certificate_chain_pem,
-                            .client_key = request.key}));
+  std::vector<HttpHeader> headers = {{"content-type", "application/json"}};
+  ClientTlsOptions tls{.trust_bundle_pem = request.trust_bundle_pem};
+  if (request.sas_key) {
+    DEVID_ASSIGN_OR_RETURN(
+        std::string sas, DeviceSasToken(*request.sas_key, request.id_scope, request.registration_id));
+    headers.emplace_back("authorization", std::move(sas));
+  } else {
+    tls.certificate_chain_pem = request.certificate_chain_pem;
+    tls.client_key = request.key;
+  }
+  DEVID_ASSIGN_OR_RETURN(HttpsClient client,
+                         HttpsClient::Connect(request.host, request.port, std::move(tls)));
   std::string body = json{{"audience", request.audience}, {"scope", request.scope}}.dump();
-  DEVID_ASSIGN_OR_RETURN(
-      HttpResponse response,
-      client.Send("POST", "/tokens", {{"content-type", "application/json"}}, body));
+  DEVID_ASSIGN_OR_RETURN(HttpResponse response, client.Send("POST", "/tokens", headers, body));
   if (response.status != 200) return std::unexpected(RefusalError(response));
   json answer = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
   if (!answer.is_object() || !answer.contains("access_token") ||
@@ -56,9 +63,21 @@ Result<PeerTokenResponse> RequestPeerToken(const PeerTokenRequest& request) {
     return std::unexpected(
         Internal("token authority: the answer has no access_token and expires_in"));
   }
-  return PeerTokenResponse{.token = answer["access_token"].get<std::string>(),
-                           .scope = answer.value("scope", ""),
-                           .expires_in = answer["expires_in"].get<int64_t>()};
+  PeerTokenResponse granted{.token = answer["access_token"].get<std::string>(),
+                            .scope = answer.value("scope", ""),
+                            .expires_in = answer["expires_in"].get<int64_t>()};
+  if (request.sas_key) {
+    if (!answer.contains("session_key") || !answer["session_key"].is_string()) {
+      return std::unexpected(Internal("token authority: the answer has no session_key"));
+    }
+    std::string& encoded = answer["session_key"].get_ref<std::string&>();
+    auto key = PeerSessionKey::FromBase64(encoded);
+    OPENSSL_cleanse(encoded.data(), encoded.size());
+    if (!key) return std::unexpected(Internal("token authority: " + key.error().message()));
+    granted.session_key = std::move(*key);
+  }
+  OPENSSL_cleanse(response.body.data(), response.body.size());
+  return granted;
 }
 
 }  // namespace devid::sdk

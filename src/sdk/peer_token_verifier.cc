@@ -6,6 +6,7 @@
 
 #include "devid/peer_token.h"
 #include "pki/x5t.h"
+#include "sdk/peer_token_session_key.h"
 #include "sdk/pinned_jws_verifier.h"
 
 namespace devid::sdk {
@@ -85,6 +86,8 @@ std::string_view PeerTokenRefusalName(PeerTokenRefusal reason) {
       return "too-long";
     case PeerTokenRefusal::kWrongHolder:
       return "wrong-holder";
+    case PeerTokenRefusal::kSealedForAnother:
+      return "sealed-for-another";
     case PeerTokenRefusal::kScopeNotGranted:
       return "scope-not-granted";
     case PeerTokenRefusal::kReplayed:
@@ -130,7 +133,7 @@ Result<std::unique_ptr<PeerTokenVerifier>> PeerTokenVerifier::Create(
 std::expected<VerifiedPeerToken, PeerTokenError> PeerTokenVerifier::Accept(
     std::string_view token, const pki::Certificate& peer_certificate,
     std::string_view required_scope) {
-  auto checked = Check(token, peer_certificate, required_scope);
+  auto checked = Check(token, &peer_certificate, nullptr, required_scope);
   if (!checked) {
     spdlog::warn("peer token refused ({}) by {} from {}: {}",
                  PeerTokenRefusalName(checked.error().reason), options_.audience,
@@ -142,9 +145,50 @@ std::expected<VerifiedPeerToken, PeerTokenError> PeerTokenVerifier::Accept(
   return checked;
 }
 
+std::expected<VerifiedPeerToken, PeerTokenError> PeerTokenVerifier::AcceptWithSessionKey(
+    std::string_view token, std::span<const uint8_t> challenge, std::span<const uint8_t> proof,
+    SasCredential& own_key, std::string_view required_scope) {
+  SymmetricProof symmetric{.challenge = challenge, .proof = proof, .own_key = own_key};
+  auto checked = Check(token, nullptr, &symmetric, required_scope);
+  if (!checked) {
+    spdlog::warn("peer token refused ({}) by {} from a symmetric peer: {}",
+                 PeerTokenRefusalName(checked.error().reason), options_.audience,
+                 checked.error().message);
+  } else {
+    spdlog::info("peer token {} of {} accepted by {} (session key)", checked->jti,
+                 checked->subject, options_.audience);
+  }
+  return checked;
+}
+
+std::expected<void, PeerTokenError> PeerTokenVerifier::CheckSymmetricHolder(
+    const std::string& jwe, const VerifiedPeerToken& claims, const SymmetricProof& symmetric) {
+  auto session_key = OpenSessionKey(jwe, symmetric.own_key, options_.audience);
+  if (!session_key) {
+    return Refuse(PeerTokenRefusal::kSealedForAnother,
+                  "the session key in the token of " + claims.subject +
+                      " does not open with this device's key: " + session_key.error().message());
+  }
+  if (symmetric.challenge.size() != kPeerChallengeBytes) {
+    return Refuse(PeerTokenRefusal::kWrongHolder,
+                  "the challenge must be " + std::to_string(kPeerChallengeBytes) + " bytes");
+  }
+  std::array<uint8_t, 32> expected =
+      ProveWithSessionKey(*session_key, symmetric.challenge, claims.subject, options_.audience);
+  bool holds = symmetric.proof.size() == expected.size() &&
+               CRYPTO_memcmp(symmetric.proof.data(), expected.data(), expected.size()) == 0;
+  OPENSSL_cleanse(expected.data(), expected.size());
+  if (!holds) {
+    return Refuse(PeerTokenRefusal::kWrongHolder,
+                  "the peer's proof is not made with the session key of the token of " +
+                      claims.subject);
+  }
+  return {};
+}
+
 std::expected<VerifiedPeerToken, PeerTokenError> PeerTokenVerifier::Check(
-    std::string_view token, const pki::Certificate& peer_certificate,
-    std::string_view required_scope) {
+    std::string_view token, const pki::Certificate* peer_certificate,
+    const SymmetricProof* symmetric, std::string_view required_scope) {
   if (token.size() > options_.max_token_bytes) {
     return Refuse(PeerTokenRefusal::kMalformed,
                   "the token is " + std::to_string(token.size()) + " bytes, over the " +
@@ -159,9 +203,19 @@ std::expected<VerifiedPeerToken, PeerTokenError> PeerTokenVerifier::Check(
   if (!claims.is_object() || !IsString(claims, "iss") || !IsString(claims, "sub") ||
       !IsString(claims, "aud") || !IsString(claims, "scope") || !IsString(claims, "jti") ||
       !IsInteger(claims, "iat") || !IsInteger(claims, "exp") || !claims.contains("cnf") ||
-      !claims["cnf"].is_object() || !IsString(claims["cnf"], "x5t#S256")) {
+      !claims["cnf"].is_object()) {
     return Refuse(PeerTokenRefusal::kMalformed,
-                  "the token's claims lack iss, sub, aud, scope, jti, iat, exp or cnf.x5t#S256");
+                  "the token's claims lack iss, sub, aud, scope, jti, iat, exp or cnf");
+  }
+  // The confirmation method must be the one the peer presents with: a certificate or a session
+  // key, never either.
+  const char* confirmation = peer_certificate != nullptr ? "x5t#S256" : "jwe";
+  if (!IsString(claims["cnf"], confirmation) || claims["cnf"].size() != 1) {
+    return Refuse(PeerTokenRefusal::kMalformed,
+                  std::string("the token's cnf is not {\"") + confirmation + "\"}: " +
+                      (peer_certificate != nullptr
+                           ? "a token with a session key is presented with a proof, not over mTLS"
+                           : "a token bound to a certificate is presented over mTLS"));
   }
   VerifiedPeerToken accepted;
   accepted.issuer = claims["iss"].get<std::string>();
@@ -194,16 +248,22 @@ std::expected<VerifiedPeerToken, PeerTokenError> PeerTokenVerifier::Check(
                   "the token of " + accepted.subject + " is valid for longer than the " +
                       std::to_string(options_.max_lifetime.count()) + " s this device allows");
   }
-  // RFC 8705 §3.1 / RFC 7800 §3.1: the handshake proved the peer holds its certificate's key;
-  // the token must be bound to that certificate.
-  std::string holder = pki::X5tS256(peer_certificate);
-  std::string bound = claims["cnf"]["x5t#S256"].get<std::string>();
-  if (holder.size() != bound.size() ||
-      CRYPTO_memcmp(holder.data(), bound.data(), holder.size()) != 0) {
-    return Refuse(PeerTokenRefusal::kWrongHolder,
-                  "the token of " + accepted.subject +
-                      " is bound to another certificate than the one the peer presented (" +
-                      peer_certificate.SubjectName() + ")");
+  if (peer_certificate != nullptr) {
+    // RFC 8705 §3.1 / RFC 7800 §3.1: the handshake proved the peer holds its certificate's key;
+    // the token must be bound to that certificate.
+    std::string holder = pki::X5tS256(*peer_certificate);
+    std::string bound = claims["cnf"]["x5t#S256"].get<std::string>();
+    if (holder.size() != bound.size() ||
+        CRYPTO_memcmp(holder.data(), bound.data(), holder.size()) != 0) {
+      return Refuse(PeerTokenRefusal::kWrongHolder,
+                    "the token of " + accepted.subject +
+                        " is bound to another certificate than the one the peer presented (" +
+                        peer_certificate->SubjectName() + ")");
+    }
+  } else if (auto holds = CheckSymmetricHolder(claims["cnf"]["jwe"].get<std::string>(), accepted,
+                                               *symmetric);
+             !holds) {
+    return std::unexpected(holds.error());
   }
   for (const std::string& word : Words(required_scope)) {
     if (std::find(accepted.scopes.begin(), accepted.scopes.end(), word) == accepted.scopes.end()) {

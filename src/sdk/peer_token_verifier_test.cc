@@ -210,7 +210,7 @@ TEST_F(PeerTokenVerifierTest, Rejects_OtherJwsTypesAndClaimsThatAreNotAToken) {
   auto raw = signer_->Sign(R"({"iss":"x","sub":"sensor-1","aud":"historian","scope":"t:write",)"
                            R"("jti":"j","iat":1795700000,"exp":1795700300})");
   ASSERT_TRUE(raw);
-  ExpectRefused(*raw, PeerTokenRefusal::kMalformed, "cnf.x5t#S256");
+  ExpectRefused(*raw, PeerTokenRefusal::kMalformed, "exp or cnf");
 }
 
 TEST_F(PeerTokenVerifierTest, Create_Rejects_BadOptions) {

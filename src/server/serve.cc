@@ -247,7 +247,8 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
       renewing_token_signer.Source(), clock, random,
       {.issuer = "https://" + config->server.host_name,
        .ttl = std::chrono::seconds(config->tokens.ttl_seconds)});
-  api::TokenApi token_api(authority, **registry, clock, token_issuer, config->tokens.policy);
+  api::TokenApi token_api(authority, **registry, clock, token_issuer, config->tokens.policy,
+                          verifier, *id_scope, random);
   routes.push_back(&token_api);
   api::Router router(device_api, service_api, random, routes);
 
@@ -290,6 +291,7 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
       [&](const NodeSettings& settings) {
         device_api.SetIdScope(settings.id_scope);
         est->SetIdScope(settings.id_scope);
+        token_api.SetIdScope(settings.id_scope);
         service_auth.SetPolicies(settings.policies);
         if (settings.policies.empty()) return;
         if (auto written = write_connection(settings.id_scope, settings.policies.front());
