@@ -57,17 +57,9 @@ describe_machine
 echo "$machine" >"$OUT/machine.txt"
 
 # --- baseline: openssl speed -------------------------------------------------------------------
-# The last line is "256 bits ecdsa (nistp256)  <sign s> <verify s>  <sign/s> <verify/s>".
-speed() {
-  local name=$1
-  shift
-  openssl speed "$@" -seconds 3 ecdsap256 >"$OUT/openssl-speed-$name.txt" 2>/dev/null
-  awk '/ecdsa \(nistp256\)/ { s = $(NF-1); v = $NF } END { print s, v }' \
-    "$OUT/openssl-speed-$name.txt"
-}
 log "openssl speed -seconds 3 ecdsap256 (CPU time, then -elapsed)"
-read -r cpu_sign cpu_verify < <(speed cpu)
-read -r wall_sign wall_verify < <(speed elapsed -elapsed)
+read -r cpu_sign cpu_verify < <(ecdsa_speed cpu)
+read -r wall_sign wall_verify < <(ecdsa_speed elapsed -elapsed)
 jq -n --arg s1 "$cpu_sign" --arg v1 "$cpu_verify" --arg s2 "$wall_sign" --arg v2 "$wall_verify" \
   '{cpu_time: {sign_per_s: ($s1|tonumber), verify_per_s: ($v1|tonumber)},
     elapsed: {sign_per_s: ($s2|tonumber), verify_per_s: ($v2|tonumber)}}' >"$OUT/openssl-speed.json"

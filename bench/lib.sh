@@ -100,6 +100,29 @@ stop_swtpm() {
   if [[ -n ${tpm_pid:-} ]]; then kill "$tpm_pid" 2>/dev/null || true; fi
 }
 
+# cpu_ticks PID: the CPU time (user + system, clock ticks) of PID and its child processes
+# (nginx's workers) so far.
+cpu_ticks() {
+  local pid total=0 fields
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    read -ra fields <"/proc/$pid/stat" || continue
+    # Fields 14 and 15 (utime, stime), counted after the parenthesized command name.
+    total=$((total + fields[13] + fields[14]))
+  done
+  echo "$total"
+}
+
+# ecdsa_speed NAME [ARG...]: `openssl speed ARG... -seconds 3 ecdsap256`, its output in
+# $OUT/openssl-speed-NAME.txt; prints "<sign/s> <verify/s>" from its last line
+# ("256 bits ecdsa (nistp256)  <sign s> <verify s>  <sign/s> <verify/s>").
+ecdsa_speed() {
+  local name=$1
+  shift
+  openssl speed "$@" -seconds 3 ecdsap256 >"$OUT/openssl-speed-$name.txt" 2>/dev/null
+  awk '/ecdsa \(nistp256\)/ { s = $(NF-1); v = $NF } END { print s, v }' \
+    "$OUT/openssl-speed-$name.txt"
+}
+
 # describe_machine logs the load average and sets $machine: cores, CPU, kernel, time and commit
 # (+changes when the tree differs from it), as RESULTS.md records them.
 describe_machine() {

@@ -117,18 +117,6 @@ for _ in $(seq 100); do
 done
 
 # --- measurements ------------------------------------------------------------------------------
-# cpu_ticks PID: the CPU time (user + system, clock ticks) of PID and its child processes
-# (nginx's workers) so far.
-cpu_ticks() {
-  local pid total=0 fields
-  for pid in "$1" $(pgrep -P "$1" || true); do
-    read -ra fields <"/proc/$pid/stat" || continue
-    # Fields 14 and 15 (utime, stime), counted after the parenthesized command name.
-    total=$((total + fields[13] + fields[14]))
-  done
-  echo "$total"
-}
-
 # run LABEL PORT TRUST SERVER_PID ARGS...: one measurement, its JSON in $OUT/LABEL.json with the
 # server's CPU microseconds per successful request added, summarized.
 run() {

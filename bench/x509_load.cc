@@ -9,6 +9,9 @@
 //   register  PUT /{scope}/registrations/{id}/register, one distinct device per request: leaves
 //             with CN = --id-prefix + index are minted before the clock starts, signed by
 //             --issuer-cert/--issuer-key (ECDSA P-256, clientAuth), and sent with the issuer.
+//   token     POST /tokens {"audience", "scope"} with the device certificate --cert/--key, each
+//             worker on one kept-alive connection (a handshake per worker, not per request):
+//             the token authority's issuance rate (bench/tokens.sh).
 // The same requests can be sent to any HTTPS server that asks for client certificates (nginx
 // with ssl_verify_client on), for a same-run baseline. Prints one JSON line.
 
@@ -28,7 +31,9 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -54,6 +59,7 @@ struct Options {
   int concurrency = 4;
   double duration = 10;
   bool resume = false;
+  std::string audience, scope;  // token
   std::string label;
 };
 
@@ -133,10 +139,10 @@ Device MintLeaf(const std::string& id, X509* issuer, EVP_PKEY* issuer_key) {
 }
 
 std::string Request(const std::string& method, const std::string& target,
-                    const std::string& body) {
+                    const std::string& body, bool keep_alive = false) {
   return method + " " + target + " HTTP/1.1\r\nHost: localhost\r\nUser-Agent: devid_x509_load\r\n" +
          "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\nConnection: close\r\n\r\n" + body;
+         "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n" + body;
 }
 
 struct Totals {
@@ -195,6 +201,91 @@ int Exchange(SSL_CTX* ctx, const sockaddr_in& address, const Device& device, X50
   return status;
 }
 
+// KeptAlive is one worker's mutual-TLS connection, opened on first use and reused for every
+// request until an exchange fails.
+class KeptAlive {
+ public:
+  ~KeptAlive() { Close(); }
+
+  // Exchange sends device.request and reads one answer (headers and Content-Length body); returns
+  // the HTTP status (0 on a failure, after which the next call reconnects).
+  int Exchange(SSL_CTX* ctx, const sockaddr_in& address, const Device& device, X509* issuer,
+               std::string& error) {
+    if (ssl_ == nullptr && !Connect(ctx, address, device, issuer, error)) return 0;
+    if (SSL_write(ssl_, device.request.data(), static_cast<int>(device.request.size())) <= 0) {
+      return Failed("write failed", error);
+    }
+    std::string answer;
+    size_t body_start = std::string::npos;
+    size_t length = 0;
+    char buffer[16384];
+    while (body_start == std::string::npos || answer.size() < body_start + length) {
+      int n = SSL_read(ssl_, buffer, sizeof(buffer));
+      if (n <= 0) return Failed("connection closed mid-answer", error);
+      answer.append(buffer, static_cast<size_t>(n));
+      if (body_start == std::string::npos) {
+        size_t end = answer.find("\r\n\r\n");
+        if (end == std::string::npos) continue;
+        body_start = end + 4;
+        std::string headers = answer.substr(0, end);
+        std::transform(headers.begin(), headers.end(), headers.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        size_t field = headers.find("\r\ncontent-length:");
+        length = field == std::string::npos ? 0 : std::strtoul(headers.c_str() + field + 17,
+                                                               nullptr, 10);
+      }
+    }
+    int status = answer.starts_with("HTTP/1.1 ") ? std::atoi(answer.c_str() + 9) : 0;
+    if (status != 200) error = answer.substr(0, 600);
+    return status;
+  }
+
+ private:
+  bool Connect(SSL_CTX* ctx, const sockaddr_in& address, const Device& device, X509* issuer,
+               std::string& error) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+      Failed("connect failed", error);
+      return false;
+    }
+    ssl_ = SSL_new(ctx);
+    SSL_set_fd(ssl_, fd_);
+    SSL_set_tlsext_host_name(ssl_, "localhost");
+    SSL_use_certificate(ssl_, device.leaf);
+    SSL_use_PrivateKey(ssl_, device.key);
+    if (issuer != nullptr) SSL_add1_chain_cert(ssl_, issuer);
+    if (SSL_connect(ssl_) != 1) {
+      char text[256];
+      ERR_error_string_n(ERR_get_error(), text, sizeof(text));
+      Failed(std::string("handshake: ") + text, error);
+      return false;
+    }
+    return true;
+  }
+
+  int Failed(const std::string& what, std::string& error) {
+    error = what;
+    ERR_clear_error();
+    Close();
+    return 0;
+  }
+
+  void Close() {
+    if (ssl_ != nullptr) {
+      SSL_shutdown(ssl_);
+      SSL_free(ssl_);
+      ssl_ = nullptr;
+    }
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+  SSL* ssl_ = nullptr;
+  int fd_ = -1;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -204,10 +295,12 @@ int main(int argc, char** argv) {
   app.add_option("--port", o.port, "server port")->required();
   app.add_option("--trust-bundle", o.trust_bundle, "PEM roots the server must chain to")
       ->required();
-  app.add_option("--mode", o.mode, "status or register");
+  app.add_option("--mode", o.mode, "status, register or token");
   app.add_option("--path", o.path, "status: the request target");
-  app.add_option("--cert", o.cert, "status: device chain PEM, leaf first");
-  app.add_option("--key", o.key, "status: device key PEM");
+  app.add_option("--cert", o.cert, "status, token: device chain PEM, leaf first");
+  app.add_option("--key", o.key, "status, token: device key PEM");
+  app.add_option("--audience", o.audience, "token: the peer device or service");
+  app.add_option("--scope", o.scope, "token: the scope asked for");
   app.add_option("--issuer-cert", o.issuer_cert, "register: intermediate CA certificate PEM");
   app.add_option("--issuer-key", o.issuer_key, "register: intermediate CA key PEM");
   app.add_option("--id-scope", o.id_scope, "register: DPS ID scope");
@@ -241,8 +334,18 @@ int main(int argc, char** argv) {
                                "{\"registrationId\":\"" + device.id + "\"}");
       devices.push_back(std::move(device));
     }
+  } else if (o.mode == "token") {
+    STACK_OF(X509)* rest = sk_X509_new_null();
+    Device device;
+    device.leaf = ReadCertificate(o.cert, rest);
+    device.key = ReadKey(o.key);
+    if (sk_X509_num(rest) > 0) issuer = sk_X509_value(rest, 0);
+    device.request = Request("POST", "/tokens",
+                             nlohmann::json{{"audience", o.audience}, {"scope", o.scope}}.dump(),
+                             /*keep_alive=*/true);
+    devices.push_back(device);
   } else {
-    Die("--mode must be status or register");
+    Die("--mode must be status, register or token");
   }
 
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
@@ -265,6 +368,7 @@ int main(int argc, char** argv) {
   for (int w = 0; w < o.concurrency; ++w) {
     workers.emplace_back([&] {
       SSL_SESSION* session = nullptr;
+      KeptAlive connection;
       std::vector<double> latencies;
       while (std::chrono::steady_clock::now() < deadline) {
         size_t index = 0;
@@ -275,7 +379,9 @@ int main(int argc, char** argv) {
         auto sent = std::chrono::steady_clock::now();
         bool resumed = false;
         std::string error;
-        int status = Exchange(ctx, address, devices[index], issuer, &session, resumed, error);
+        int status = o.mode == "token"
+                         ? connection.Exchange(ctx, address, devices[index], issuer, error)
+                         : Exchange(ctx, address, devices[index], issuer, &session, resumed, error);
         if (!o.resume && session != nullptr) {
           SSL_SESSION_free(session);
           session = nullptr;

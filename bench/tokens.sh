@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# bench/tokens.sh measures peer tokens (docs/tokens.md): the token authority's issuance rate in
+# `devid serve` (POST /tokens over mutual TLS, each worker on one kept-alive connection, at several
+# concurrencies, with the server's CPU per token) and, per core, the authority's signing alone and
+# a peer's offline check (devid_peer_token_bench). Same-run baseline: `openssl speed ecdsap256`
+# (each token is one ECDSA P-256 signature plus one audit write) and, when MIT Kerberos is
+# installed (krb5-kdc, krb5-admin-server, krb5-user), its KDC's service-ticket (TGS) rate: KRB5_PROCS
+# `kvno` processes, each with its own ticket-granting ticket, asking for KRB5_SERVICES distinct
+# services, the KDC's CPU per ticket measured as devid's. Two devices are enrolled over
+# EST exactly as a device would be; the policy lets bench-a ask for bench-b. Everything runs on
+# 127.0.0.1; results go to $OUT (default: a new temp dir) and a summary is printed.
+#
+# Environment (defaults): DURATION=10 (s per measurement) CONCURRENCIES="4 8 16 32"
+#   KRB5_PROCS=4 KRB5_SERVICES=1000 PERF=0 (1: perf record the server during the last concurrency, for the audit write's share)
+#   BUILD_DIR=build/release (configured with the release preset unless it has the binaries)
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+CONCURRENCIES=${CONCURRENCIES:-4 8 16 32}
+PERF=${PERF:-0}
+KRB5_PROCS=${KRB5_PROCS:-4}
+KRB5_SERVICES=${KRB5_SERVICES:-1000}
+
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+require_tools openssl jq
+ensure_built "devid devid_x509_load devid_peer_token_bench" "$BUILD_DIR/devid" \
+  "$BUILD_DIR/bench/devid_x509_load" "$BUILD_DIR/bench/devid_peer_token_bench"
+devid=$BUILD_DIR/devid
+load=$BUILD_DIR/bench/devid_x509_load
+
+make_workspace devid-tokens-bench
+devid_pid=""
+perf_pid=""
+
+# shellcheck disable=SC2317  # called by the EXIT trap
+cleanup() {
+  stop "$perf_pid" INT
+  stop "$devid_pid"
+  stop "${kdc_pid:-}"
+  remove_workspace
+}
+trap cleanup EXIT
+
+describe_machine
+echo "$machine" >"$OUT/machine.txt"
+
+log "openssl speed -seconds 3 ecdsap256 (CPU time)"
+read -r speed_sign speed_verify < <(ecdsa_speed cpu)
+
+log "devid_peer_token_bench: signing and offline verification per core"
+"$BUILD_DIR/bench/devid_peer_token_bench" --benchmark_format=json \
+  --benchmark_out="$OUT/peer-token-bench.json" --benchmark_out_format=json >/dev/null
+
+# --- devid serve with a policy, two devices enrolled over EST ----------------------------------
+data=$tmp/data
+printf '%s\n' '[tokens]' 'ttl_seconds = 300' '[[tokens.rule]]' 'from_devices = ["bench-a"]' \
+  'to_devices = ["bench-b"]' 'scopes = ["door:open"]' >"$tmp/devid.toml"
+"$devid" serve --data-dir "$data" --listen 127.0.0.1:0 --config "$tmp/devid.toml" \
+  >"$tmp/devid.log" 2>&1 &
+devid_pid=$!
+port=$(wait_listening "$tmp/devid.log" "$devid_pid")
+read_connection "$data"
+endpoint=$(jq -r .deviceEndpoint "$data/connection.json")
+devices=$tmp/devices
+mkdir -p "$devices"
+printf 'bench passphrase\n' >"$devices/passphrase"
+chmod 600 "$devices/passphrase"
+for device in bench-a bench-b; do
+  openssl rand -base64 32 >"$devices/$device.sas"
+  "$devid" enrollment add --registration-id "$device" --primary-key "$(cat "$devices/$device.sas")" \
+    --connection "$data/connection.json" >/dev/null
+  "$devid" device enroll --symmetric-key-file "$devices/$device.sas" \
+    --key "file:$devices/$device.key?passphrase-file=$devices/passphrase" \
+    --cert-out "$devices/$device.pem" --registration-id "$device" --id-scope "$id_scope" \
+    --endpoint "$endpoint" --trust-bundle "$trust" >/dev/null
+done
+# The load generator reads a plain PEM key.
+openssl pkey -in "$devices/bench-a.key" -passin "file:$devices/passphrase" \
+  -out "$devices/bench-a.plain.key"
+
+# --- issuance over HTTPS -----------------------------------------------------------------------
+token_args=(--mode token --cert "$devices/bench-a.pem" --key "$devices/bench-a.plain.key"
+  --audience bench-b --scope door:open --port "$port" --trust-bundle "$trust")
+log "warm-up: 2 s at concurrency 4"
+"$load" "${token_args[@]}" --concurrency 4 --duration 2 --label warmup >"$OUT/warmup.json"
+last=${CONCURRENCIES##* }
+for c in $CONCURRENCIES; do
+  if [[ $PERF == 1 && $c == "$last" ]]; then
+    perf record -e cpu-clock -F 499 -g -p "$devid_pid" -o "$OUT/perf-tokens.data" \
+      >/dev/null 2>&1 &
+    perf_pid=$!
+    sleep 1
+  fi
+  log "POST /tokens: concurrency $c, $DURATION s"
+  before=$(cpu_ticks "$devid_pid")
+  "$load" "${token_args[@]}" --concurrency "$c" --duration "$DURATION" --label "tokens-c$c" \
+    >"$OUT/tokens-c$c.raw.json"
+  after=$(cpu_ticks "$devid_pid")
+  jq --argjson ticks $((after - before)) --argjson hz "$(getconf CLK_TCK)" \
+    '. + {server_cpu_us_per_ok: (if .ok > 0 then $ticks / $hz * 1e6 / .ok else null end)}' \
+    "$OUT/tokens-c$c.raw.json" >"$OUT/tokens-c$c.json"
+  if [[ -n $perf_pid ]]; then
+    stop "$perf_pid" INT
+    perf_pid=""
+  fi
+done
+
+# --- baseline: MIT Kerberos service tickets -----------------------------------------------------
+kdc_pid=""
+if command -v krb5kdc >/dev/null && command -v kvno >/dev/null; then
+  krb=$tmp/krb5
+  mkdir -p "$krb"
+  kdc_port=$(free_port)
+  printf '%s\n' '[realms]' ' BENCH.TEST = {' "  database_name = $krb/principal" \
+    "  key_stash_file = $krb/stash" "  kdc_ports = $kdc_port" "  kdc_tcp_ports = $kdc_port" ' }' \
+    '[logging]' " kdc = FILE:$krb/kdc.log" >"$krb/kdc.conf"
+  printf '%s\n' '[libdefaults]' ' default_realm = BENCH.TEST' ' dns_lookup_kdc = false' \
+    ' rdns = false' '[realms]' ' BENCH.TEST = {' "  kdc = 127.0.0.1:$kdc_port" ' }' \
+    >"$krb/krb5.conf"
+  export KRB5_CONFIG=$krb/krb5.conf KRB5_KDC_PROFILE=$krb/kdc.conf
+  log "krb5: a realm with $KRB5_SERVICES services"
+  kdb5_util create -s -r BENCH.TEST -P "$(openssl rand -hex 16)" >/dev/null 2>&1
+  services=()
+  for i in $(seq "$KRB5_SERVICES"); do services+=("svc/s$i"); done
+  { echo "addprinc -pw client-password client"
+    printf 'addprinc -randkey %s\n' "${services[@]}"; } | kadmin.local >/dev/null 2>&1
+  krb5kdc -n -P "$krb/kdc.pid" >/dev/null 2>&1 &
+  kdc_pid=$!
+  sleep 1
+  for p in $(seq "$KRB5_PROCS"); do
+    KRB5CCNAME=FILE:$krb/cc$p kinit client <<<client-password >/dev/null
+  done
+  log "krb5: $KRB5_PROCS kvno processes x $KRB5_SERVICES service tickets"
+  before=$(cpu_ticks "$kdc_pid")
+  start_ns=$(date +%s%N)
+  kvno_pids=()
+  for p in $(seq "$KRB5_PROCS"); do
+    KRB5CCNAME=FILE:$krb/cc$p kvno "${services[@]}" >/dev/null &
+    kvno_pids+=($!)
+  done
+  wait_ok=0
+  for pid in "${kvno_pids[@]}"; do wait "$pid" || wait_ok=1; done
+  end_ns=$(date +%s%N)
+  after=$(cpu_ticks "$kdc_pid")
+  jq -n --argjson tickets $((KRB5_PROCS * KRB5_SERVICES)) --argjson failed "$wait_ok" \
+    --argjson ns $((end_ns - start_ns)) --argjson ticks $((after - before)) \
+    --argjson hz "$(getconf CLK_TCK)" '{tickets: $tickets, any_failed: ($failed == 1),
+      elapsed_s: ($ns / 1e9), tickets_per_s: ($tickets / ($ns / 1e9)),
+      kdc_cpu_us_per_ticket: ($ticks / $hz * 1e6 / $tickets)}' >"$OUT/krb5-tgs.json"
+  stop "$kdc_pid"
+  kdc_pid=""
+else
+  log "krb5kdc or kvno not installed: no Kerberos baseline"
+fi
+
+# --- summary -----------------------------------------------------------------------------------
+echo
+log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "results in $OUT"
+echo "machine: $machine"
+echo "openssl speed ecdsap256, one core: $speed_sign sign/s, $speed_verify verify/s"
+jq -r '.benchmarks[] | "\(.name): \(.tokens_per_s | round) tokens/s on one core " +
+  "(\(.real_time * 10 | round / 10) us each)\(if .error_occurred then " ERROR " +
+  .error_message else "" end)"' "$OUT/peer-token-bench.json"
+for c in $CONCURRENCIES; do
+  jq -r '"\(.label): \(.ok) ok, \(.failed) failed, \(.ok_per_s | round) tokens/s, " +
+    "p50 \(.latency_ms.p50 * 100 | round / 100) ms, p99 \(.latency_ms.p99 * 100 | round / 100) ms, " +
+    "server CPU \(.server_cpu_us_per_ok // 0 | round) us/token" +
+    (if .first_error != "" then " (first error: " + (.first_error | .[0:200]) + ")" else "" end)' \
+    "$OUT/tokens-c$c.json"
+done
+if [[ -f $OUT/krb5-tgs.json ]]; then
+  jq -r '"MIT Kerberos TGS: \(.tickets) service tickets in \(.elapsed_s * 100 | round / 100) s, " +
+    "\(.tickets_per_s | round) tickets/s, KDC CPU \(.kdc_cpu_us_per_ticket | round) us/ticket" +
+    (if .any_failed then " (a kvno failed)" else "" end)' "$OUT/krb5-tgs.json"
+fi
+exit 0
