@@ -20,6 +20,7 @@
 
 #include "base/file.h"
 #include "keys/testing/softhsm_token.h"  // RunShell
+#include "peer_devices.h"
 #include "server_process.h"
 
 extern char** environ;
@@ -107,33 +108,15 @@ class PeerSessionTest : public ::testing::Test {
     dir_ = server_->root() + "/devices";
     std::filesystem::create_directories(dir_);
     ASSERT_TRUE(WriteFileAtomically(dir_ + "/passphrase", "peer key passphrase\n", 0600));
-    Enroll(kDeviceA, kKeyA);
-    Enroll(kDeviceB, kKeyB);
+    ASSERT_NO_FATAL_FAILURE(EnrollPeerDevice(*server_, dir_, kDeviceA, kKeyA));
+    ASSERT_NO_FATAL_FAILURE(EnrollPeerDevice(*server_, dir_, kDeviceB, kKeyB));
     Refresh(kDeviceA);
     Refresh(kDeviceB);
   }
 
-  std::string KeyUri(const std::string& device) const {
-    return "file:" + dir_ + "/" + device + ".key?passphrase-file=" + dir_ + "/passphrase";
-  }
-  std::string Certificate(const std::string& device) const { return dir_ + "/" + device + ".pem"; }
+  std::string KeyUri(const std::string& device) const { return PeerKeyUri(dir_, device); }
+  std::string Certificate(const std::string& device) const { return PeerCertificate(dir_, device); }
   std::string TrustDir(const std::string& device) const { return dir_ + "/" + device + ".trust"; }
-
-  // Enroll adds an individual enrollment and gets the device its first certificate over EST.
-  void Enroll(const std::string& device, const std::string& symmetric_key) {
-    CommandResult added =
-        RunCommand({DEVID_BINARY, "enrollment", "add", "--registration-id", device, "--primary-key",
-                    symmetric_key, "--connection", server_->connection_file()});
-    ASSERT_EQ(added.exit_code, 0) << Describe(added);
-    std::string sas_file = dir_ + "/" + device + ".sas";
-    ASSERT_TRUE(WriteFileAtomically(sas_file, symmetric_key + "\n", 0600));
-    CommandResult enrolled =
-        RunCommand({DEVID_BINARY, "device", "enroll", "--symmetric-key-file", sas_file, "--key",
-                    KeyUri(device), "--cert-out", Certificate(device), "--registration-id", device,
-                    "--id-scope", server_->id_scope(), "--endpoint", server_->device_endpoint(),
-                    "--trust-bundle", server_->trust_bundle_file()});
-    ASSERT_EQ(enrolled.exit_code, 0) << Describe(enrolled);
-  }
 
   void Refresh(const std::string& device) {
     CommandResult refreshed =

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "base/file.h"
+#include "peer_devices.h"
 #include "server_process.h"
 
 namespace devid::testing {
@@ -25,9 +26,14 @@ constexpr char kKeyC[] = "Y2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2M=";
 
 constexpr char kPolicy[] = R"([tokens]
 ttl_seconds = 120
+services = ["historian"]
 [[tokens.rule]]
 from_devices = ["sas-a", "sas-c"]
 to_devices = ["sas-b"]
+scopes = ["door:open"]
+[[tokens.rule]]
+from_devices = ["sas-a"]
+to_services = ["historian"]
 scopes = ["door:open"]
 )";
 
@@ -39,20 +45,12 @@ class PeerTokenSymmetricTest : public ::testing::Test {
     server_.emplace(std::move(*started));
     dir_ = server_->root() + "/devices";
     std::filesystem::create_directories(dir_);
-    Enroll("sas-a", kKeyA);
-    Enroll("sas-b", kKeyB);
-    Enroll("sas-c", kKeyC);
+    ASSERT_NO_FATAL_FAILURE(AddSasDevice(*server_, dir_, "sas-a", kKeyA));
+    ASSERT_NO_FATAL_FAILURE(AddSasDevice(*server_, dir_, "sas-b", kKeyB));
+    ASSERT_NO_FATAL_FAILURE(AddSasDevice(*server_, dir_, "sas-c", kKeyC));
   }
 
   std::string File(const std::string& name) const { return dir_ + "/" + name; }
-
-  void Enroll(const std::string& device, const std::string& key) {
-    CommandResult added =
-        RunCommand({DEVID_BINARY, "enrollment", "add", "--registration-id", device, "--primary-key",
-                    key, "--connection", server_->connection_file()});
-    ASSERT_EQ(added.exit_code, 0) << Describe(added);
-    ASSERT_TRUE(WriteFileAtomically(File(device + ".sas"), key + std::string("\n"), 0600));
-  }
 
   // AskToken has device ask for a token to sas-b; the session key goes to <device>.session.
   CommandResult AskToken(const std::string& device, const std::string& to = "sas-b") {
@@ -134,7 +132,7 @@ TEST_F(PeerTokenSymmetricTest, SessionKeyProof_VerifiesOfflineAfterTheServerStop
   EXPECT_THAT(swapped.err, HasSubstr("token refused (wrong-holder)"));
 }
 
-TEST_F(PeerTokenSymmetricTest, Refusals_WrongKeyAndUnknownAudience) {
+TEST_F(PeerTokenSymmetricTest, Refusals_WrongKeyUnknownAudienceAndService) {
   // sas-a's token signed with sas-c's key.
   ASSERT_TRUE(WriteFileAtomically(File("sas-a.sas"), std::string(kKeyC) + "\n", 0600));
   CommandResult forged = AskToken("sas-a");
@@ -147,6 +145,12 @@ TEST_F(PeerTokenSymmetricTest, Refusals_WrongKeyAndUnknownAudience) {
   EXPECT_EQ(nobody.exit_code, 1) << Describe(nobody);
   EXPECT_THAT(nobody.err, HasSubstr("token authority: 404 404007"));
   EXPECT_EQ(nobody.out, "");
+  // A service the policy lets sas-a reach holds no key to seal a session key for.
+  CommandResult service = AskToken("sas-a", "historian");
+  EXPECT_EQ(service.exit_code, 1) << Describe(service);
+  EXPECT_THAT(service.err, HasSubstr("token authority: 409 409004"));
+  EXPECT_EQ(service.out, "");
+  EXPECT_FALSE(std::filesystem::exists(File("sas-a.session")));
 }
 
 }  // namespace
