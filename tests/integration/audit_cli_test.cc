@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "est_client.h"
 #include "registry/sqlite/connection.h"
 #include "server_process.h"
 
@@ -26,9 +27,7 @@ class AuditCliTest : public ::testing::Test {
     ASSERT_TRUE(server.has_value()) << server.error().message();
     server_.emplace(std::move(*server));
     for (const char* id : {"audit-1", "audit-2", "audit-3"}) {
-      CommandResult added =
-          RunCommand({DEVID_BINARY, "enrollment", "add", "--registration-id", id, "--primary-key",
-                      kDeviceKey, "--connection", server_->connection_file()});
+      CommandResult added = AddSasEnrollment(*server_, id, kDeviceKey);
       ASSERT_EQ(added.exit_code, 0) << Describe(added);
     }
   }

@@ -12,10 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "base/clock.h"
 #include "keys/testing/softhsm_token.h"  // RunShell
-#include "ossl/base64.h"
-#include "pki/sas_token.h"
 #include "est_client.h"
 #include "server_process.h"
 
@@ -279,9 +276,7 @@ TEST_F(EstReenrollTest, RequestClientCertificateOff_TheCertificateIsNotAskedForN
   ASSERT_TRUE(started.has_value()) << started.error().message();
   CommandResult added = AddSasEnrollment(*started, kDevice, kDeviceKey);
   ASSERT_EQ(added.exit_code, 0) << Describe(added);
-  auto key = ossl::Base64Decode(kDeviceKey);
-  std::string token = pki::CreateSasToken(*key, started->id_scope() + "/registrations/" + kDevice,
-                                          SystemClock().UnixSeconds() + 600, "registration");
+  std::string token = DeviceSasToken(*started, kDevice, kDeviceKey);
   auto post = [&](const std::string& operation, const std::string& csr, const std::string& auth,
                   const std::string& body) {
     std::string status;

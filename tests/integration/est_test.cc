@@ -10,10 +10,8 @@
 #include <sstream>
 #include <string>
 
-#include "base/clock.h"
 #include "keys/testing/softhsm_token.h"  // RunShell
 #include "ossl/base64.h"
-#include "pki/sas_token.h"
 #include "est_client.h"
 #include "server_process.h"
 
@@ -129,10 +127,8 @@ TEST_F(EstTest, SimpleEnroll_Rejects_SubjectOtherThanTheTokensDevice) {
 }
 
 TEST_F(EstTest, SimpleEnroll_Rejects_TokenSignedWithTheWrongKey) {
-  auto key = ossl::Base64Decode("AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
   std::string forged =
-      pki::CreateSasToken(*key, server_->id_scope() + "/registrations/est-device-1",
-                          SystemClock().UnixSeconds() + 600, "registration");
+      DeviceSasToken(*server_, "est-device-1", "AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
   EXPECT_EQ(Enroll(MakeCsrBase64("est-device-1"), forged, dir_ + "/body"), "401");
 }
 
