@@ -63,7 +63,7 @@ class PeerTrust {
   // fetched_at returns when the cache was last refreshed (the epoch when it never was).
   std::chrono::system_clock::time_point fetched_at() const { return fetched_at_; }
   // ca_count / crl_count say how much is cached.
-  size_t ca_count() const { return ca_certificates_pem_.size(); }
+  size_t ca_count() const { return roots_.size() + intermediates_.size(); }
   size_t crl_count() const { return crls_der_.size(); }
   // cache_file is the path of the cache.
   std::string cache_file() const;
@@ -74,7 +74,9 @@ class PeerTrust {
 
   PeerTrustOptions options_;
   const Clock* clock_;
-  std::vector<std::string> ca_certificates_pem_;
+  // Parsed once when loaded or installed, not on every handshake.
+  std::vector<pki::Certificate> roots_;
+  std::vector<pki::Certificate> intermediates_;
   std::vector<std::string> crls_der_;
   std::chrono::system_clock::time_point fetched_at_{};
 };

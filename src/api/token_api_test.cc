@@ -13,6 +13,7 @@
 #include "ca/inventory.h"
 #include "ca/profile.h"
 #include "ca/testing/test_csr.h"
+#include "ca/testing/test_token_signer.h"
 #include "ca/token_signer.h"
 #include "pki/crl_reason.h"
 #include "pki/x5t.h"
@@ -28,16 +29,7 @@ class TokenApiTest : public testing::ApiFixture {
  protected:
   void SetUp() override {
     ApiFixture::SetUp();
-    auto pkey = keys::GenerateSoftwareKey(keys::KeyAlgorithm::kEcdsaP256);
-    ASSERT_TRUE(pkey);
-    auto key = keys::SoftwareKey(std::move(*pkey), "test:token-signer");
-    ASSERT_TRUE(key);
-    auto certificate = authority_->Issue(
-        ca::kTokenSignerProfile,
-        {.common_name = "devid token signer", .public_key = (*key)->public_key()});
-    ASSERT_TRUE(certificate) << certificate.error().message();
-    auto signer =
-        ca::JwsSigner::Create(std::move(*certificate), std::move(*key), ca::kPeerTokenType);
+    auto signer = ca::testing::MakeTestTokenSigner(*authority_);
     ASSERT_TRUE(signer) << signer.error().message();
     signer_ = std::move(*signer);
     issuer_ = std::make_unique<TokenIssuer>(

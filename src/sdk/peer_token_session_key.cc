@@ -9,16 +9,11 @@
 
 #include "ossl/base64.h"
 #include "ossl/mac.h"
+#include "pki/jose_ptr.h"
+#include "pki/peer_kek.h"
 
 namespace devid::sdk {
 namespace {
-
-struct JwkDeleter {
-  void operator()(cjose_jwk_t* jwk) const { cjose_jwk_release(jwk); }
-};
-struct JweDeleter {
-  void operator()(cjose_jwe_t* jwe) const { cjose_jwe_release(jwe); }
-};
 
 std::string HeaderValue(cjose_header_t* header, const char* name) {
   cjose_err err{};
@@ -64,7 +59,7 @@ std::array<uint8_t, 32> ProveWithSessionKey(const PeerSessionKey& key,
 Result<PeerSessionKey> OpenSessionKey(const std::string& jwe, SasCredential& own_key,
                                       std::string_view audience) {
   cjose_err err{};
-  std::unique_ptr<cjose_jwe_t, JweDeleter> parsed(cjose_jwe_import(jwe.data(), jwe.size(), &err));
+  pki::JosePtr<cjose_jwe_t> parsed(cjose_jwe_import(jwe.data(), jwe.size(), &err));
   if (!parsed) return std::unexpected(InvalidArgument("cnf.jwe is not a JWE compact serialization"));
   // Only what the authority makes: a direct key, so no key-wrapping algorithm can be substituted.
   cjose_header_t* header = cjose_jwe_get_protected(parsed.get());
@@ -72,11 +67,8 @@ Result<PeerSessionKey> OpenSessionKey(const std::string& jwe, SasCredential& own
       HeaderValue(header, CJOSE_HDR_ENC) != CJOSE_HDR_ENC_A256GCM) {
     return std::unexpected(InvalidArgument("cnf.jwe is not alg \"dir\", enc \"A256GCM\""));
   }
-  std::string message(kPeerKekLabel);
-  message += audience;
-  DEVID_ASSIGN_OR_RETURN(auto kek, own_key.HmacSha256(message));
-  std::unique_ptr<cjose_jwk_t, JwkDeleter> jwk(
-      cjose_jwk_create_oct_spec(kek.data(), kek.size(), &err));
+  DEVID_ASSIGN_OR_RETURN(auto kek, own_key.HmacSha256(pki::PeerKekMessage(audience)));
+  pki::JosePtr<cjose_jwk_t> jwk(cjose_jwk_create_oct_spec(kek.data(), kek.size(), &err));
   OPENSSL_cleanse(kek.data(), kek.size());
   if (!jwk) return std::unexpected(Internal("opening a session key: cjose cannot make a key"));
   size_t length = 0;

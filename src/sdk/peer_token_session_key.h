@@ -9,12 +9,8 @@
 
 namespace devid::sdk {
 
-// kPeerKekLabel starts the message whose HMAC under a symmetric device's key is the key that
-// wraps its session keys; it equals the server's api::kPeerKekLabel (docs/tokens.md).
-inline constexpr std::string_view kPeerKekLabel = "devid peer kek";
-
 // OpenSessionKey decrypts a token's cnf.jwe (RFC 7516 compact, alg "dir", enc "A256GCM", nothing
-// else accepted) with the key-encryption key own_key.HmacSha256("devid peer kek" || audience).
+// else accepted) with the key-encryption key own_key.HmacSha256(pki::PeerKekMessage(audience)).
 // Fails with kInvalidArgument for another form, kUnauthenticated when it does not decrypt (sealed
 // for another key, or altered), or with the key store's error.
 Result<PeerSessionKey> OpenSessionKey(const std::string& jwe, SasCredential& own_key,

@@ -11,6 +11,7 @@
 #include "ca/profile.h"
 #include "ca/testing/mini_ca.h"
 #include "ca/testing/test_csr.h"
+#include "ca/testing/test_token_signer.h"
 #include "ca/token_signer.h"
 #include "devid/credential.h"
 #include "devid/peer_token.h"
@@ -31,16 +32,7 @@ class SymmetricPeerTokenTest : public ::testing::Test {
     auto authority = ca::testing::MakeTestCa(clock_, random_);
     ASSERT_TRUE(authority) << authority.error().message();
     authority_ = std::move(*authority);
-    auto pkey = keys::GenerateSoftwareKey(keys::KeyAlgorithm::kEcdsaP256);
-    ASSERT_TRUE(pkey);
-    auto key = keys::SoftwareKey(std::move(*pkey), "test:token-signer");
-    ASSERT_TRUE(key);
-    auto certificate = authority_->Issue(
-        ca::kTokenSignerProfile,
-        {.common_name = "devid token signer", .public_key = (*key)->public_key()});
-    ASSERT_TRUE(certificate) << certificate.error().message();
-    auto signer =
-        ca::JwsSigner::Create(std::move(*certificate), std::move(*key), ca::kPeerTokenType);
+    auto signer = ca::testing::MakeTestTokenSigner(*authority_);
     ASSERT_TRUE(signer) << signer.error().message();
     signer_ = std::move(*signer);
     auto door = SymmetricKeyCredential(kDoorKey);

@@ -10,6 +10,7 @@
 #include "ca/profile.h"
 #include "ca/testing/mini_ca.h"
 #include "ca/testing/test_csr.h"
+#include "ca/testing/test_token_signer.h"
 #include "ca/token_signer.h"
 #include "devid/peer_token.h"
 #include "ossl/base64.h"
@@ -34,17 +35,9 @@ class PeerTokenVerifierTest : public ::testing::Test {
   }
 
   std::shared_ptr<const ca::JwsSigner> MakeSigner(std::string_view typ) {
-    auto pkey = keys::GenerateSoftwareKey(keys::KeyAlgorithm::kEcdsaP256);
-    EXPECT_TRUE(pkey);
-    auto key = keys::SoftwareKey(std::move(*pkey), "test:token-signer");
-    EXPECT_TRUE(key);
-    auto certificate = authority_->Issue(
-        ca::kTokenSignerProfile,
-        {.common_name = "devid token signer", .public_key = (*key)->public_key()});
-    EXPECT_TRUE(certificate) << certificate.error().message();
-    auto signer = ca::JwsSigner::Create(std::move(*certificate), std::move(*key), typ);
+    auto signer = ca::testing::MakeTestTokenSigner(*authority_, typ);
     EXPECT_TRUE(signer) << signer.error().message();
-    return std::move(*signer);
+    return signer ? *signer : nullptr;
   }
 
   pki::Certificate DeviceCertificate(const std::string& id) {

@@ -174,7 +174,8 @@ Result<PeerTrust> PeerTrust::Open(PeerTrustOptions options, const Clock& clock) 
   }
   auto checked = CheckSet(cas, crls, clock.Now(), /*current=*/false);
   if (!checked) return fail(checked.error().message());
-  for (const pki::Certificate& ca : cas) trust.ca_certificates_pem_.push_back(ca.ToPem());
+  trust.roots_ = std::move(checked->roots);
+  trust.intermediates_ = std::move(checked->intermediates);
   trust.crls_der_ = std::move(crls);
   trust.fetched_at_ = system_clock::from_time_t(static_cast<time_t>(fetched));
   return trust;
@@ -203,9 +204,7 @@ Status PeerTrust::Install(std::vector<pki::Certificate> ca_certificates,
     }
   }
   std::string text = std::string(kHeader) + std::to_string(system_clock::to_time_t(now)) + "\n";
-  std::vector<std::string> pems;
-  for (const pki::Certificate& ca : ca_certificates) pems.push_back(ca.ToPem());
-  for (const std::string& pem : pems) text += pem;
+  for (const pki::Certificate& ca : ca_certificates) text += ca.ToPem();
   for (const std::string& der : crls_der) {
     auto crl = ParseCrl(der);
     ossl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
@@ -219,7 +218,8 @@ Status PeerTrust::Install(std::vector<pki::Certificate> ca_certificates,
   std::error_code ignored;
   std::filesystem::create_directories(options_.directory, ignored);
   DEVID_TRY(WriteFileAtomically(cache_file(), text, 0644));
-  ca_certificates_pem_ = std::move(pems);
+  roots_ = std::move(checked->roots);
+  intermediates_ = std::move(checked->intermediates);
   crls_der_ = std::move(crls_der);
   fetched_at_ = now;
   return Ok();
@@ -256,7 +256,7 @@ Result<VerifiedPeer> PeerTrust::VerifyPeer(const pki::Certificate& leaf,
   auto refuse = [&](std::string why) {
     return std::unexpected(Unauthenticated("peer " + who + " refused: " + why));
   };
-  if (ca_certificates_pem_.empty()) {
+  if (ca_count() == 0) {
     return refuse("no peer trust is cached in " + options_.directory + " (refresh from devid)");
   }
   system_clock::time_point now = clock_->Now();
@@ -266,17 +266,12 @@ Result<VerifiedPeer> PeerTrust::VerifyPeer(const pki::Certificate& leaf,
                   " s old, more than the bound of " + std::to_string(options_.max_crl_age.count()) +
                   " s (refresh from devid)");
   }
-  std::vector<pki::Certificate> roots;
   std::vector<pki::Certificate> intermediates;
   for (const pki::Certificate& peer_sent : untrusted) intermediates.push_back(peer_sent.Clone());
-  for (const std::string& pem : ca_certificates_pem_) {
-    auto ca = pki::Certificate::FromPem(pem);
-    if (!ca) return std::unexpected(ca.error());
-    (IsSelfSigned(*ca) ? roots : intermediates).push_back(std::move(*ca));
-  }
+  for (const pki::Certificate& ca : intermediates_) intermediates.push_back(ca.Clone());
   // Both peers are device certificates, which devid issues for clientAuth only; the serving peer
   // is therefore held to the same purpose as the connecting one (docs/peers.md).
-  auto path = pki::VerifyChain(leaf, intermediates, roots, crls_der_, now,
+  auto path = pki::VerifyChain(leaf, intermediates, roots_, crls_der_, now,
                                {.purpose = X509_PURPOSE_SSL_CLIENT, .check_revocation = true});
   if (!path) return refuse(path.error().message());
   std::string name = leaf.SubjectCommonName();

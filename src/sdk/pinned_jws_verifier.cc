@@ -9,19 +9,13 @@
 
 #include "base/clock.h"
 #include "ossl/base64.h"
+#include "pki/jose_ptr.h"
 #include "pki/x5t.h"
 
 namespace devid::sdk {
 namespace {
 
 using nlohmann::json;
-
-struct JwkDeleter {
-  void operator()(cjose_jwk_t* jwk) const { cjose_jwk_release(jwk); }
-};
-struct JwsDeleter {
-  void operator()(cjose_jws_t* jws) const { cjose_jws_release(jws); }
-};
 
 std::unexpected<JwsRefused> Refuse(JwsRefusal reason, std::string message) {
   return std::unexpected(JwsRefused{reason, std::move(message)});
@@ -35,7 +29,7 @@ struct PinnedJwsVerifier::Signer {
   pki::Certificate certificate;
   std::string x5t;
   std::string alg;
-  std::unique_ptr<cjose_jwk_t, JwkDeleter> jwk;
+  pki::JosePtr<cjose_jwk_t> jwk;
 };
 
 PinnedJwsVerifier::PinnedJwsVerifier(std::vector<Signer> signers) : signers_(std::move(signers)) {}
@@ -82,7 +76,7 @@ Result<std::unique_ptr<PinnedJwsVerifier>> PinnedJwsVerifier::Create(
     spec.y = point + 1 + size;
     spec.ylen = size;
     cjose_err err{};
-    std::unique_ptr<cjose_jwk_t, JwkDeleter> jwk(cjose_jwk_create_EC_spec(&spec, &err));
+    pki::JosePtr<cjose_jwk_t> jwk(cjose_jwk_create_EC_spec(&spec, &err));
     if (!jwk) {
       return std::unexpected(InvalidArgument(prefix + "loading the key of " +
                                              certificate.SubjectName() + ": " +
@@ -140,7 +134,7 @@ std::expected<VerifiedJws, JwsRefused> PinnedJwsVerifier::Verify(
   }
   std::string x5t = header["x5t#S256"].get<std::string>();
   cjose_err err{};
-  std::unique_ptr<cjose_jws_t, JwsDeleter> parsed(cjose_jws_import(jws.data(), jws.size(), &err));
+  pki::JosePtr<cjose_jws_t> parsed(cjose_jws_import(jws.data(), jws.size(), &err));
   if (!parsed) {
     return Refuse(JwsRefusal::kMalformed, "the " + noun + " does not parse as a JWS: " +
                                               (err.message ? err.message : "cjose error"));
