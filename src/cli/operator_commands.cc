@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "cli/connection.h"
+#include "cli/duration.h"
 #include "cli/output.h"
 #include "cli/service_client.h"
 #include "ossl/base64.h"
@@ -286,24 +287,6 @@ Status DeriveKey(const Options& options) {
     std::cout << key << "\n";
   }
   return Ok();
-}
-
-// ParseDuration reads "30d", "12h", "90m", "45s" or a plain number of seconds.
-Result<int64_t> ParseDuration(std::string_view text) {
-  int64_t unit = 1;
-  std::string_view digits = text;
-  if (!text.empty() && std::string_view("dhms").find(text.back()) != std::string_view::npos) {
-    unit = text.back() == 'd' ? 86400 : text.back() == 'h' ? 3600 : text.back() == 'm' ? 60 : 1;
-    digits.remove_suffix(1);
-  }
-  int64_t value = 0;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || value < 0 ||
-      value > (int64_t{1} << 40)) {
-    return std::unexpected(InvalidArgument("\"" + std::string(text) +
-                                           "\" is not a duration (30d, 12h, 90m, 45s)"));
-  }
-  return value * unit;
 }
 
 Status ListCertificates(const Options& options) {

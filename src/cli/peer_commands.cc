@@ -8,6 +8,7 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "cli/connection_string.h"
+#include "cli/device_command_runner.h"
 #include "cli/peer_session_commands.h"
 #include "cli/peer_token_symmetric_commands.h"
 #include "devid/device_key.h"
@@ -104,14 +105,6 @@ Status VerifyToken(const VerifyTokenOptions& options) {
   return Ok();
 }
 
-template <typename Options, typename Run>
-void Report(const Options& options, Run run, int& exit_code) {
-  if (Status status = run(options); !status) {
-    std::cerr << "devid: " << status.error().message() << "\n";
-    exit_code = 1;
-  }
-}
-
 }  // namespace
 
 void AddPeerCommands(CLI::App& app, int& exit_code) {
@@ -143,7 +136,8 @@ void AddPeerCommands(CLI::App& app, int& exit_code) {
       ->add_option("--trust-bundle", token_options->trust_bundle_file,
                    "PEM of the CA certificates devid's server certificate chains to")
       ->required();
-  token->callback([token_options, &exit_code] { Report(*token_options, RequestToken, exit_code); });
+  token->callback(
+      [token_options, &exit_code] { ReportStatus(RequestToken(*token_options), exit_code); });
 
   auto verify_options = std::make_shared<VerifyTokenOptions>();
   CLI::App* verify = peer->add_subcommand(
@@ -170,7 +164,7 @@ void AddPeerCommands(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(0, 300))
       ->capture_default_str();
   verify->callback(
-      [verify_options, &exit_code] { Report(*verify_options, VerifyToken, exit_code); });
+      [verify_options, &exit_code] { ReportStatus(VerifyToken(*verify_options), exit_code); });
 
   AddPeerSessionCommands(*peer, exit_code);
   AddPeerChallengeCommands(*peer, exit_code);

@@ -2,13 +2,14 @@
 
 #include <csignal>
 #include <iostream>
-#include <map>
 #include <memory>
 #include <string>
 
 #include "base/clock.h"
 #include "base/file.h"
 #include "cli/connection_string.h"
+#include "cli/device_command_runner.h"
+#include "cli/duration.h"
 #include "devid/device_key.h"
 #include "devid/peer_session.h"
 #include "devid/peer_trust.h"
@@ -132,14 +133,6 @@ Status Refresh(const RefreshOptions& options) {
   return Ok();
 }
 
-template <typename Options>
-void RunReporting(Status (*run)(const Options&), const Options& options, int& exit_code) {
-  if (Status status = run(options); !status) {
-    std::cerr << "devid: " << status.error().message() << "\n";
-    exit_code = 1;
-  }
-}
-
 void AddIdentityOptions(CLI::App& command, SessionOptions& options) {
   command.add_option("--cert", options.certificate_file, "This device's devid certificate")
       ->required();
@@ -157,8 +150,15 @@ void AddIdentityOptions(CLI::App& command, SessionOptions& options) {
   command
       .add_option("--max-crl-age", options.max_crl_age_seconds,
                   "Refuse peers when the last refresh is older than this (30s, 90m, 24h, 7d)")
-      ->transform(CLI::AsNumberWithUnit(
-          std::map<std::string, int64_t>{{"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}}))
+      ->transform(CLI::Validator(
+          [](std::string& text) {
+            // The same parser as every other duration flag, so the accepted forms match.
+            Result<int64_t> seconds = ParseDuration(text);
+            if (!seconds) return seconds.error().message();
+            text = std::to_string(*seconds);
+            return std::string();
+          },
+          "DURATION"))
       ->default_str("24h");
 }
 
@@ -176,7 +176,7 @@ void AddPeerSessionCommands(CLI::App& peer, int& exit_code) {
                    "PEM of the CA certificates devid's server certificate chains to")
       ->required();
   refresh->callback(
-      [refresh_options, &exit_code] { RunReporting(Refresh, *refresh_options, exit_code); });
+      [refresh_options, &exit_code] { ReportStatus(Refresh(*refresh_options), exit_code); });
 
   auto serve_options = std::make_shared<SessionOptions>();
   serve_options->address = "127.0.0.1:0";
@@ -187,7 +187,7 @@ void AddPeerSessionCommands(CLI::App& peer, int& exit_code) {
   serve->add_option("--count", serve_options->count, "Exit after this many connections (0: never)")
       ->capture_default_str();
   AddIdentityOptions(*serve, *serve_options);
-  serve->callback([serve_options, &exit_code] { RunReporting(Serve, *serve_options, exit_code); });
+  serve->callback([serve_options, &exit_code] { ReportStatus(Serve(*serve_options), exit_code); });
 
   auto connect_options = std::make_shared<SessionOptions>();
   CLI::App* connect = peer.add_subcommand(
@@ -195,7 +195,7 @@ void AddPeerSessionCommands(CLI::App& peer, int& exit_code) {
   connect->add_option("address", connect_options->address, "The peer's HOST:PORT")->required();
   AddIdentityOptions(*connect, *connect_options);
   connect->callback(
-      [connect_options, &exit_code] { RunReporting(Connect, *connect_options, exit_code); });
+      [connect_options, &exit_code] { ReportStatus(Connect(*connect_options), exit_code); });
 }
 
 }  // namespace devid::cli

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "base/file.h"
+#include "cli/device_command_runner.h"
 #include "cli/device_commands.h"
 #include "devid/peer_token_client.h"
 #include "ossl/base64.h"
@@ -40,7 +41,8 @@ Status Prove(const ProveOptions& options) {
   auto key = sdk::PeerSessionKey::FromBase64(line);
   OPENSSL_cleanse(text->data(), text->size());
   if (!key) return std::unexpected(key.error().WithContext("--session-key-file"));
-  DEVID_ASSIGN_OR_RETURN(auto challenge, ReadBase64File(options.challenge_file, "--challenge-file"));
+  DEVID_ASSIGN_OR_RETURN(auto challenge,
+                         ReadBase64File(options.challenge_file, "--challenge-file"));
   std::cout << ossl::Base64Encode(
                    sdk::ProveWithSessionKey(*key, challenge, options.from, options.to))
             << "\n";
@@ -114,12 +116,7 @@ void AddPeerChallengeCommands(CLI::App& peer, int& exit_code) {
       ->required();
   prove->add_option("--from", options->from, "This device's ID (the token's sub)")->required();
   prove->add_option("--to", options->to, "The peer's device ID (the token's aud)")->required();
-  prove->callback([options, &exit_code] {
-    if (Status status = Prove(*options); !status) {
-      std::cerr << "devid: " << status.error().message() << "\n";
-      exit_code = 1;
-    }
-  });
+  prove->callback([options, &exit_code] { ReportStatus(Prove(*options), exit_code); });
 }
 
 }  // namespace devid::cli

@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "base/file.h"
+#include "cli/device_command_runner.h"
 #include "devid/command.h"
 
 namespace devid::cli {
@@ -65,12 +66,7 @@ void AddVerifyCommand(CLI::App& device, int& exit_code) {
                    "Seconds of clock difference to allow for (at most 300)")
       ->check(CLI::Range(0, 300))
       ->capture_default_str();
-  verify->callback([options, &exit_code] {
-    if (Status status = Verify(*options); !status) {
-      std::cerr << "devid: " << status.error().message() << "\n";
-      exit_code = 1;
-    }
-  });
+  verify->callback([options, &exit_code] { ReportStatus(Verify(*options), exit_code); });
 }
 
 }  // namespace devid::cli
