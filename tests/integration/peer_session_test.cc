@@ -216,6 +216,16 @@ TEST_F(PeerSessionTest, CacheOlderThanTheBound_Refused) {
   EXPECT_THAT(by_b.err, HasSubstr("refused this device"));
 }
 
+TEST_F(PeerSessionTest, Rejects_MaxCrlAgeThatIsNotADuration) {
+  for (const char* bad : {"-5s", "24H", "1.5h"}) {
+    CommandResult r = RunCommand({DEVID_BINARY, "peer", "connect", "127.0.0.1:1", "--cert",
+                                  Certificate(kDeviceA), "--key", KeyUri(kDeviceA), "--trust-dir",
+                                  TrustDir(kDeviceA), "--max-crl-age", bad});
+    EXPECT_NE(r.exit_code, 0) << Describe(r);
+    EXPECT_THAT(r.err, HasSubstr(std::string("\"") + bad + "\" is not a duration")) << bad;
+  }
+}
+
 TEST_F(PeerSessionTest, CertificateFromAnotherCa_Refused) {
   std::string other = dir_ + "/other";
   std::filesystem::create_directories(other);
