@@ -168,8 +168,8 @@ Response EstApi::Handle(const Request& request, const Target& target,
   // Discovery: every certificate a TLS client presents goes into the inventory, whatever it asks
   // for. Best effort: the inventory is not the authority on the request's outcome.
   std::optional<pki::Certificate> client_certificate;
-  if (!request.peer_certificates_der.empty() && !request.peer_certificates_der.front().empty()) {
-    auto parsed = pki::Certificate::FromDer(request.peer_certificates_der.front());
+  if (request.HasPeerCertificate()) {
+    auto parsed = request.PeerLeaf();
     if (parsed) {
       if (auto observed = certificates_.Observe(*parsed); !observed) {
         spdlog::warn("EST request {}: recording the client certificate {}: {}", tracking_id,

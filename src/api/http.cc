@@ -22,6 +22,14 @@ bool Request::HasHeader(std::string_view name) const {
   return false;
 }
 
+Result<pki::Certificate> Request::PeerLeaf() const {
+  if (peer_certificates && !peer_certificates->empty()) return peer_certificates->front().Clone();
+  if (!HasPeerCertificate()) {
+    return std::unexpected(InvalidArgument("the TLS client presented no certificate"));
+  }
+  return pki::Certificate::FromDer(peer_certificates_der.front());
+}
+
 void Response::SetHeader(std::string name, std::string value) {
   for (auto& [key, existing] : headers) {
     if (strcasecmp(key.c_str(), name.c_str()) == 0) {

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/result.h"
 #include "pki/certificate.h"
 
 namespace devid::api {
@@ -31,6 +32,14 @@ struct Request {
   std::string_view HeaderValue(std::string_view name) const;
   // HasHeader tells whether the header is present at all.
   bool HasHeader(std::string_view name) const;
+  // HasPeerCertificate tells whether the TLS client presented a certificate.
+  bool HasPeerCertificate() const {
+    return !peer_certificates_der.empty() && !peer_certificates_der.front().empty();
+  }
+  // PeerLeaf returns the TLS client's certificate, shared with peer_certificates when the TLS
+  // layer parsed it and decoded from peer_certificates_der otherwise. Fails with
+  // kInvalidArgument when there is none or it does not decode.
+  Result<pki::Certificate> PeerLeaf() const;
 };
 
 // Response is what a handler returns; net/ writes it out. Content-Length is set by net/.

@@ -152,8 +152,7 @@ Response TokenApi::Handle(const Request& request, const Target& target,
   if (request.method != "POST") {
     return ErrorResponse(error_code::kMethodNotAllowed, target.path + " takes POST", tracking_id);
   }
-  bool by_certificate =
-      !request.peer_certificates_der.empty() && !request.peer_certificates_der.front().empty();
+  bool by_certificate = request.HasPeerCertificate();
   std::string_view authorization = request.HeaderValue("authorization");
   if (!by_certificate && authorization.empty()) {
     return ErrorResponse(error_code::kMissingAuthorization,
@@ -164,7 +163,7 @@ Response TokenApi::Handle(const Request& request, const Target& target,
   std::string requester;
   std::optional<ca::AuthenticatedCertificate> client;
   if (by_certificate) {
-    auto certificate = pki::Certificate::FromDer(request.peer_certificates_der.front());
+    auto certificate = request.PeerLeaf();
     if (!certificate) return ErrorResponseFor(certificate.error(), tracking_id);
     auto verified = certificates_.Verify(std::move(*certificate));
     if (!verified) return ErrorResponseFor(verified.error(), tracking_id);

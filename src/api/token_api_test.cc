@@ -95,7 +95,13 @@ class TokenApiTest : public testing::ApiFixture {
     request.target = "/tokens";
     request.body = body;
     if (!authorization.empty()) request.headers.emplace_back("authorization", authorization);
-    if (client != nullptr) request.peer_certificates_der.push_back(client->ToDer());
+    if (client != nullptr) {
+      // As net/ fills it: the DER and the chain the TLS layer parsed.
+      request.peer_certificates_der.push_back(client->ToDer());
+      auto chain = std::make_shared<std::vector<pki::Certificate>>();
+      chain->push_back(client->Clone());
+      request.peer_certificates = std::move(chain);
+    }
     auto target = ParseTarget(request.target);
     EXPECT_TRUE(target);
     EXPECT_TRUE(tokens_->Matches(*target));
@@ -323,6 +329,25 @@ TEST_F(TokenApiTest, Rejects_RevokedCertificate) {
   audit_before_ = AuditCount();
   ExpectRefused(Post(Ask("historian", "telemetry:write"), &*sensor_), 401,
                 error_code::kInsufficientRights, "revoked");
+}
+
+TEST_F(TokenApiTest, Rejects_CertificateRevokedAfterItWasAccepted) {
+  // The first request's path validation is remembered; revocation must still take effect at once.
+  ASSERT_EQ(Post(Ask("historian", "telemetry:write"), &*sensor_).status, 200);
+  registry::CertificateFilter filter;
+  filter.serial = sensor_->SerialHex();
+  ASSERT_TRUE(registry_->RevokeCertificates(filter, pki::kKeyCompromise, {"test"}));
+  audit_before_ = AuditCount();
+  ExpectRefused(Post(Ask("historian", "telemetry:write"), &*sensor_), 401,
+                error_code::kInsufficientRights, "revoked");
+}
+
+TEST_F(TokenApiTest, Rejects_CertificateThatExpiredAfterItWasAccepted) {
+  ASSERT_EQ(Post(Ask("historian", "telemetry:write"), &*sensor_).status, 200);
+  clock_.Set(sensor_->NotAfter());
+  audit_before_ = AuditCount();
+  ExpectRefused(Post(Ask("historian", "telemetry:write"), &*sensor_), 401,
+                error_code::kUnauthorized, "expired at");
 }
 
 TEST_F(TokenApiTest, Rejects_DeviceWhoseEnrollmentIsDisabled) {

@@ -6,6 +6,7 @@
 #include "base/clock.h"
 #include "base/result.h"
 #include "ca/authority.h"
+#include "ca/verified_path_memo.h"
 #include "pki/certificate.h"
 #include "registry/certificate_record.h"
 #include "registry/registry.h"
@@ -23,7 +24,8 @@ struct AuthenticatedCertificate {
 // ClientCertificateVerifier authenticates a TLS client by a certificate devid issued. The TLS
 // handshake has already proved the client holds the certificate's key (the server requests a
 // certificate and accepts any chain, net::ServerOptions::request_client_certificate); this checks
-// the certificate itself. Thread-safe: it only reads its collaborators.
+// the certificate itself. A path that validated is remembered for a minute (VerifiedPathMemo);
+// validity, the inventory record and revocation are checked on every call. Thread-safe.
 class ClientCertificateVerifier {
  public:
   // The verifier keeps references to authority, registry and clock; all must outlive it.
@@ -48,6 +50,7 @@ class ClientCertificateVerifier {
   const Authority& authority_;
   registry::Registry& registry_;
   const Clock& clock_;
+  VerifiedPathMemo verified_paths_;
 };
 
 }  // namespace devid::ca
