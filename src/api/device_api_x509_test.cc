@@ -47,12 +47,14 @@ class DeviceApiX509Test : public testing::ApiFixture {
     ASSERT_TRUE(registry_->PutEnrollmentGroup(g, std::nullopt, {"test"}));
   }
 
-  Response RegisterWith(const std::string& reg_id, std::vector<const pki::Certificate*> chain) {
+  Response RegisterWith(const std::string& reg_id, std::vector<const pki::Certificate*> chain,
+                        json body = json::object()) {
     Request request;
     request.method = "PUT";
     request.target = std::string("/") + kScope + "/registrations/" + reg_id +
                      "/register?api-version=2019-03-31";
-    request.body = json{{"registrationId", reg_id}}.dump();
+    body["registrationId"] = reg_id;
+    request.body = body.dump();
     for (const pki::Certificate* certificate : chain) {
       request.peer_certificates_der.push_back(certificate->ToDer());
     }
@@ -79,6 +81,15 @@ class DeviceApiX509Test : public testing::ApiFixture {
     EXPECT_THAT(r.body, HasSubstr(message));
     EXPECT_FALSE(registry_->GetRegistration(reg_id).has_value());
   }
+
+  // Observed returns the inventory's records of certificate (none, or the one).
+  std::vector<registry::CertificateRecord> Observed(const pki::Certificate& certificate) {
+    registry::CertificateFilter filter;
+    filter.sha256_thumbprint = certificate.Sha256Thumbprint();
+    auto seen = registry_->QueryCertificates(filter, {});
+    EXPECT_TRUE(seen);
+    return seen ? seen->items : std::vector<registry::CertificateRecord>{};
+  }
 };
 
 TEST_F(DeviceApiX509Test, IndividualEnrollment_RegistersByThumbprint_AndAnswersCertificateInfo) {
@@ -100,6 +111,24 @@ TEST_F(DeviceApiX509Test, IndividualEnrollment_RegistersByThumbprint_AndAnswersC
   ASSERT_TRUE(seen);
   ASSERT_EQ(seen->items.size(), 1u);
   EXPECT_EQ(seen->items[0].source, registry::CertificateSource::kObserved);
+}
+
+TEST_F(DeviceApiX509Test, Records_RefusedCertificatesAsObserved) {
+  // Discovery covers certificates devid refuses: one no enrollment trusts, and one refused only
+  // after it was verified (its registration asks for a certificate with a malformed CSR).
+  auto other = ca::testing::MakeTestCa(clock_, random_);
+  ASSERT_TRUE(other);
+  pki::Certificate stranger = IssueDevice("x509-dev-8", other->get());
+  EXPECT_EQ(RegisterWith("x509-dev-8", {&stranger}).status, 401);
+  EXPECT_EQ(Observed(stranger).size(), 1u);
+
+  pki::Certificate leaf = IssueDevice("x509-dev-9");
+  PutX509Enrollment("x509-dev-9", leaf);
+  Response r = RegisterWith("x509-dev-9", {&leaf}, json{{"csr", "not base64 DER"}});
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_FALSE(registry_->GetRegistration("x509-dev-9"));
+  ASSERT_EQ(Observed(leaf).size(), 1u);
+  EXPECT_EQ(Observed(leaf).front().source, registry::CertificateSource::kObserved);
 }
 
 TEST_F(DeviceApiX509Test, Group_RegistersLeafAndIntermediateToVerifiedSigner) {
