@@ -11,6 +11,7 @@
 # 127.0.0.1; results go to $OUT (default: a new temp dir) and a summary is printed.
 #
 # Environment (defaults): DURATION=10 (s per measurement) CONCURRENCIES="4 8 16 32"
+#   SAS_CONCURRENCY=16 (the SAS-token run) KRB5_PROCS=0 skips the Kerberos baseline
 #   KRB5_PROCS=4 KRB5_SERVICES=1000 PERF=0 (1: perf record the server during the last concurrency, for the audit write's share)
 #   BUILD_DIR=build/release (configured with the release preset unless it has the binaries)
 set -euo pipefail
@@ -106,9 +107,28 @@ for c in $CONCURRENCIES; do
   fi
 done
 
+# --- issuance to a symmetric-key device: SAS token, sealed session key -------------------------
+# The DPS SAS token of bench-a (protocol notes §2): HMAC-SHA256 over "{sr}\n{se}" with its key.
+sr="$id_scope/registrations/bench-a"
+se=$(($(date +%s) + 3600))
+key_hex=$(base64 -d "$devices/bench-a.sas" | od -An -tx1 | tr -d ' \n')
+sig=$(printf '%s\n%s' "$sr" "$se" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key_hex" -binary |
+  base64 | jq -rR @uri)
+sas_args=(--mode token --authorization "SharedAccessSignature sr=$sr&sig=$sig&se=$se&skn=registration"
+  --audience bench-b --scope door:open --port "$port" --trust-bundle "$trust")
+sas_c=${SAS_CONCURRENCY:-16}
+log "POST /tokens with a SAS token (sealed session key): concurrency $sas_c, $DURATION s"
+before=$(cpu_ticks "$devid_pid")
+"$load" "${sas_args[@]}" --concurrency "$sas_c" --duration "$DURATION" --label "tokens-sas-c$sas_c" \
+  >"$OUT/tokens-sas.raw.json"
+after=$(cpu_ticks "$devid_pid")
+jq --argjson ticks $((after - before)) --argjson hz "$(getconf CLK_TCK)" \
+  '. + {server_cpu_us_per_ok: (if .ok > 0 then $ticks / $hz * 1e6 / .ok else null end)}' \
+  "$OUT/tokens-sas.raw.json" >"$OUT/tokens-sas.json"
+
 # --- baseline: MIT Kerberos service tickets -----------------------------------------------------
 kdc_pid=""
-if command -v krb5kdc >/dev/null && command -v kvno >/dev/null; then
+if ((KRB5_PROCS > 0)) && command -v krb5kdc >/dev/null && command -v kvno >/dev/null; then
   krb=$tmp/krb5
   mkdir -p "$krb"
   kdc_port=$(free_port)
@@ -151,7 +171,7 @@ if command -v krb5kdc >/dev/null && command -v kvno >/dev/null; then
   stop "$kdc_pid"
   kdc_pid=""
 else
-  log "krb5kdc or kvno not installed: no Kerberos baseline"
+  log "no Kerberos baseline (KRB5_PROCS=0, or krb5kdc or kvno not installed)"
 fi
 
 # --- summary -----------------------------------------------------------------------------------
@@ -163,12 +183,12 @@ echo "openssl speed ecdsap256, one core: $speed_sign sign/s, $speed_verify verif
 jq -r '.benchmarks[] | "\(.name): \(.tokens_per_s | round) tokens/s on one core " +
   "(\(.real_time * 10 | round / 10) us each)\(if .error_occurred then " ERROR " +
   .error_message else "" end)"' "$OUT/peer-token-bench.json"
-for c in $CONCURRENCIES; do
+for run in $(for c in $CONCURRENCIES; do echo "tokens-c$c"; done) tokens-sas; do
   jq -r '"\(.label): \(.ok) ok, \(.failed) failed, \(.ok_per_s | round) tokens/s, " +
     "p50 \(.latency_ms.p50 * 100 | round / 100) ms, p99 \(.latency_ms.p99 * 100 | round / 100) ms, " +
     "server CPU \(.server_cpu_us_per_ok // 0 | round) us/token" +
     (if .first_error != "" then " (first error: " + (.first_error | .[0:200]) + ")" else "" end)' \
-    "$OUT/tokens-c$c.json"
+    "$OUT/$run.json"
 done
 if [[ -f $OUT/krb5-tgs.json ]]; then
   jq -r '"MIT Kerberos TGS: \(.tickets) service tickets in \(.elapsed_s * 100 | round / 100) s, " +

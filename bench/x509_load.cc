@@ -11,7 +11,9 @@
 //             --issuer-cert/--issuer-key (ECDSA P-256, clientAuth), and sent with the issuer.
 //   token     POST /tokens {"audience", "scope"} with the device certificate --cert/--key, each
 //             worker on one kept-alive connection (a handshake per worker, not per request):
-//             the token authority's issuance rate (bench/tokens.sh).
+//             the token authority's issuance rate (bench/tokens.sh). With --authorization (a
+//             device's SAS token) instead of --cert/--key, the same over server-only TLS: the
+//             symmetric devices' tokens, with a sealed session key.
 // The same requests can be sent to any HTTPS server that asks for client certificates (nginx
 // with ssl_verify_client on), for a same-run baseline. Prints one JSON line.
 
@@ -60,6 +62,7 @@ struct Options {
   double duration = 10;
   bool resume = false;
   std::string audience, scope;  // token
+  std::string authorization;    // token: a SAS token instead of a client certificate
   std::string label;
 };
 
@@ -139,8 +142,10 @@ Device MintLeaf(const std::string& id, X509* issuer, EVP_PKEY* issuer_key) {
 }
 
 std::string Request(const std::string& method, const std::string& target,
-                    const std::string& body, bool keep_alive = false) {
+                    const std::string& body, bool keep_alive = false,
+                    const std::string& authorization = "") {
   return method + " " + target + " HTTP/1.1\r\nHost: localhost\r\nUser-Agent: devid_x509_load\r\n" +
+         (authorization.empty() ? "" : "Authorization: " + authorization + "\r\n") +
          "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
          "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n" + body;
 }
@@ -253,9 +258,11 @@ class KeptAlive {
     ssl_ = SSL_new(ctx);
     SSL_set_fd(ssl_, fd_);
     SSL_set_tlsext_host_name(ssl_, "localhost");
-    SSL_use_certificate(ssl_, device.leaf);
-    SSL_use_PrivateKey(ssl_, device.key);
-    if (issuer != nullptr) SSL_add1_chain_cert(ssl_, issuer);
+    if (device.leaf != nullptr) {
+      SSL_use_certificate(ssl_, device.leaf);
+      SSL_use_PrivateKey(ssl_, device.key);
+      if (issuer != nullptr) SSL_add1_chain_cert(ssl_, issuer);
+    }
     if (SSL_connect(ssl_) != 1) {
       char text[256];
       ERR_error_string_n(ERR_get_error(), text, sizeof(text));
@@ -301,6 +308,8 @@ int main(int argc, char** argv) {
   app.add_option("--key", o.key, "status, token: device key PEM");
   app.add_option("--audience", o.audience, "token: the peer device or service");
   app.add_option("--scope", o.scope, "token: the scope asked for");
+  app.add_option("--authorization", o.authorization,
+                 "token: the device's SAS token, sent instead of a client certificate");
   app.add_option("--issuer-cert", o.issuer_cert, "register: intermediate CA certificate PEM");
   app.add_option("--issuer-key", o.issuer_key, "register: intermediate CA key PEM");
   app.add_option("--id-scope", o.id_scope, "register: DPS ID scope");
@@ -335,14 +344,16 @@ int main(int argc, char** argv) {
       devices.push_back(std::move(device));
     }
   } else if (o.mode == "token") {
-    STACK_OF(X509)* rest = sk_X509_new_null();
     Device device;
-    device.leaf = ReadCertificate(o.cert, rest);
-    device.key = ReadKey(o.key);
-    if (sk_X509_num(rest) > 0) issuer = sk_X509_value(rest, 0);
+    if (o.authorization.empty()) {
+      STACK_OF(X509)* rest = sk_X509_new_null();
+      device.leaf = ReadCertificate(o.cert, rest);
+      device.key = ReadKey(o.key);
+      if (sk_X509_num(rest) > 0) issuer = sk_X509_value(rest, 0);
+    }
     device.request = Request("POST", "/tokens",
                              nlohmann::json{{"audience", o.audience}, {"scope", o.scope}}.dump(),
-                             /*keep_alive=*/true);
+                             /*keep_alive=*/true, o.authorization);
     devices.push_back(device);
   } else {
     Die("--mode must be status, register or token");
