@@ -10,47 +10,10 @@
 #include "base/hex.h"
 #include "ca/certificate_signer.h"
 #include "ossl/error.h"
+#include "pki/public_key_info.h"
 
 namespace devid::ca {
 namespace {
-
-// CopyPublicKeyInfo copies a SubjectPublicKeyInfo's algorithm and key bits into to, without
-// decoding the key (which OpenSSL 3.0's X509_set_pubkey does through its provider encoders, the
-// costliest step of issuing a certificate).
-Status CopyPublicKeyInfo(const X509_PUBKEY* from, X509_PUBKEY* to) {
-  ASN1_OBJECT* key_type = nullptr;
-  const unsigned char* bits = nullptr;
-  int bits_length = 0;
-  X509_ALGOR* algorithm = nullptr;
-  if (X509_PUBKEY_get0_param(&key_type, &bits, &bits_length, &algorithm, from) != 1 ||
-      bits_length <= 0) {
-    return std::unexpected(ossl::ErrorFromQueue("reading the request's public key"));
-  }
-  const ASN1_OBJECT* oid = nullptr;
-  int parameter_type = V_ASN1_UNDEF;
-  const void* parameter = nullptr;
-  X509_ALGOR_get0(&oid, &parameter_type, &parameter, algorithm);
-  void* parameter_copy = nullptr;
-  if (parameter_type == V_ASN1_OBJECT) {
-    parameter_copy = OBJ_dup(static_cast<const ASN1_OBJECT*>(parameter));
-  } else if (parameter != nullptr && parameter_type != V_ASN1_NULL) {
-    parameter_copy = ASN1_STRING_dup(static_cast<const ASN1_STRING*>(parameter));
-  }
-  auto* bits_copy = static_cast<unsigned char*>(OPENSSL_memdup(bits, bits_length));
-  ASN1_OBJECT* oid_copy = OBJ_dup(oid);
-  if (X509_PUBKEY_set0_param(to, oid_copy, parameter_type, parameter_copy, bits_copy,
-                             bits_length) != 1) {
-    ASN1_OBJECT_free(oid_copy);
-    OPENSSL_free(bits_copy);
-    if (parameter_type == V_ASN1_OBJECT) {
-      ASN1_OBJECT_free(static_cast<ASN1_OBJECT*>(parameter_copy));
-    } else {
-      ASN1_STRING_free(static_cast<ASN1_STRING*>(parameter_copy));
-    }
-    return std::unexpected(ossl::ErrorFromQueue("copying the request's public key"));
-  }
-  return Ok();
-}
 
 using std::chrono::system_clock;
 
@@ -194,7 +157,7 @@ Result<ossl::UniquePtr<X509>> Build(const Profile& profile, const CertificateReq
     return std::unexpected(ossl::ErrorFromQueue("creating a certificate"));
   }
   if (request.public_key_info != nullptr) {
-    DEVID_TRY(CopyPublicKeyInfo(request.public_key_info, X509_get_X509_PUBKEY(x509.get())));
+    DEVID_TRY(pki::CopyPublicKeyInfo(request.public_key_info, X509_get_X509_PUBKEY(x509.get())));
   } else if (X509_set_pubkey(x509.get(), const_cast<EVP_PKEY*>(request.public_key)) != 1) {
     return std::unexpected(ossl::ErrorFromQueue("creating a certificate"));
   }
