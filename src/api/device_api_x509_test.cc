@@ -186,6 +186,35 @@ TEST_F(DeviceApiX509Test, Refuses_ExpiredLeaf) {
   ExpectRefused(RegisterWith("x509-dev-6", {&leaf}), "x509-dev-6", "certificate has expired");
 }
 
+TEST_F(DeviceApiX509Test, Refuses_RevokedOrExpiredAfterItsPathWasRemembered) {
+  // The validated path is remembered between requests; revocation and expiry still decide each.
+  PutX509Group("x509-group", authority_->roots().front());
+  pki::Certificate leaf = IssueDevice("x509-dev-10");
+  pki::Certificate other = IssueDevice("x509-dev-11");
+  ASSERT_TRUE(registry_->RecordCertificate(
+      ca::InventoryRecord(leaf, registry::CertificateSource::kIssued, "x509-dev-10",
+                          std::string(ca::kDeviceClientProfile)),
+      registry::kAuditCertificateIssue, {"test"}));
+  for (const auto* device : {&leaf, &other}) {
+    std::string id = device->SubjectCommonName();
+    Response r = RegisterWith(id, {device, &Intermediate()});
+    ASSERT_EQ(r.status, 202) << r.body;
+    ASSERT_EQ(PollWith(id, Json(r)["operationId"], {device, &Intermediate()}).status, 200);
+  }
+  std::string operation = Json(RegisterWith("x509-dev-10", {&leaf, &Intermediate()}))["operationId"];
+  registry::CertificateFilter filter;
+  filter.sha256_thumbprint = leaf.Sha256Thumbprint();
+  ASSERT_TRUE(registry_->RevokeCertificates(filter, 1, {"test"}));
+  Response revoked = PollWith("x509-dev-10", operation, {&leaf, &Intermediate()});
+  EXPECT_EQ(revoked.status, 401) << revoked.body;
+  EXPECT_THAT(revoked.body, HasSubstr("was revoked"));
+
+  clock_.Set(other.NotAfter());
+  Response expired = RegisterWith("x509-dev-11", {&other, &Intermediate()});
+  EXPECT_EQ(expired.status, 401) << expired.body;
+  EXPECT_THAT(expired.body, HasSubstr("certificate has expired"));
+}
+
 TEST_F(DeviceApiX509Test, Refuses_CertificateRevokedInTheInventory) {
   PutX509Group("x509-group", authority_->roots().front());
   pki::Certificate leaf = IssueDevice("x509-dev-7");

@@ -39,14 +39,14 @@ Result<AuthenticatedCertificate> ClientCertificateVerifier::Verify(pki::Certific
   // RFC 5280 §6.1 path validation to devid's roots, for TLS client authentication (the
   // device-client profile's extendedKeyUsage).
   std::string thumbprint = certificate.Sha256Thumbprint();
-  if (!verified_paths_.Verified(thumbprint, now)) {
+  if (!verified_paths_.Find(thumbprint, now)) {
     if (auto verified = authority_.Verify(certificate, X509_PURPOSE_SSL_CLIENT); !verified) {
       return std::unexpected(Unauthenticated(Describe(certificate) +
                                              " was not issued by devid's CA for client "
                                              "authentication: " +
                                              verified.error().message()));
     }
-    verified_paths_.Remember(thumbprint, now, certificate.NotAfter());
+    verified_paths_.Remember(thumbprint, true, now, certificate.NotAfter());
   }
   // A certificate that chains but has no issuance record was not issued through devid's
   // enrollment (an operator's `devid ca issue`, a copy of the CA key elsewhere): refuse it, as

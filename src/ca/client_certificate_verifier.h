@@ -4,9 +4,9 @@
 #include <string_view>
 
 #include "base/clock.h"
+#include "base/expiring_memo.h"
 #include "base/result.h"
 #include "ca/authority.h"
-#include "ca/verified_path_memo.h"
 #include "pki/certificate.h"
 #include "registry/certificate_record.h"
 #include "registry/registry.h"
@@ -24,7 +24,7 @@ struct AuthenticatedCertificate {
 // ClientCertificateVerifier authenticates a TLS client by a certificate devid issued. The TLS
 // handshake has already proved the client holds the certificate's key (the server requests a
 // certificate and accepts any chain, net::ServerOptions::request_client_certificate); this checks
-// the certificate itself. A path that validated is remembered for a minute (VerifiedPathMemo);
+// the certificate itself. A path that validated is remembered for a minute (ExpiringMemo);
 // validity, the inventory record and revocation are checked on every call. Thread-safe.
 class ClientCertificateVerifier {
  public:
@@ -50,7 +50,7 @@ class ClientCertificateVerifier {
   const Authority& authority_;
   registry::Registry& registry_;
   const Clock& clock_;
-  VerifiedPathMemo verified_paths_;
+  ExpiringMemo<bool> verified_paths_;  // by the certificate's SHA-256 thumbprint
 };
 
 }  // namespace devid::ca

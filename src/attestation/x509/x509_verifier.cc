@@ -136,8 +136,7 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
                            Anchors({&x509.client_primary_pem, &x509.client_secondary_pem}));
     for (const auto& candidate : enrolled) {
       if (candidate->sha256_thumbprint != thumbprint) continue;
-      path = VerifyChain(leaf, intermediates, std::span(&candidate->certificate, 1), {},
-                         clock_.Now(), DevicePolicy(/*partial_chain=*/true));
+      path = ValidatedPath(leaf, thumbprint, intermediates, candidate->certificate);
       if (!path) return std::unexpected(path.error());
       device.enrollment = std::move(*enrollment);
       break;
@@ -157,8 +156,7 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
       }
       DEVID_TRY(AddCaReferences(group, leaf, intermediates, signers, ca_error, unknown_ca_error));
       for (const auto& signer : signers) {
-        auto validated = VerifyChain(leaf, intermediates, std::span(signer.get(), 1), {},
-                                     clock_.Now(), DevicePolicy(/*partial_chain=*/true));
+        auto validated = ValidatedPath(leaf, thumbprint, intermediates, *signer);
         if (!validated) {
           // Say why the chain failed when it did reach this group's certificate.
           if (!path_error) path_error = validated.error();
@@ -200,6 +198,34 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
         " is disabled"));
   }
   return device;
+}
+
+Result<std::vector<pki::Certificate>> X509Verifier::ValidatedPath(
+    const pki::Certificate& leaf, const std::string& leaf_thumbprint,
+    std::span<const pki::Certificate> intermediates, const pki::Certificate& anchor) {
+  std::string key = leaf_thumbprint;
+  for (const pki::Certificate& intermediate : intermediates) {
+    key += ":" + intermediate.Sha256Thumbprint();
+  }
+  key += ">" + anchor.Sha256Thumbprint();
+  auto copy = [](const std::vector<pki::Certificate>& path) {
+    std::vector<pki::Certificate> out;
+    out.reserve(path.size());
+    for (const pki::Certificate& certificate : path) out.push_back(certificate.Clone());
+    return out;
+  };
+  auto now = clock_.Now();
+  if (auto remembered = validated_paths_.Find(key, now)) return copy(**remembered);
+  DEVID_ASSIGN_OR_RETURN(
+      auto path, VerifyChain(leaf, intermediates, std::span(&anchor, 1), {}, now,
+                             DevicePolicy(/*partial_chain=*/true)));
+  auto not_after = std::chrono::system_clock::time_point::max();
+  for (const pki::Certificate& certificate : path) {
+    not_after = std::min(not_after, certificate.NotAfter());
+  }
+  validated_paths_.Remember(
+      key, std::make_shared<const std::vector<pki::Certificate>>(copy(path)), now, not_after);
+  return path;
 }
 
 }  // namespace devid::attestation

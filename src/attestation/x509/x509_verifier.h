@@ -1,5 +1,6 @@
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -12,6 +13,7 @@
 #include "attestation/x509/observation_throttle.h"
 #include "attestation/x509/parsed_certificate_cache.h"
 #include "base/clock.h"
+#include "base/expiring_memo.h"
 #include "base/result.h"
 #include "registry/registry.h"
 
@@ -29,7 +31,8 @@ namespace devid::attestation {
 // The leaf's subject CN must be the registration ID. The path is validated with VerifyChain
 // (RFC 5280, strict, TLS client purpose, devid's algorithm floor) up to the enrolled certificate
 // as the trust anchor, and no certificate on it may be revoked in devid's inventory
-// or, with a CrlCache, in its third-party issuer's CRL. The leaf is
+// or, with a CrlCache, in its third-party issuer's CRL. A validated path is remembered for a
+// minute (ValidatedPath); revocation and the enrollment are read at every request. The leaf is
 // recorded in the inventory as observed. The first match decides: a disabled one refuses.
 class X509Verifier {
  public:
@@ -58,6 +61,13 @@ class X509Verifier {
                          std::span<const pki::Certificate> intermediates,
                          std::vector<std::shared_ptr<const pki::Certificate>>& anchors,
                          std::optional<Error>& ca_error, std::optional<Error>& unknown_ca_error);
+  // ValidatedPath is VerifyChain from leaf (SHA-256 thumbprint leaf_thumbprint) through the
+  // presented intermediates to anchor, remembered for a minute (never past a certificate's
+  // notAfter) by exactly those certificates: a device polling its status presents the same chain
+  // each time. Revocation, the enrollment and the CN are still checked on every request.
+  Result<std::vector<pki::Certificate>> ValidatedPath(
+      const pki::Certificate& leaf, const std::string& leaf_thumbprint,
+      std::span<const pki::Certificate> intermediates, const pki::Certificate& anchor);
   // Anchors returns an enrollment's certificates (PEM), decoded, skipping empty slots.
   Result<std::vector<std::shared_ptr<const ParsedCertificate>>> Anchors(
       std::initializer_list<const std::string*> pems);
@@ -67,6 +77,7 @@ class X509Verifier {
   CrlCache* crl_cache_;
   ObservationThrottle observed_{std::chrono::seconds(60)};
   ParsedCertificateCache parsed_;
+  ExpiringMemo<std::shared_ptr<const std::vector<pki::Certificate>>> validated_paths_;
 };
 
 }  // namespace devid::attestation
