@@ -81,6 +81,18 @@ openssl pkey -in "$devices/bench-a.key" -passin "file:$devices/passphrase" \
   -out "$devices/bench-a.plain.key"
 
 # --- issuance over HTTPS -----------------------------------------------------------------------
+# measure LABEL ARGS...: one load run, its JSON in $OUT/LABEL.json with devid's CPU per token.
+measure() {
+  local label=$1 before after
+  shift
+  before=$(cpu_ticks "$devid_pid")
+  "$load" "$@" --duration "$DURATION" --label "$label" >"$OUT/$label.raw.json"
+  after=$(cpu_ticks "$devid_pid")
+  jq --argjson ticks $((after - before)) --argjson hz "$(getconf CLK_TCK)" \
+    '. + {server_cpu_us_per_ok: (if .ok > 0 then $ticks / $hz * 1e6 / .ok else null end)}' \
+    "$OUT/$label.raw.json" >"$OUT/$label.json"
+}
+
 token_args=(--mode token --cert "$devices/bench-a.pem" --key "$devices/bench-a.plain.key"
   --audience bench-b --scope door:open --port "$port" --trust-bundle "$trust")
 log "warm-up: 2 s at concurrency 4"
@@ -94,13 +106,7 @@ for c in $CONCURRENCIES; do
     sleep 1
   fi
   log "POST /tokens: concurrency $c, $DURATION s"
-  before=$(cpu_ticks "$devid_pid")
-  "$load" "${token_args[@]}" --concurrency "$c" --duration "$DURATION" --label "tokens-c$c" \
-    >"$OUT/tokens-c$c.raw.json"
-  after=$(cpu_ticks "$devid_pid")
-  jq --argjson ticks $((after - before)) --argjson hz "$(getconf CLK_TCK)" \
-    '. + {server_cpu_us_per_ok: (if .ok > 0 then $ticks / $hz * 1e6 / .ok else null end)}' \
-    "$OUT/tokens-c$c.raw.json" >"$OUT/tokens-c$c.json"
+  measure "tokens-c$c" "${token_args[@]}" --concurrency "$c"
   if [[ -n $perf_pid ]]; then
     stop "$perf_pid" INT
     perf_pid=""
@@ -118,13 +124,7 @@ sas_args=(--mode token --authorization "SharedAccessSignature sr=$sr&sig=$sig&se
   --audience bench-b --scope door:open --port "$port" --trust-bundle "$trust")
 sas_c=${SAS_CONCURRENCY:-16}
 log "POST /tokens with a SAS token (sealed session key): concurrency $sas_c, $DURATION s"
-before=$(cpu_ticks "$devid_pid")
-"$load" "${sas_args[@]}" --concurrency "$sas_c" --duration "$DURATION" --label "tokens-sas-c$sas_c" \
-  >"$OUT/tokens-sas.raw.json"
-after=$(cpu_ticks "$devid_pid")
-jq --argjson ticks $((after - before)) --argjson hz "$(getconf CLK_TCK)" \
-  '. + {server_cpu_us_per_ok: (if .ok > 0 then $ticks / $hz * 1e6 / .ok else null end)}' \
-  "$OUT/tokens-sas.raw.json" >"$OUT/tokens-sas.json"
+measure tokens-sas "${sas_args[@]}" --concurrency "$sas_c"
 
 # --- baseline: MIT Kerberos service tickets -----------------------------------------------------
 kdc_pid=""

@@ -322,15 +322,6 @@ TEST_F(TokenApiTest, Rejects_NoCredential) {
                 error_code::kMissingAuthorization, "TLS client certificate, or the device's SAS");
 }
 
-TEST_F(TokenApiTest, Rejects_RevokedCertificate) {
-  registry::CertificateFilter filter;
-  filter.serial = sensor_->SerialHex();
-  ASSERT_TRUE(registry_->RevokeCertificates(filter, pki::kKeyCompromise, {"test"}));
-  audit_before_ = AuditCount();
-  ExpectRefused(Post(Ask("historian", "telemetry:write"), &*sensor_), 401,
-                error_code::kInsufficientRights, "revoked");
-}
-
 TEST_F(TokenApiTest, Rejects_CertificateRevokedAfterItWasAccepted) {
   // The first request's path validation is remembered; revocation must still take effect at once.
   ASSERT_EQ(Post(Ask("historian", "telemetry:write"), &*sensor_).status, 200);
