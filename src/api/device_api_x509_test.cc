@@ -201,7 +201,8 @@ TEST_F(DeviceApiX509Test, Refuses_RevokedOrExpiredAfterItsPathWasRemembered) {
     ASSERT_EQ(r.status, 202) << r.body;
     ASSERT_EQ(PollWith(id, Json(r)["operationId"], {device, &Intermediate()}).status, 200);
   }
-  std::string operation = Json(RegisterWith("x509-dev-10", {&leaf, &Intermediate()}))["operationId"];
+  std::string operation =
+      Json(RegisterWith("x509-dev-10", {&leaf, &Intermediate()}))["operationId"];
   registry::CertificateFilter filter;
   filter.sha256_thumbprint = leaf.Sha256Thumbprint();
   ASSERT_TRUE(registry_->RevokeCertificates(filter, 1, {"test"}));

@@ -14,25 +14,27 @@ namespace {
 
 // The CertificationRequest of RFC 2986 §4.1 with the subject public key left as algorithm and
 // bits (X509_REQ's template decodes it). The info keeps the encoding the signature covers.
-typedef struct {
+struct DEVID_CSR_KEY {
   X509_ALGOR* algorithm;
   ASN1_BIT_STRING* public_key;
-} DEVID_CSR_KEY;
+};
 
-typedef struct {
+struct DEVID_CSR_INFO {
   ASN1_ENCODING enc;
   ASN1_INTEGER* version;
   X509_NAME* subject;
   DEVID_CSR_KEY* key;
   STACK_OF(X509_ATTRIBUTE) * attributes;
-} DEVID_CSR_INFO;
+};
 
-typedef struct {
+struct DEVID_CSR {
   DEVID_CSR_INFO* info;
   X509_ALGOR* signature_algorithm;
   ASN1_BIT_STRING* signature;
-} DEVID_CSR;
+};
 
+// OpenSSL's ASN.1 template macros, which clang-format cannot lay out (nor what follows them).
+// clang-format off
 ASN1_SEQUENCE(DEVID_CSR_KEY) = {
     ASN1_SIMPLE(DEVID_CSR_KEY, algorithm, X509_ALGOR),
     ASN1_SIMPLE(DEVID_CSR_KEY, public_key, ASN1_BIT_STRING),
@@ -56,6 +58,7 @@ ASN1_SEQUENCE(DEVID_CSR) = {
 std::span<const unsigned char> Bytes(const ASN1_STRING* string) {
   return {ASN1_STRING_get0_data(string), static_cast<size_t>(ASN1_STRING_length(string))};
 }
+// clang-format on
 
 // ImportCurvePoint makes the key of a P-256 or P-384 SubjectPublicKeyInfo from its point through
 // the EC key manager, which checks the point is on the curve, without the decoder machinery;
@@ -96,8 +99,8 @@ ossl::UniquePtr<EVP_PKEY> ImportCurvePoint(const DEVID_CSR_KEY& key) {
 ossl::UniquePtr<EVP_PKEY> DecodeKey(const DEVID_CSR_KEY& key) {
   if (auto imported = ImportCurvePoint(key)) return imported;
   unsigned char* der = nullptr;
-  int length = ASN1_item_i2d(reinterpret_cast<const ASN1_VALUE*>(&key), &der,
-                             ASN1_ITEM_rptr(DEVID_CSR_KEY));
+  int length =
+      ASN1_item_i2d(reinterpret_cast<const ASN1_VALUE*>(&key), &der, ASN1_ITEM_rptr(DEVID_CSR_KEY));
   const unsigned char* p = der;
   EVP_PKEY* out = length > 0 ? d2i_PUBKEY(nullptr, &p, length) : nullptr;
   OPENSSL_free(der);

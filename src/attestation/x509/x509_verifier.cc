@@ -216,15 +216,14 @@ Result<std::vector<pki::Certificate>> X509Verifier::ValidatedPath(
   };
   auto now = clock_.Now();
   if (auto remembered = validated_paths_.Find(key, now)) return copy(**remembered);
-  DEVID_ASSIGN_OR_RETURN(
-      auto path, VerifyChain(leaf, intermediates, std::span(&anchor, 1), {}, now,
-                             DevicePolicy(/*partial_chain=*/true)));
+  DEVID_ASSIGN_OR_RETURN(auto path, VerifyChain(leaf, intermediates, std::span(&anchor, 1), {}, now,
+                                                DevicePolicy(/*partial_chain=*/true)));
   auto not_after = std::chrono::system_clock::time_point::max();
   for (const pki::Certificate& certificate : path) {
     not_after = std::min(not_after, certificate.NotAfter());
   }
-  validated_paths_.Remember(
-      key, std::make_shared<const std::vector<pki::Certificate>>(copy(path)), now, not_after);
+  validated_paths_.Remember(key, std::make_shared<const std::vector<pki::Certificate>>(copy(path)),
+                            now, not_after);
   return path;
 }
 
