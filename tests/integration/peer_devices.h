@@ -13,6 +13,11 @@
 
 namespace devid::testing {
 
+// The symmetric keys of the peer tests' devices A, B and C (base64 of 32 bytes).
+inline constexpr char kPeerKeyA[] = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+inline constexpr char kPeerKeyB[] = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+inline constexpr char kPeerKeyC[] = "Y2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2M=";
+
 // PeerKeyUri is the key store URI of device's key, <dir>/<device>.key, sealed with the
 // passphrase in <dir>/passphrase.
 inline std::string PeerKeyUri(const std::string& dir, const std::string& device) {

@@ -34,8 +34,6 @@ using ::testing::Not;
 
 constexpr char kDeviceA[] = "peer-a";
 constexpr char kDeviceB[] = "peer-b";
-constexpr char kKeyA[] = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-constexpr char kKeyB[] = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
 
 // ServingPeer is `devid peer serve` running in the background, its stdout in a file.
 class ServingPeer {
@@ -108,8 +106,8 @@ class PeerSessionTest : public ::testing::Test {
     dir_ = server_->root() + "/devices";
     std::filesystem::create_directories(dir_);
     ASSERT_TRUE(WriteFileAtomically(dir_ + "/passphrase", "peer key passphrase\n", 0600));
-    ASSERT_NO_FATAL_FAILURE(EnrollPeerDevice(*server_, dir_, kDeviceA, kKeyA));
-    ASSERT_NO_FATAL_FAILURE(EnrollPeerDevice(*server_, dir_, kDeviceB, kKeyB));
+    ASSERT_NO_FATAL_FAILURE(EnrollPeerDevice(*server_, dir_, kDeviceA, kPeerKeyA));
+    ASSERT_NO_FATAL_FAILURE(EnrollPeerDevice(*server_, dir_, kDeviceB, kPeerKeyB));
     Refresh(kDeviceA);
     Refresh(kDeviceB);
   }

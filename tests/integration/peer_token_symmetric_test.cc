@@ -20,9 +20,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr char kKeyA[] = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-constexpr char kKeyB[] = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
-constexpr char kKeyC[] = "Y2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2M=";
 
 constexpr char kPolicy[] = R"([tokens]
 ttl_seconds = 120
@@ -45,9 +42,9 @@ class PeerTokenSymmetricTest : public ::testing::Test {
     server_.emplace(std::move(*started));
     dir_ = server_->root() + "/devices";
     std::filesystem::create_directories(dir_);
-    ASSERT_NO_FATAL_FAILURE(AddSasDevice(*server_, dir_, "sas-a", kKeyA));
-    ASSERT_NO_FATAL_FAILURE(AddSasDevice(*server_, dir_, "sas-b", kKeyB));
-    ASSERT_NO_FATAL_FAILURE(AddSasDevice(*server_, dir_, "sas-c", kKeyC));
+    ASSERT_NO_FATAL_FAILURE(AddSasDevice(*server_, dir_, "sas-a", kPeerKeyA));
+    ASSERT_NO_FATAL_FAILURE(AddSasDevice(*server_, dir_, "sas-b", kPeerKeyB));
+    ASSERT_NO_FATAL_FAILURE(AddSasDevice(*server_, dir_, "sas-c", kPeerKeyC));
   }
 
   std::string File(const std::string& name) const { return dir_ + "/" + name; }
@@ -104,7 +101,7 @@ TEST_F(PeerTokenSymmetricTest, SessionKeyProof_VerifiesOfflineAfterTheServerStop
   ASSERT_TRUE(session_key);
   std::string log = server_->log();
   EXPECT_THAT(log, Not(HasSubstr(session_key->substr(0, 43))));
-  EXPECT_THAT(log, Not(HasSubstr(kKeyA)));
+  EXPECT_THAT(log, Not(HasSubstr(kPeerKeyA)));
 
   auto stopped = server_->Stop();
   ASSERT_TRUE(stopped) << stopped.error().message();
@@ -117,7 +114,7 @@ TEST_F(PeerTokenSymmetricTest, SessionKeyProof_VerifiesOfflineAfterTheServerStop
   EXPECT_THAT(accepted.out + accepted.err, Not(HasSubstr(session_key->substr(0, 43))));
 
   // Without the session key: a key of its own choosing makes a proof that does not verify.
-  ASSERT_TRUE(WriteFileAtomically(File("guessed.session"), std::string(kKeyC) + "\n", 0600));
+  ASSERT_TRUE(WriteFileAtomically(File("guessed.session"), std::string(kPeerKeyC) + "\n", 0600));
   Challenge("challenge-2");
   ASSERT_EQ(Prove("guessed.session", "challenge-2", "sas-a", "proof-2").exit_code, 0);
   CommandResult guessed = Verify("a.jwt", "challenge-2", "proof-2");
@@ -134,13 +131,13 @@ TEST_F(PeerTokenSymmetricTest, SessionKeyProof_VerifiesOfflineAfterTheServerStop
 
 TEST_F(PeerTokenSymmetricTest, Refusals_WrongKeyUnknownAudienceAndService) {
   // sas-a's token signed with sas-c's key.
-  ASSERT_TRUE(WriteFileAtomically(File("sas-a.sas"), std::string(kKeyC) + "\n", 0600));
+  ASSERT_TRUE(WriteFileAtomically(File("sas-a.sas"), std::string(kPeerKeyC) + "\n", 0600));
   CommandResult forged = AskToken("sas-a");
   EXPECT_EQ(forged.exit_code, 1) << Describe(forged);
   EXPECT_THAT(forged.err, HasSubstr("token authority: 401 401002"));
   EXPECT_FALSE(std::filesystem::exists(File("sas-a.session")));
   // An audience devid does not know.
-  ASSERT_TRUE(WriteFileAtomically(File("sas-a.sas"), std::string(kKeyA) + "\n", 0600));
+  ASSERT_TRUE(WriteFileAtomically(File("sas-a.sas"), std::string(kPeerKeyA) + "\n", 0600));
   CommandResult nobody = AskToken("sas-a", "sas-z");
   EXPECT_EQ(nobody.exit_code, 1) << Describe(nobody);
   EXPECT_THAT(nobody.err, HasSubstr("token authority: 404 404007"));

@@ -24,8 +24,6 @@ using ::testing::Not;
 
 constexpr char kDeviceA[] = "peer-a";
 constexpr char kDeviceB[] = "peer-b";
-constexpr char kKeyA[] = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-constexpr char kKeyB[] = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
 
 constexpr char kPolicy[] = R"([tokens]
 ttl_seconds = 120
@@ -44,8 +42,8 @@ class PeerTokenTest : public ::testing::Test {
     dir_ = server_->root() + "/devices";
     std::filesystem::create_directories(dir_);
     ASSERT_TRUE(WriteFileAtomically(dir_ + "/passphrase", "peer key passphrase\n", 0600));
-    ASSERT_NO_FATAL_FAILURE(EnrollPeerDevice(*server_, dir_, kDeviceA, kKeyA));
-    ASSERT_NO_FATAL_FAILURE(EnrollPeerDevice(*server_, dir_, kDeviceB, kKeyB));
+    ASSERT_NO_FATAL_FAILURE(EnrollPeerDevice(*server_, dir_, kDeviceA, kPeerKeyA));
+    ASSERT_NO_FATAL_FAILURE(EnrollPeerDevice(*server_, dir_, kDeviceB, kPeerKeyB));
   }
 
   std::string KeyUri(const std::string& device) const { return PeerKeyUri(dir_, device); }
