@@ -73,6 +73,11 @@ Status OpenSession(const SessionOptions& options, Session& session) {
   return Ok();
 }
 
+// ReportAccepted says which peer the mutual TLS handshake authenticated.
+void ReportAccepted(const sdk::VerifiedPeer& peer) {
+  std::cout << "accepted " << peer.name << " (serial " << peer.serial << ")" << std::endl;
+}
+
 Status Serve(const SessionOptions& options) {
   DEVID_ASSIGN_OR_RETURN(auto address, SplitHostPort(options.address));
   Session session;
@@ -89,7 +94,7 @@ Status Serve(const SessionOptions& options) {
       continue;
     }
     const sdk::VerifiedPeer& peer = connection->peer();
-    std::cout << "accepted " << peer.name << " (serial " << peer.serial << ")" << std::endl;
+    ReportAccepted(peer);
     // The serving peer speaks first: in TLS 1.3 a client learns that it was refused only by
     // reading (the alert follows the handshake).
     auto hello = connection->WriteLine("welcome " + peer.name);
@@ -112,7 +117,7 @@ Status Connect(const SessionOptions& options) {
   DEVID_ASSIGN_OR_RETURN(sdk::PeerConnection connection,
                          sdk::ConnectToPeer(address.first, address.second, session.options));
   const sdk::VerifiedPeer& peer = connection.peer();
-  std::cout << "accepted " << peer.name << " (serial " << peer.serial << ")" << std::endl;
+  ReportAccepted(peer);
   DEVID_ASSIGN_OR_RETURN(std::string answer, connection.ReadLine());
   std::cout << peer.name << " says: " << answer << std::endl;
   DEVID_TRY(connection.WriteLine("hello"));
