@@ -133,7 +133,9 @@ class Registry {
   // ObserveCertificate records a certificate a peer presented: inserted with source kObserved
   // when unknown, else only its last_seen moves to now, never back (an issued one keeps source
   // kIssued). No audit record: it happens on every authentication. Fails with kAlreadyExists when
-  // a different certificate (another thumbprint) with the same (issuer, serial) is recorded.
+  // a different certificate (another thumbprint) with the same (issuer, serial) is recorded. A
+  // store may commit the sighting with a later write (SQLite: within 100 ms by default) rather than sync it
+  // alone, so a crash may lose it; this registry's own reads see it at once.
   virtual Status ObserveCertificate(const CertificateRecord& record) = 0;
   // QueryCertificates pages through the records matching filter, ordered by not_after then
   // thumbprint (soonest expiring first). A malformed continuation fails with kInvalidArgument.

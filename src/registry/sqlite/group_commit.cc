@@ -14,16 +14,26 @@ namespace devid::registry::sqlite {
 // spins through sched_yield before it sleeps, and with dozens of handler threads waiting on a
 // commit on a small machine those yields took about a seventh of the server's CPU time
 // (bench/RESULTS.md).
+//
+// A deferred write's Pending is on the heap instead: it owns its closure, nobody waits on it, and
+// the writer thread settles and deletes it.
 struct GroupCommitWriter::Pending {
   const Write* write;
   Status status;
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;  // guarded by mu
+  // Deferred writes only.
+  Write owned;
+  Settled settled;
+  std::chrono::steady_clock::time_point due;  // when it stops waiting for a transaction to join
+
+  bool deferred() const { return settled != nullptr; }
 };
 
-GroupCommitWriter::GroupCommitWriter(Connection db, size_t max_batch)
-    : db_(std::move(db)), max_batch_(max_batch == 0 ? 1 : max_batch) {
+GroupCommitWriter::GroupCommitWriter(Connection db, size_t max_batch,
+                                     std::chrono::milliseconds max_defer)
+    : db_(std::move(db)), max_batch_(max_batch == 0 ? 1 : max_batch), max_defer_(max_defer) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -44,11 +54,43 @@ Status GroupCommitWriter::Run(const Write& write) {
       return std::unexpected(Unavailable("writing to the registry: the writer has stopped"));
     }
     queue_.push_back(&pending);
+    ++waited_for_;
   }
   wake_.notify_one();
   std::unique_lock lock(pending.mu);
   pending.cv.wait(lock, [&pending] { return pending.done; });
   return std::move(pending.status);
+}
+
+void GroupCommitWriter::Defer(Write write, Settled settled) {
+  auto pending = std::make_unique<Pending>();
+  pending->owned = std::move(write);
+  pending->write = &pending->owned;
+  pending->settled = std::move(settled);
+  pending->due = std::chrono::steady_clock::now() + max_defer_;
+  bool first = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_ && !broken_) {
+      first = queue_.empty();
+      queue_.push_back(pending.release());
+      ++deferred_;
+    }
+  }
+  if (pending != nullptr) {
+    pending->settled(
+        std::unexpected(Unavailable("writing to the registry: the writer has stopped")));
+    return;
+  }
+  // Only an idle writer needs waking, to learn when the write is due; a busy one looks at the
+  // queue before it sleeps again.
+  if (first) wake_.notify_one();
+}
+
+Status GroupCommitWriter::Flush() {
+  if (deferred_.load() == 0) return Ok();
+  // Writes run in queue order, so by the time this one has committed the earlier ones have too.
+  return Run([](Connection&) { return Ok(); });
 }
 
 GroupCommitWriter::Stats GroupCommitWriter::stats() const {
@@ -68,9 +110,20 @@ void GroupCommitWriter::Loop() {
     for (;;) {
       {
         std::unique_lock lock(mu_);
-        wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+        // Start a transaction when a caller waits for one, when stopping, or when the oldest
+        // deferred write has waited long enough for company.
+        while (waited_for_ == 0 && !stopping_) {
+          if (queue_.empty()) {
+            wake_.wait(lock);
+          } else if (std::chrono::steady_clock::now() < queue_.front()->due) {
+            wake_.wait_until(lock, queue_.front()->due);
+          } else {
+            break;
+          }
+        }
         if (queue_.empty()) return;  // stopping, and drained
         while (!queue_.empty() && batch.size() < max_batch_) {
+          if (!queue_.front()->deferred()) --waited_for_;
           batch.push_back(queue_.front());
           queue_.pop_front();
         }
@@ -91,6 +144,7 @@ void GroupCommitWriter::Abandon(std::deque<Pending*>& batch, const Error& error)
   broken_ = true;
   batch.insert(batch.end(), queue_.begin(), queue_.end());
   queue_.clear();
+  waited_for_ = 0;
   FailBatch(batch, 0, batch.size(), error);
 }
 
@@ -123,6 +177,12 @@ void GroupCommitWriter::CompleteBatch(std::deque<Pending*>& batch, size_t begin,
   for (size_t i = begin; i < end; ++i) {
     Pending* p = std::exchange(batch[i], nullptr);
     if (p == nullptr) continue;
+    if (p->deferred()) {
+      std::unique_ptr<Pending> owned(p);
+      owned->settled(owned->status);
+      --deferred_;
+      continue;
+    }
     std::lock_guard lock(p->mu);
     p->done = true;
     p->cv.notify_one();

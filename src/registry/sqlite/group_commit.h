@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -18,13 +20,17 @@ namespace devid::registry::sqlite {
 // hand it write closures; the thread runs everything queued so far in one transaction, each
 // closure inside its own savepoint, and commits once, so many concurrent writers share one sync
 // of the WAL. A closure that fails is rolled back alone and reports its own error; the others
-// commit. Thread-safe.
+// commit. Writes nobody waits for (Defer) join the next transaction instead of paying for one of
+// their own. Thread-safe.
 class GroupCommitWriter {
  public:
   // Write is one caller's change. It runs on the writer thread inside an open transaction and
   // a savepoint, and must not begin, commit or roll back transactions itself. Returning an error
   // undoes everything it did.
   using Write = std::function<Status(Connection& db)>;
+  // Settled receives a deferred write's outcome on the writer thread, after its transaction
+  // committed (Ok) or failed.
+  using Settled = std::function<void(const Status& status)>;
 
   // Stats counts the writer's work since it started.
   struct Stats {
@@ -33,8 +39,9 @@ class GroupCommitWriter {
   };
 
   // GroupCommitWriter takes ownership of db and starts the writer thread. max_batch caps how many
-  // writes share one transaction (at least 1).
-  GroupCommitWriter(Connection db, size_t max_batch);
+  // writes share one transaction (at least 1); max_defer is how long a deferred write waits for
+  // another write to share a transaction with before it gets one of its own.
+  GroupCommitWriter(Connection db, size_t max_batch, std::chrono::milliseconds max_defer);
   GroupCommitWriter(const GroupCommitWriter&) = delete;
   GroupCommitWriter& operator=(const GroupCommitWriter&) = delete;
   // ~GroupCommitWriter runs every write already queued, then stops the thread and closes the
@@ -46,6 +53,15 @@ class GroupCommitWriter {
   // the database stays locked, kResourceExhausted when the disk is full). write is only called
   // on the writer thread, before Run returns.
   Status Run(const Write& write);
+
+  // Defer queues write without waiting for it: it runs in the transaction of the next Run, or
+  // after at most max_defer in one of its own, and settled then receives its outcome (on the
+  // writer thread; it must not call the writer). For writes a crash may lose (a sighting, not a
+  // decision) that are not worth a sync of their own.
+  void Defer(Write write, Settled settled);
+
+  // Flush blocks until every write deferred before it has settled (at once when none waits).
+  Status Flush();
 
   // stats returns the counters as of now.
   Stats stats() const;
@@ -71,13 +87,16 @@ class GroupCommitWriter {
 
   Connection db_;
   const size_t max_batch_;
+  const std::chrono::milliseconds max_defer_;
 
   mutable std::mutex mu_;
   std::condition_variable wake_;
-  std::deque<Pending*> queue_;  // guarded by mu_
-  bool stopping_ = false;       // guarded by mu_
-  bool broken_ = false;         // guarded by mu_: the thread died and accepts no more writes
-  Stats stats_;                 // guarded by mu_
+  std::deque<Pending*> queue_;        // guarded by mu_
+  size_t waited_for_ = 0;             // guarded by mu_: entries of queue_ a Run caller waits for
+  std::atomic<size_t> deferred_ = 0;  // deferred writes not yet settled
+  bool stopping_ = false;             // guarded by mu_
+  bool broken_ = false;               // guarded by mu_: the thread died and accepts no more writes
+  Stats stats_;                       // guarded by mu_
 
   std::thread thread_;  // last: started after everything it uses
 };

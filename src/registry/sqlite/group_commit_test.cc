@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -13,6 +15,22 @@
 
 namespace devid::registry::sqlite {
 namespace {
+
+// kNeverAlone is a max_defer no test outlasts: a deferred write commits only with another.
+constexpr std::chrono::milliseconds kNeverAlone = std::chrono::hours(1);
+
+// Settlement catches a deferred write's outcome for the test to wait on.
+struct Settlement {
+  std::promise<Status> promise;
+  std::future<Status> future = promise.get_future();
+
+  GroupCommitWriter::Settled Callback() {
+    return [this](const Status& status) { promise.set_value(status); };
+  }
+  bool settled() const {
+    return future.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  }
+};
 
 // The suite's name carries "Registry" so it runs with the registry tests.
 class SqliteRegistryGroupCommitTest : public ::testing::Test {
@@ -27,7 +45,15 @@ class SqliteRegistryGroupCommitTest : public ::testing::Test {
         db->Exec("CREATE TABLE parent (id INTEGER PRIMARY KEY);"
                  "CREATE TABLE t (id INTEGER PRIMARY KEY, parent INTEGER "
                  "  REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"));
-    writer_ = std::make_unique<GroupCommitWriter>(std::move(*db), 64);
+    writer_ = std::make_unique<GroupCommitWriter>(std::move(*db), 64, kNeverAlone);
+  }
+
+  // UseMaxDefer replaces the writer with one whose deferred writes wait max_defer for company.
+  void UseMaxDefer(std::chrono::milliseconds max_defer) {
+    writer_.reset();
+    auto db = Connection::Open(path(), ConnectionOptions{});
+    ASSERT_TRUE(db.has_value()) << db.error().message();
+    writer_ = std::make_unique<GroupCommitWriter>(std::move(*db), 64, max_defer);
   }
 
   void TearDown() override {
@@ -123,6 +149,58 @@ TEST_F(SqliteRegistryGroupCommitTest, Fails_EveryWriteOfBatchWhenCommitFails) {
   // The writer recovers for the next transaction.
   EXPECT_TRUE(writer_->Run(Insert(2)));
   EXPECT_EQ(Ids(), (std::vector<int64_t>{2}));
+}
+
+TEST_F(SqliteRegistryGroupCommitTest, Commits_DeferredWriteWithTheNextWrite) {
+  Settlement settlement;
+  writer_->Defer(Insert(1), settlement.Callback());
+  EXPECT_EQ(settlement.future.wait_for(std::chrono::milliseconds(50)),
+            std::future_status::timeout);  // it waits for company
+  EXPECT_TRUE(Ids().empty());
+  ASSERT_TRUE(writer_->Run(Insert(2)));
+  EXPECT_TRUE(settlement.future.get());
+  EXPECT_EQ(Ids(), (std::vector<int64_t>{1, 2}));
+  GroupCommitWriter::Stats stats = writer_->stats();
+  EXPECT_EQ(stats.transactions, 1u);
+  EXPECT_EQ(stats.writes, 2u);
+}
+
+TEST_F(SqliteRegistryGroupCommitTest, Commits_DeferredWriteAloneAfterMaxDefer) {
+  UseMaxDefer(std::chrono::milliseconds(20));
+  Settlement settlement;
+  auto deferred_at = std::chrono::steady_clock::now();
+  writer_->Defer(Insert(1), settlement.Callback());
+  ASSERT_EQ(settlement.future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_GE(std::chrono::steady_clock::now() - deferred_at, std::chrono::milliseconds(20));
+  EXPECT_TRUE(settlement.future.get());
+  EXPECT_EQ(Ids(), (std::vector<int64_t>{1}));
+}
+
+TEST_F(SqliteRegistryGroupCommitTest, Flush_WaitsForDeferredWrites) {
+  Settlement settlement;
+  writer_->Defer(Insert(1), settlement.Callback());
+  ASSERT_TRUE(writer_->Flush());
+  EXPECT_TRUE(settlement.settled());
+  EXPECT_EQ(Ids(), (std::vector<int64_t>{1}));
+}
+
+TEST_F(SqliteRegistryGroupCommitTest, Settles_FailingDeferredWriteAlone) {
+  Settlement settlement;
+  writer_->Defer(Insert(1, /*then_fail=*/true), settlement.Callback());
+  ASSERT_TRUE(writer_->Run(Insert(2)));
+  Status status = settlement.future.get();
+  ASSERT_FALSE(status.has_value());
+  EXPECT_EQ(status.error().code(), ErrorCode::kAborted);
+  EXPECT_EQ(Ids(), (std::vector<int64_t>{2}));
+}
+
+TEST_F(SqliteRegistryGroupCommitTest, Drains_DeferredWritesWhenDestroyed) {
+  Settlement settlement;
+  writer_->Defer(Insert(1), settlement.Callback());
+  writer_.reset();
+  EXPECT_TRUE(settlement.settled());
+  EXPECT_TRUE(settlement.future.get());
+  EXPECT_EQ(Ids(), (std::vector<int64_t>{1}));
 }
 
 }  // namespace

@@ -281,6 +281,10 @@ inline constexpr std::string_view kObserveCertificate =
     "ON CONFLICT (sha256_thumbprint) DO UPDATE SET "
     "last_seen_us = MAX(last_seen_us, excluded.last_seen_us)";
 
+// kSelectCertificateByIssuerSerial reads the thumbprint recorded for issuer ?1 and serial ?2.
+inline constexpr std::string_view kSelectCertificateByIssuerSerial =
+    "SELECT sha256_thumbprint FROM certificates WHERE issuer = ?1 AND serial = ?2";
+
 // kSelectRevocationVersion reads the revocation counter (0 before the first revocation).
 inline constexpr std::string_view kSelectRevocationVersion =
     "SELECT COALESCE((SELECT version FROM revocation_version WHERE id = 1), 0)";

@@ -8,6 +8,8 @@
 #include <utility>
 #include <variant>
 
+#include <spdlog/spdlog.h>
+
 #include "registry/audit_chain.h"
 #include "registry/ca_certificate_row.h"
 #include "registry/ca_certificate_store.h"
@@ -238,6 +240,14 @@ void Stamp(EnrollmentSettings& settings, const std::optional<RowVersion>& curren
   settings.created = FromMicros(current ? current->created_us : now_us);
 }
 
+// ObservationConflict is the refusal of a presented certificate whose (issuer, serial) another
+// recorded certificate has.
+Error ObservationConflict(const CertificateRecord& record) {
+  return AlreadyExists("recording presented certificate " + record.sha256_thumbprint +
+                       ": a different certificate with serial " + record.serial + " of " +
+                       record.issuer + " is already recorded");
+}
+
 }  // namespace
 
 SqliteRegistry::SqliteRegistry(Clock& clock, Random& random,
@@ -275,7 +285,8 @@ Result<std::unique_ptr<SqliteRegistry>> SqliteRegistry::Open(const std::string& 
     // Open one reader now, so a database readers cannot open fails here rather than later.
     DEVID_ASSIGN_OR_RETURN(sqlite::ReadPool::Lease lease, readers->Acquire());
   }
-  auto writer = std::make_unique<sqlite::GroupCommitWriter>(std::move(db), options.max_batch);
+  auto writer = std::make_unique<sqlite::GroupCommitWriter>(std::move(db), options.max_batch,
+                                                             options.max_defer);
   return std::unique_ptr<SqliteRegistry>(
       new SqliteRegistry(clock, random, std::move(readers), std::move(writer)));
 }
@@ -614,22 +625,59 @@ Status SqliteRegistry::RecordCertificate(const CertificateRecord& record,
 
 Status SqliteRegistry::ObserveCertificate(const CertificateRecord& record) {
   DEVID_TRY(store_codec::ValidateCertificate(record));
-  auto write = [&](Connection& db) -> Status {
-    CertificateRecord stored = store_codec::ObservedRecord(record, clock_.Now());
+  if (writer_ == nullptr) {
+    return std::unexpected(FailedPrecondition("writing to the registry: it is open read-only"));
+  }
+  // The conflict the insert would hit is looked for now, so that the caller hears of it; the
+  // write itself is a sighting, not worth a sync of its own, and joins the next transaction.
+  auto recorded = WithReader(*readers_, [&](Connection& db) -> Result<std::string> {
+    DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kSelectCertificateByIssuerSerial));
+    stmt->BindText(1, record.issuer);
+    stmt->BindText(2, record.serial);
+    DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    return row ? stmt->ColumnText(0) : std::string();
+  });
+  if (!recorded) return std::unexpected(recorded.error());
+  if (!recorded->empty() && *recorded != record.sha256_thumbprint) {
+    return std::unexpected(ObservationConflict(record));
+  }
+  CertificateRecord stored = store_codec::ObservedRecord(record, clock_.Now());
+  auto write = [stored = std::move(stored)](Connection& db) -> Status {
     DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kObserveCertificate));
     Params p(*stmt);
     row_codec::BindCertificate(p, stored);
     if (auto observed = stmt->Run(); !observed) {
       Error e = observed.error();
       if (e.code() != ErrorCode::kAlreadyExists) return std::unexpected(e);
-      return std::unexpected(
-          AlreadyExists("recording presented certificate " + record.sha256_thumbprint +
-                        ": a different certificate with serial " + record.serial + " of " +
-                        record.issuer + " is already recorded"));
+      return std::unexpected(ObservationConflict(stored));
     }
     return Ok();
   };
-  return RunWrite(write);
+  auto settled = [this, thumbprint = record.sha256_thumbprint](const Status& status) {
+    if (!status) {
+      spdlog::warn("recording observed certificate {} failed: {}", thumbprint,
+                   status.error().message());
+    }
+    std::lock_guard lock(observations_mu_);
+    unsettled_observations_.erase(unsettled_observations_.find(thumbprint));
+  };
+  {
+    std::lock_guard lock(observations_mu_);
+    unsettled_observations_.insert(record.sha256_thumbprint);
+  }
+  writer_->Defer(std::move(write), std::move(settled));
+  return Ok();
+}
+
+bool SqliteRegistry::MustFlush(const CertificateFilter& filter) const {
+  // An observation neither records a revoked certificate nor revokes one: a query for revoked
+  // certificates only (every X.509 authentication's revocation check) cannot miss one.
+  if (filter.revoked == true) return false;
+  std::lock_guard lock(observations_mu_);
+  // A query for one thumbprint (every authentication's revocation check) waits only for its
+  // own certificate's observation, not for other devices'.
+  if (filter.sha256_thumbprint) return unsettled_observations_.contains(*filter.sha256_thumbprint);
+  return !unsettled_observations_.empty();
 }
 
 Result<Page<CertificateRecord>> SqliteRegistry::QueryCertificates(const CertificateFilter& filter,
@@ -639,6 +687,8 @@ Result<Page<CertificateRecord>> SqliteRegistry::QueryCertificates(const Certific
   int limit = ClampPageSize(page.max_items);
   certificate_sql::Query query =
       certificate_sql::Page(filter, after, limit + 1, certificate_sql::Dialect::kSqlite);
+  // Observations not yet committed are this registry's own writes: reads see them.
+  if (writer_ != nullptr && MustFlush(filter)) DEVID_TRY(writer_->Flush());
   return WithReader(*readers_, [&](Connection& db) -> Result<Page<CertificateRecord>> {
     DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(query.sql));
     BindValues(*stmt, query.values);

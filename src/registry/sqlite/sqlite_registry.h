@@ -1,12 +1,15 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "base/clock.h"
@@ -28,6 +31,9 @@ struct SqliteRegistryOptions {
   size_t max_readers = 8;
   // max_batch caps how many writes share one transaction (and one sync).
   size_t max_batch = 512;
+  // max_defer is how long a deferred write (an observed certificate) waits for another write to
+  // share a transaction with before it gets one of its own.
+  std::chrono::milliseconds max_defer = std::chrono::milliseconds(100);
   // busy_timeout_ms is how long a statement waits while another process holds the database lock.
   int busy_timeout_ms = 5000;
   // read_only opens read connections only: no writer, no migrations, no file created. Every
@@ -135,8 +141,7 @@ class SqliteRegistry final : public Registry {
                                             std::string_view code_hash,
                                             const Actor& actor) override;
 
-  Result<DeviceCommand> AddDeviceCommand(const DeviceCommand& command,
-                                         const Actor& actor) override;
+  Result<DeviceCommand> AddDeviceCommand(const DeviceCommand& command, const Actor& actor) override;
   Status RecordAudit(std::string_view action, std::string_view object, std::string_view outcome,
                      const Actor& actor) override;
 
@@ -152,9 +157,16 @@ class SqliteRegistry final : public Registry {
   // RunWrite runs write on the writer; kFailedPrecondition when opened read-only.
   Status RunWrite(const std::function<Status(sqlite::Connection&)>& write);
 
+  // MustFlush tells whether a certificate query could miss an observation not yet committed.
+  bool MustFlush(const CertificateFilter& filter) const;
+
   Clock& clock_;
   Random& random_;
   std::unique_ptr<sqlite::ReadPool> readers_;
+  // The thumbprints of observations deferred and not yet settled (one entry per observation).
+  // Before writer_, whose destructor settles what is still queued.
+  mutable std::mutex observations_mu_;
+  std::unordered_multiset<std::string> unsettled_observations_;  // guarded by observations_mu_
   std::unique_ptr<sqlite::GroupCommitWriter> writer_;
 };
 

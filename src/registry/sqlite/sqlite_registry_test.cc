@@ -11,10 +11,10 @@
 
 #include "base/clock.h"
 #include "base/random.h"
-#include "registry/migrations/sqlite_migrations.h"
 #include "registry/audit_chain_conformance_test.h"
 #include "registry/ca_certificate_conformance_test.h"
 #include "registry/device_command_conformance_test.h"
+#include "registry/migrations/sqlite_migrations.h"
 #include "registry/registry_conformance_test.h"
 #include "registry/sqlite/connection.h"
 #include "registry/sqlite/queries.h"
@@ -195,6 +195,58 @@ TEST_F(SqliteRegistryTest, Commits_ConcurrentWritesInSharedTransactions) {
   SqliteRegistryStats stats = registry->stats();
   EXPECT_EQ(stats.writes, static_cast<uint64_t>(kThreads * kPerThread));
   EXPECT_LT(stats.transactions, stats.writes) << "no two writes shared a transaction";
+}
+
+// A sighting waits for another write's transaction instead of syncing alone, yet the registry's
+// own queries see it at once; the revocation check, which it cannot change, does not wait for it.
+TEST_F(SqliteRegistryTest, Commits_ObservationWithTheNextWrite) {
+  SqliteRegistryOptions options;
+  options.max_defer = std::chrono::hours(1);
+  auto opened = SqliteRegistry::Open(path(), clock_, random_, options);
+  ASSERT_TRUE(opened.has_value()) << opened.error().message();
+  SqliteRegistry& registry = **opened;
+  CertificateRecord seen = conformance::MakeCertificate("0A");
+  ASSERT_TRUE(registry.ObserveCertificate(seen));
+  CertificateFilter revoked;
+  revoked.sha256_thumbprint = seen.sha256_thumbprint;
+  revoked.revoked = true;
+  auto none = registry.QueryCertificates(revoked, {});
+  ASSERT_TRUE(none.has_value()) << none.error().message();
+  EXPECT_TRUE(none->items.empty());
+  EXPECT_EQ(registry.stats().transactions, 0u) << "the revocation check waited for the sighting";
+
+  ASSERT_TRUE(registry.SaveRegistration(conformance::MakeRegistration("dev-1"), actor_));
+  SqliteRegistryStats stats = registry.stats();
+  EXPECT_EQ(stats.transactions, 1u);
+  EXPECT_EQ(stats.writes, 2u);
+  sqlite::Connection db = Inspect();
+  EXPECT_EQ(QueryInt(db, "SELECT COUNT(*) FROM certificates WHERE source = 'observed'"), 1);
+}
+
+TEST_F(SqliteRegistryTest, Reads_OwnObservationAtOnce) {
+  SqliteRegistryOptions options;
+  options.max_defer = std::chrono::hours(1);
+  auto opened = SqliteRegistry::Open(path(), clock_, random_, options);
+  ASSERT_TRUE(opened.has_value()) << opened.error().message();
+  SqliteRegistry& registry = **opened;
+  // A query naming no thumbprint waits for every sighting; one naming a thumbprint for its own.
+  CertificateRecord first = conformance::MakeCertificate("0A", "dev-1");
+  ASSERT_TRUE(registry.ObserveCertificate(first));
+  CertificateFilter by_device;
+  by_device.device_id = "dev-1";
+  auto listed = registry.QueryCertificates(by_device, {});
+  ASSERT_TRUE(listed.has_value()) << listed.error().message();
+  ASSERT_EQ(listed->items.size(), 1u);
+  EXPECT_EQ(listed->items[0].source, CertificateSource::kObserved);
+
+  CertificateRecord second = conformance::MakeCertificate("0B", "dev-2");
+  ASSERT_TRUE(registry.ObserveCertificate(second));
+  CertificateFilter by_thumbprint;
+  by_thumbprint.sha256_thumbprint = second.sha256_thumbprint;
+  auto found = registry.QueryCertificates(by_thumbprint, {});
+  ASSERT_TRUE(found.has_value()) << found.error().message();
+  ASSERT_EQ(found->items.size(), 1u);
+  EXPECT_EQ(found->items[0].device_id, "dev-2");
 }
 
 TEST_F(SqliteRegistryTest, Rejects_HubNameWithLineBreak) {
