@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # bench/ocsp.sh measures OCSP responses per second for a cached status: devid's responder
-# (POST /ocsp over HTTPS keep-alive) against `openssl ocsp -index ... -port ...` (plain HTTP, the
-# same issuing CA, key type and signer), both asked the same DER request (no nonce, so devid may
-# serve its cached response) by the same load generator, wrk with a Lua script that POSTs the
-# request. Everything runs on 127.0.0.1, bounded in time; results go to $OUT (default: a new temp
-# dir) and a summary is printed.
+# (POST /ocsp with keep-alive, on its plain-HTTP revocation listener and on its HTTPS listener)
+# against `openssl ocsp -index ... -port ...` (plain HTTP, the same issuing CA, key type and
+# signer), all asked the same DER request (no nonce, so devid may serve its cached response) by
+# the same load generator, wrk with a Lua script that POSTs the request. The target compares like
+# with like: devid over plain HTTP against openssl over plain HTTP. Everything runs on loopback,
+# bounded in time; results go to $OUT (default: a new temp dir) and a summary is printed.
 #
 # Environment (defaults): DURATION=20 (s per measurement) CONNECTIONS=32 THREADS=1
 #   MULTI=$CONNECTIONS: openssl ocsp -multi, one baseline run per value ("8 32"); the fastest is
@@ -60,7 +61,9 @@ if [[ -n $HANDLER_THREADS ]]; then
   devid_args=(--config "$tmp/devid.toml")
 fi
 log "starting devid serve (data dir $data) ${devid_args[*]}"
-"$devid" serve --data-dir "$data" --listen 127.0.0.1:0 "${devid_args[@]}" >"$tmp/devid.log" 2>&1 &
+http_port=$(free_port)
+"$devid" serve --data-dir "$data" --listen 127.0.0.1:0 --revocation-listen "127.0.0.1:$http_port" \
+  "${devid_args[@]}" >"$tmp/devid.log" 2>&1 &
 devid_pid=$!
 port=$(wait_listening "$tmp/devid.log" "$devid_pid")
 trust=$(jq -r .trustBundle "$data/connection.json")
@@ -78,8 +81,8 @@ log "request: $(wc -c <"$request") bytes for $(openssl x509 -in "$leaf" -noout -
 
 curl -sS --fail --cacert "$trust" --data-binary "@$request" \
   -H 'Content-Type: application/ocsp-request' "https://127.0.0.1:$port/ocsp" -o "$tmp/devid1.der"
-curl -sS --fail --cacert "$trust" --data-binary "@$request" \
-  -H 'Content-Type: application/ocsp-request' "https://127.0.0.1:$port/ocsp" -o "$tmp/devid2.der"
+curl -sS --fail --data-binary "@$request" \
+  -H 'Content-Type: application/ocsp-request' "http://127.0.0.1:$http_port/ocsp" -o "$tmp/devid2.der"
 openssl ocsp -respin "$tmp/devid1.der" -issuer "$issuer" -cert "$leaf" -CAfile "$chain" \
   >"$OUT/devid-check.txt" 2>&1 || { cat "$OUT/devid-check.txt" >&2; die "devid's answer does not verify"; }
 grep -q ': good' "$OUT/devid-check.txt" || die "devid does not say good: $(cat "$OUT/devid-check.txt")"
@@ -124,8 +127,10 @@ run_wrk() {
     "server cpu \(.server_cpu_s) s"' "$OUT/$label.json"
 }
 
-log "devid: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s POST https://127.0.0.1:$port/ocsp"
-run_wrk devid "$CONNECTIONS" 3 "https://127.0.0.1:$port/ocsp" "$devid_pid"
+log "devid: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s POST http://127.0.0.1:$http_port/ocsp"
+run_wrk devid "$CONNECTIONS" 3 "http://127.0.0.1:$http_port/ocsp" "$devid_pid"
+log "devid-https: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s POST https://127.0.0.1:$port/ocsp"
+run_wrk devid-https "$CONNECTIONS" 3 "https://127.0.0.1:$port/ocsp" "$devid_pid"
 stop "$devid_pid"
 devid_pid=""
 
@@ -177,6 +182,9 @@ devid_rate=$(jq .per_s "$OUT/devid.json")
 best=$(jq -s 'max_by(.per_s) | .label' -r "$OUT"/openssl-multi*.json)
 openssl_rate=$(jq .per_s "$OUT/$best.json")
 ratio=$(awk -v a="$devid_rate" -v b="$openssl_rate" 'BEGIN { printf "%.1f", (b > 0) ? a / b : 0 }')
-echo "devid/openssl (best baseline, $best): ${ratio}x"
+https_rate=$(jq .per_s "$OUT/devid-https.json")
+https_ratio=$(awk -v a="$https_rate" -v b="$openssl_rate" 'BEGIN { printf "%.1f", (b > 0) ? a / b : 0 }')
+echo "devid/openssl (best baseline, $best), both plain HTTP: ${ratio}x (target 10);" \
+  "devid over HTTPS: ${https_ratio}x"
 log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 log "results in $OUT"

@@ -23,11 +23,12 @@ Response Router::Handle(const Request& request) {
     response = JsonResponse(200, {{"status", "ok"}});
   } else if (route != routes_.end()) {
     response = (*route)->Handle(request, *target, tracking_id);
-  } else if (target->SegmentIs(0, "enrollments") || target->SegmentIs(0, "enrollmentGroups") ||
-             target->SegmentIs(0, "registrations")) {
-    response = service_.Handle(request, *target, tracking_id);
-  } else if (s.size() >= 3 && s[1] == "registrations") {
-    response = device_.Handle(request, *target, tracking_id);
+  } else if (service_ != nullptr &&
+             (target->SegmentIs(0, "enrollments") || target->SegmentIs(0, "enrollmentGroups") ||
+              target->SegmentIs(0, "registrations"))) {
+    response = service_->Handle(request, *target, tracking_id);
+  } else if (device_ != nullptr && s.size() >= 3 && s[1] == "registrations") {
+    response = device_->Handle(request, *target, tracking_id);
   } else {
     response = ErrorResponse(error_code::kRouteNotFound, "no route " + target->path, tracking_id);
   }

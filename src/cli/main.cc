@@ -56,6 +56,8 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--data-dir", serve.data_dir, "State directory (created when empty)")
       ->capture_default_str();
   serve_cmd->add_option("--listen", serve.listen, "HOST:PORT to listen on (port 0 = any free)");
+  serve_cmd->add_option("--revocation-listen", serve.revocation_listen,
+                        "HOST:PORT of a plain-HTTP listener for CRLs and OCSP only");
   serve_cmd->add_option("--config", serve.config_file, "TOML configuration file")
       ->check(CLI::ExistingFile);
   int exit_code = 0;

@@ -29,6 +29,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -45,7 +46,8 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-using Stream = beast::ssl_stream<beast::tcp_stream>;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using PlainStream = beast::tcp_stream;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
@@ -163,17 +165,36 @@ struct ServerContext {
   std::atomic<bool> draining{false};
 };
 
-// Connection is one accepted TCP connection. Its coroutine and Drain/Close all run on the one
-// thread of its io_context, so its members need no lock.
-class Connection {
+// ServedConnection is what the server needs of a connection, whatever its transport.
+class ServedConnection {
+ public:
+  virtual ~ServedConnection() = default;
+  virtual asio::any_io_executor executor() = 0;
+  // Run serves requests until the connection ends. It never throws.
+  virtual asio::awaitable<void> Run() = 0;
+  // Drain asks the connection to finish: an idle or handshaking connection closes now, one busy
+  // with a request answers it with "Connection: close" first.
+  virtual void Drain() = 0;
+  // Close closes the socket whatever the connection is doing; pending operations fail.
+  virtual void Close() = 0;
+};
+
+// Connection is one accepted TCP connection, over TLS (TlsStream) or not (PlainStream). Its
+// coroutine and Drain/Close all run on the one thread of its io_context, so its members need no
+// lock.
+template <typename Stream>
+class Connection final : public ServedConnection {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
  public:
   Connection(const ServerContext& context, tcp::socket socket, std::string remote)
-      : context_(context), stream_(std::move(socket), *context.tls), remote_(std::move(remote)) {}
+      : context_(context),
+        stream_(MakeStream(std::move(socket), context)),
+        remote_(std::move(remote)) {}
 
-  asio::any_io_executor executor() { return stream_.get_executor(); }
+  asio::any_io_executor executor() override { return stream_.get_executor(); }
 
-  // Run serves requests until the connection ends. It never throws.
-  asio::awaitable<void> Run() {
+  asio::awaitable<void> Run() override {
     try {
       co_await Serve();
     } catch (const std::exception& e) {
@@ -184,45 +205,50 @@ class Connection {
     beast::get_lowest_layer(stream_).close();
   }
 
-  // Drain asks the connection to finish: an idle or handshaking connection closes now, one busy
-  // with a request answers it with "Connection: close" first.
-  void Drain() {
+  void Drain() override {
     draining_ = true;
     if (state_ == State::kHandshake || state_ == State::kIdle) {
       beast::get_lowest_layer(stream_).cancel();
     }
   }
 
-  // Close closes the socket whatever the connection is doing; pending operations fail.
-  void Close() { beast::get_lowest_layer(stream_).close(); }
+  void Close() override { beast::get_lowest_layer(stream_).close(); }
 
  private:
   enum class State { kNew, kHandshake, kIdle, kBusy, kClosing };
+
+  static Stream MakeStream(tcp::socket socket, const ServerContext& context) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *context.tls);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
 
   bool Draining() const { return draining_ || context_.draining.load(std::memory_order_relaxed); }
 
   asio::awaitable<void> Serve() {
     auto& tcp = beast::get_lowest_layer(stream_);
     if (Draining()) co_return;
-    state_ = State::kHandshake;
-    tcp.expires_after(context_.limits.handshake_timeout);
-    {
+    if constexpr (kTls) {
+      state_ = State::kHandshake;
+      tcp.expires_after(context_.limits.handshake_timeout);
       auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, kTuple);
       if (ec) {
         spdlog::debug("TLS handshake with {} failed: {}", remote_, ec.message());
         co_return;
       }
+      if (context_.request_client_certificate) {
+        auto chain =
+            std::make_shared<std::vector<pki::Certificate>>(PeerChain(stream_.native_handle()));
+        request_.peer_certificates_der.clear();
+        for (const pki::Certificate& certificate : *chain) {
+          request_.peer_certificates_der.push_back(certificate.ToDer());
+        }
+        request_.peer_certificates = std::move(chain);
+      }
     }
     request_.remote_address = remote_;
-    if (context_.request_client_certificate) {
-      auto chain = std::make_shared<std::vector<pki::Certificate>>(
-          PeerChain(stream_.native_handle()));
-      request_.peer_certificates_der.clear();
-      for (const pki::Certificate& certificate : *chain) {
-        request_.peer_certificates_der.push_back(certificate.ToDer());
-      }
-      request_.peer_certificates = std::move(chain);
-    }
 
     for (;;) {
       if (Draining()) co_return;
@@ -393,12 +419,17 @@ class Connection {
   }
 
   // CloseGracefully sends a TLS close_notify after the last response and waits briefly for the
-  // client's.
+  // client's; without TLS it ends the sending side, as a FIN says the same.
   asio::awaitable<void> CloseGracefully() {
     state_ = State::kClosing;
-    beast::get_lowest_layer(stream_).expires_after(
-        std::min<std::chrono::seconds>(context_.limits.request_timeout, kMaxLinger));
-    co_await stream_.async_shutdown(kTuple);
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(
+          std::min<std::chrono::seconds>(context_.limits.request_timeout, kMaxLinger));
+      co_await stream_.async_shutdown(kTuple);
+    } else {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
   }
 
   // Linger reads and discards what the client still sends after an error response, for a bounded
@@ -440,8 +471,9 @@ class HttpsServer::Impl {
 
   ~Impl() { Shutdown(std::chrono::seconds(0)); }
 
-  // Init sets up TLS, binds and starts the threads. Exceptions are the caller's to catch.
-  Status Init(const ca::TlsIdentity& identity) {
+  // Init sets up TLS (none without identity), binds and starts the threads. Exceptions are the
+  // caller's to catch.
+  Status Init(const ca::TlsIdentity* identity) {
     if (options_.handler_threads < 1) {
       return std::unexpected(InvalidArgument("handler_threads must be at least 1"));
     }
@@ -464,32 +496,7 @@ class HttpsServer::Impl {
             InvalidArgument("limits." + std::string(name) + " must be at least one second"));
       }
     }
-    tls_.emplace(asio::ssl::context::tls_server);
-    SSL_CTX* ctx = tls_->native_handle();
-    DEVID_TRY(ossl::SetMinimumTls12(ctx));
-    if (Status loaded = ossl::UseCertificateChainAndKey(ctx, identity.certificate_chain_pem,
-                                                  identity.private_key_pem);
-        !loaded) {
-      return std::unexpected(loaded.error().WithContext("loading the server TLS identity"));
-    }
-    if (options_.request_client_certificate) {
-      // Ask for a certificate but accept any chain, or none: the handler decides what a
-      // certificate proves (an enrollment's CA, a thumbprint), which TLS cannot.
-      SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
-      // Nor build a path here that nothing would use: without this OpenSSL still runs
-      // X509_verify_cert (signature checks included) on every full handshake before the callback
-      // above accepts the result. The handshake still proves possession of the leaf's key
-      // (CertificateVerify, RFC 8446 §4.4.3); the handler validates the chain.
-      SSL_CTX_set_cert_verify_callback(ctx, [](X509_STORE_CTX*, void*) { return 1; }, nullptr);
-      // Session resumption needs a context ID once peers are verified (SSL_CTX_set_verify(3)).
-      static constexpr unsigned char kSessionContext[] = "devid";
-      SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
-      // A stateless ticket carries the peer's leaf but not its chain (i2d_SSL_SESSION), so an X.509
-      // device resuming with one would lose its intermediates; stateful tickets resume the session
-      // kept in this process, chain and all.
-      SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-    }
-    context_.tls = &*tls_;
+    if (identity != nullptr) DEVID_TRY(InitTls(*identity));
 
     unsigned io_threads = options_.io_threads > 0
                               ? static_cast<unsigned>(options_.io_threads)
@@ -510,7 +517,8 @@ class HttpsServer::Impl {
     asio::co_spawn(*io_contexts_.front(), Accept(), [](std::exception_ptr e) {
       if (e) spdlog::error("the HTTPS accept loop ended with an exception");
     });
-    spdlog::info("serving HTTPS on {}:{}", options_.host, port_);
+    spdlog::info("serving {} on {}:{}", identity != nullptr ? "HTTPS" : "HTTP", options_.host,
+                 port_);
     return Ok();
   }
 
@@ -518,7 +526,7 @@ class HttpsServer::Impl {
 
   void Shutdown(std::chrono::seconds grace) {
     auto deadline = Clock::now() + grace;
-    std::vector<std::shared_ptr<Connection>> open;
+    std::vector<std::shared_ptr<ServedConnection>> open;
     {
       std::lock_guard lock(mu_);
       if (stopping_) return;
@@ -551,6 +559,37 @@ class HttpsServer::Impl {
   }
 
  private:
+  Status InitTls(const ca::TlsIdentity& identity) {
+    tls_.emplace(asio::ssl::context::tls_server);
+    SSL_CTX* ctx = tls_->native_handle();
+    DEVID_TRY(ossl::SetMinimumTls12(ctx));
+    if (Status loaded = ossl::UseCertificateChainAndKey(ctx, identity.certificate_chain_pem,
+                                                        identity.private_key_pem);
+        !loaded) {
+      return std::unexpected(loaded.error().WithContext("loading the server TLS identity"));
+    }
+    if (options_.request_client_certificate) {
+      // Ask for a certificate but accept any chain, or none: the handler decides what a
+      // certificate proves (an enrollment's CA, a thumbprint), which TLS cannot.
+      SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+      // Nor build a path here that nothing would use: without this OpenSSL still runs
+      // X509_verify_cert (signature checks included) on every full handshake before the callback
+      // above accepts the result. The handshake still proves possession of the leaf's key
+      // (CertificateVerify, RFC 8446 §4.4.3); the handler validates the chain.
+      SSL_CTX_set_cert_verify_callback(
+          ctx, [](X509_STORE_CTX*, void*) { return 1; }, nullptr);
+      // Session resumption needs a context ID once peers are verified (SSL_CTX_set_verify(3)).
+      static constexpr unsigned char kSessionContext[] = "devid";
+      SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
+      // A stateless ticket carries the peer's leaf but not its chain (i2d_SSL_SESSION), so an X.509
+      // device resuming with one would lose its intermediates; stateful tickets resume the session
+      // kept in this process, chain and all.
+      SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    }
+    context_.tls = &*tls_;
+    return Ok();
+  }
+
   Status Listen() {
     asio::io_context& io = *io_contexts_.front();
     boost::system::error_code ec;
@@ -620,8 +659,14 @@ class HttpsServer::Impl {
     auto remote = socket.remote_endpoint(ec);
     if (ec) return;  // Already gone.
     socket.set_option(tcp::no_delay(true), ec);
-    auto connection =
-        std::make_shared<Connection>(context_, std::move(socket), remote.address().to_string());
+    std::shared_ptr<ServedConnection> connection;
+    if (context_.tls != nullptr) {
+      connection = std::make_shared<Connection<TlsStream>>(context_, std::move(socket),
+                                                           remote.address().to_string());
+    } else {
+      connection = std::make_shared<Connection<PlainStream>>(context_, std::move(socket),
+                                                             remote.address().to_string());
+    }
     {
       std::lock_guard lock(mu_);
       if (stopping_) return;
@@ -647,7 +692,7 @@ class HttpsServer::Impl {
     }
   }
 
-  void Unregister(Connection* connection) {
+  void Unregister(ServedConnection* connection) {
     std::lock_guard lock(mu_);
     connections_.erase(connection);
     if (connections_.empty()) cv_.notify_all();
@@ -686,7 +731,7 @@ class HttpsServer::Impl {
   bool stopping_ = false;               // Guarded by mu_.
   Clock::time_point last_refusal_log_;  // Guarded by mu_.
   // connections_ owns every open connection; guarded by mu_.
-  std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
+  std::unordered_map<ServedConnection*, std::shared_ptr<ServedConnection>> connections_;
 };
 
 Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const ServerOptions& options,
@@ -694,10 +739,21 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::Start(const ServerOptions& opt
                                                         api::Handler& handler) {
   try {
     auto impl = std::make_unique<Impl>(options, handler);
-    DEVID_TRY(impl->Init(tls));
+    DEVID_TRY(impl->Init(&tls));
     return std::unique_ptr<HttpsServer>(new HttpsServer(std::move(impl)));
   } catch (const std::exception& e) {
     return std::unexpected(Internal(std::string("starting the HTTPS server: ") + e.what()));
+  }
+}
+
+Result<std::unique_ptr<HttpsServer>> HttpsServer::StartPlain(const ServerOptions& options,
+                                                             api::Handler& handler) {
+  try {
+    auto impl = std::make_unique<Impl>(options, handler);
+    DEVID_TRY(impl->Init(nullptr));
+    return std::unique_ptr<HttpsServer>(new HttpsServer(std::move(impl)));
+  } catch (const std::exception& e) {
+    return std::unexpected(Internal(std::string("starting the HTTP server: ") + e.what()));
   }
 }
 

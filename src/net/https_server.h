@@ -48,7 +48,8 @@ struct ServerOptions {
   bool request_client_certificate = false;
 };
 
-// HttpsServer serves HTTP/1.1 over TLS (1.2 or later) and hands every request to an api::Handler.
+// HttpsServer serves HTTP/1.1 over TLS (1.2 or later), or without TLS when started with
+// StartPlain, and hands every request to an api::Handler.
 //
 // Threading: io_threads threads each run their own event loop; an accepted connection stays on
 // one of them, where a coroutine performs the handshake, reads requests and writes responses.
@@ -66,6 +67,11 @@ class HttpsServer {
                                                     const ca::TlsIdentity& tls,
                                                     api::Handler& handler);
 
+  // StartPlain is Start without TLS: plain HTTP, for what carries its own signature and is fetched
+  // by relying parties that cannot use TLS for it (CRLs and OCSP, RFC 5280 §4.2.1.13, RFC 6960
+  // Appendix A; checking a TLS server's certificate through TLS would go round in circles).
+  static Result<std::unique_ptr<HttpsServer>> StartPlain(const ServerOptions& options,
+                                                         api::Handler& handler);
   HttpsServer(const HttpsServer&) = delete;
   HttpsServer& operator=(const HttpsServer&) = delete;
 

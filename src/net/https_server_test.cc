@@ -308,6 +308,32 @@ TEST_F(HttpsServerTest, Head_SendsLengthWithoutBody) {
   EXPECT_EQ(client.connections(), 1);
 }
 
+TEST_F(HttpsServerTest, StartPlain_ServesHttpWithoutTls_ThenClosesWhenAsked) {
+  auto server = HttpsServer::StartPlain(TestOptions(), handler_);
+  ASSERT_TRUE(server) << server.error().message();
+  RawConnection raw((*server)->port());
+  ASSERT_TRUE(raw.connected());
+  raw.Send("POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+  std::string first;
+  ASSERT_TRUE(raw.ReadUntil("\r\n\r\nhi", &first)) << first;
+  EXPECT_THAT(first, HasSubstr("HTTP/1.1 200"));
+  EXPECT_THAT(first, HasSubstr("X-Target: /ocsp"));
+  // Kept alive, and the last request's "Connection: close" ends it with a FIN.
+  raw.Send("GET /crl/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string second;
+  ASSERT_TRUE(raw.ReadUntilClosed(&second)) << second;
+  EXPECT_THAT(second, HasSubstr("X-Target: /crl/x"));
+  EXPECT_THAT(second, HasSubstr("Connection: close"));
+}
+
+TEST_F(HttpsServerTest, StartPlain_DoesNotSpeakTls) {
+  auto server = HttpsServer::StartPlain(TestOptions(), handler_);
+  ASSERT_TRUE(server) << server.error().message();
+  RawConnection raw((*server)->port());
+  ASSERT_TRUE(raw.connected());
+  EXPECT_FALSE(raw.StartTls(pki_->roots().front().get()));
+}
+
 TEST_F(HttpsServerTest, Start_RejectsZeroTimeout) {
   ServerOptions options = TestOptions();
   options.limits.idle_timeout = seconds(0);

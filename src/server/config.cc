@@ -131,14 +131,21 @@ Result<Config> ParseConfig(std::string_view toml_text) {
   Config config;
   DEVID_ASSIGN_OR_RETURN(const toml::table* server, Section(root, "server"));
   if (server) {
-    DEVID_TRY(CheckKeys(*server, "server",
-                        {"listen", "host_name", "io_threads", "handler_threads", "body_limit",
-                         "request_timeout_seconds", "idle_timeout_seconds",
-                         "shutdown_grace_seconds", "request_client_certificate"}));
+    DEVID_TRY(
+        CheckKeys(*server, "server",
+                  {"listen", "host_name", "io_threads", "handler_threads", "body_limit",
+                   "request_timeout_seconds", "idle_timeout_seconds", "shutdown_grace_seconds",
+                   "request_client_certificate", "revocation_listen"}));
     auto& s = config.server;
     DEVID_TRY(ReadString(*server, "server", "listen", s.listen));
     if (auto listen = ParseListen(s.listen); !listen) {
       return std::unexpected(listen.error().WithContext("config server.listen"));
+    }
+    DEVID_TRY(ReadString(*server, "server", "revocation_listen", s.revocation_listen));
+    if (!s.revocation_listen.empty()) {
+      if (auto listen = ParseListen(s.revocation_listen); !listen) {
+        return std::unexpected(listen.error().WithContext("config server.revocation_listen"));
+      }
     }
     DEVID_TRY(ReadString(*server, "server", "host_name", s.host_name));
     DEVID_TRY(ReadInt(*server, "server", "io_threads", s.io_threads, 0, 256));

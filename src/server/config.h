@@ -22,6 +22,10 @@ struct ServerSection {
   // request_client_certificate asks TLS clients for a certificate (never requires one), so
   // devices can authenticate to EST with their devid certificate.
   bool request_client_certificate = true;
+  // revocation_listen is "host:port" of a plain-HTTP listener serving only CRLs, OCSP and the CA
+  // certificates (RFC 5280 §4.2.1.13, RFC 6960 Appendix A); "" = none. When set, issued
+  // certificates point there (unless ca.base_url says otherwise).
+  std::string revocation_listen;
 };
 
 // DeviceSection is [device]: the DPS-compatible device API.
@@ -56,7 +60,8 @@ struct TlsSection {
 // settings apply to that creation only.
 struct CaSection {
   // base_url prefixes the CRL, OCSP and CA-issuer URLs written into issued certificates; ""
-  // = https://<server.host_name>:<listen port> (none when the port is ephemeral).
+  // = http://<server.host_name>:<revocation_listen port> when that is set, else
+  // https://<server.host_name>:<listen port> (none when the port is ephemeral).
   std::string base_url;
   std::string key_algorithm = "ecdsa-p256";  // ecdsa-p256 | ecdsa-p384 | rsa-3072 | ed25519
   std::string root_key_uri;     // "" = an encrypted file key in the data dir

@@ -89,6 +89,19 @@ TEST(ConfigTest, RequestClientCertificate_DefaultsToTrue_AndTakesOnlyABoolean) {
               HasSubstr("server.request_client_certificate: must be true or false"));
 }
 
+TEST(ConfigTest, RevocationListen_DefaultsToNone_AndTakesOnlyAnAddress) {
+  auto defaults = ParseConfig("");
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->server.revocation_listen, "");
+  auto set = ParseConfig("[server]\nrevocation_listen = \":8080\"\n");
+  ASSERT_TRUE(set) << set.error().message();
+  EXPECT_EQ(set->server.revocation_listen, ":8080");
+  auto bad = ParseConfig("[server]\nrevocation_listen = \"8080\"\n");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(bad.error().message(), HasSubstr("server.revocation_listen"));
+}
+
 TEST(ConfigTest, SettingsRefreshSeconds_DefaultsToFive_AndRefusesOutOfRange) {
   auto defaults = ParseConfig("");
   ASSERT_TRUE(defaults);

@@ -1,18 +1,19 @@
 #include "server/serve.h"
 
 #include <signal.h>
-#include <sys/stat.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "api/ca_certificate_api.h"
-#include "api/command_api.h"
 #include "api/certificate_api.h"
+#include "api/command_api.h"
 #include "api/device_api.h"
 #include "api/est_api.h"
 #include "api/router.h"
@@ -20,12 +21,12 @@
 #include "api/service_auth.h"
 #include "api/token_api.h"
 #include "api/token_issuer.h"
-#include "ca/inventory.h"
-#include "ca/profile.h"
 #include "attestation/symmetric_key/symmetric_key_verifier.h"
 #include "attestation/tpm/ek_certificate.h"
-#include "base/file.h"
 #include "attestation/x509/crl_cache.h"
+#include "base/file.h"
+#include "ca/inventory.h"
+#include "ca/profile.h"
 #include "net/http_get.h"
 #include "net/https_server.h"
 #include "ossl/base64.h"
@@ -121,9 +122,15 @@ Result<std::unique_ptr<attestation::CrlCache>> StartCrlCache(const X509Section& 
 }
 
 // CaBaseUrl is where certificates point for CRLs, OCSP and the issuer: the configured URL, else
-// this server's own address. An ephemeral port (0) has no stable address, so no pointers then.
-std::string CaBaseUrl(const Config& config, const ListenAddress& listen) {
+// the plain-HTTP revocation listener, else this server's own address. An ephemeral port (0) has
+// no stable address, so no pointers then.
+std::string CaBaseUrl(const Config& config, const ListenAddress& listen,
+                      const std::optional<ListenAddress>& revocation_listen) {
   if (!config.ca.base_url.empty()) return config.ca.base_url;
+  if (revocation_listen) {
+    if (revocation_listen->port == 0) return "";
+    return "http://" + config.server.host_name + ":" + std::to_string(revocation_listen->port);
+  }
   if (listen.port == 0) return "";
   return "https://" + config.server.host_name + ":" + std::to_string(listen.port);
 }
@@ -166,6 +173,15 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   if (!options.listen.empty()) config->server.listen = options.listen;
   auto listen = ParseListen(config->server.listen);
   if (!listen) return Fail(listen.error());
+  if (!options.revocation_listen.empty()) {
+    config->server.revocation_listen = options.revocation_listen;
+  }
+  std::optional<ListenAddress> revocation_listen;
+  if (!config->server.revocation_listen.empty()) {
+    auto parsed = ParseListen(config->server.revocation_listen);
+    if (!parsed) return Fail(parsed.error().WithContext("--revocation-listen"));
+    revocation_listen = *parsed;
+  }
 
   SystemClock clock;
   SecureRandom random;
@@ -173,7 +189,7 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   if (!dir) return Fail(dir.error());
   auto registry = OpenStore(*config, *dir, factories, clock, random);
   if (!registry) return Fail(registry.error().WithContext("opening the store"));
-  std::string base_url = CaBaseUrl(*config, *listen);
+  std::string base_url = CaBaseUrl(*config, *listen, revocation_listen);
   CaInitOptions init = CaInitOptionsFrom(config->ca);
   init.base_url = base_url;  // the issuing CA points at its root's CRL here too
   std::string ca_directory = config->ca.directory.empty()
@@ -265,6 +281,19 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   server_options.request_client_certificate = config->server.request_client_certificate;
   auto server = net::HttpsServer::Start(server_options, tls->identity, router);
   if (!server) return Fail(server.error());
+  // CRLs and OCSP over plain HTTP as well, where relying parties look for them: only the
+  // revocation routes, and no client certificates to ask for.
+  api::Router revocation_router(random, {(*revocation)->api.get()});
+  std::unique_ptr<net::HttpsServer> revocation_server;
+  if (revocation_listen) {
+    net::ServerOptions plain = server_options;
+    plain.host = revocation_listen->host;
+    plain.port = revocation_listen->port;
+    plain.request_client_certificate = false;
+    auto started = net::HttpsServer::StartPlain(plain, revocation_router);
+    if (!started) return Fail(started.error().WithContext("--revocation-listen"));
+    revocation_server = std::move(*started);
+  }
 
   std::string endpoint =
       "https://" + config->server.host_name + ":" + std::to_string((*server)->port());
@@ -302,6 +331,10 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   refresher.Start(std::chrono::seconds(config->store.settings_refresh_seconds));
   std::printf("devid serve: listening on https://%s:%u\n", listen->host.c_str(),
               static_cast<unsigned>((*server)->port()));
+  if (revocation_server) {
+    std::printf("devid serve: CRLs and OCSP on http://%s:%u\n", revocation_listen->host.c_str(),
+                static_cast<unsigned>(revocation_server->port()));
+  }
   std::printf("devid serve: ID scope %s; connection details in %s/connection.json\n",
               id_scope->c_str(), dir->path().c_str());
   std::fflush(stdout);
@@ -310,6 +343,9 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   sigwait(&signals, &signal);
   spdlog::info("devid serve: {} received; finishing in-flight requests",
                signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (revocation_server) {
+    revocation_server->Shutdown(std::chrono::seconds(config->server.shutdown_grace_seconds));
+  }
   (*server)->Shutdown(std::chrono::seconds(config->server.shutdown_grace_seconds));
   spdlog::info("devid serve: stopped");
   return 0;

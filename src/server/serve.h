@@ -31,6 +31,7 @@ Result<std::unique_ptr<registry::Registry>> OpenStoreUrl(const std::string& url,
 struct ServeOptions {
   std::string data_dir = "data";
   std::string listen;       // "" = from the config
+  std::string revocation_listen;  // "" = from the config
   std::string config_file;  // "" = defaults
 };
 

@@ -66,7 +66,11 @@ class RevocationTest : public ::testing::Test {
     dir_ = TestDir(*server_, "rev-");
   }
 
-  static std::string Base() { return "https://localhost:" + std::to_string(port_); }
+  // Base is where issued certificates point: this server over TLS, or its plain-HTTP revocation
+  // listener (PlainHttpRevocationTest).
+  static std::string Base() {
+    return (plain_http_ ? "http://localhost:" : "https://localhost:") + std::to_string(port_);
+  }
 
   static std::string Shell(const std::string& command, int expected_exit = 0) {
     std::string output;
@@ -140,11 +144,63 @@ class RevocationTest : public ::testing::Test {
 
   static ServerProcess* server_;
   static uint16_t port_;
+  static bool plain_http_;
   std::string dir_;
 };
 
 ServerProcess* RevocationTest::server_ = nullptr;
 uint16_t RevocationTest::port_ = 0;
+bool RevocationTest::plain_http_ = false;
+
+// The same server with a plain-HTTP listener for CRLs and OCSP (--revocation-listen), where
+// relying parties fetch them without TLS; certificates point there.
+class PlainHttpRevocationTest : public RevocationTest {
+ protected:
+  static void SetUpTestSuite() {
+    port_ = FreePort();
+    plain_http_ = true;
+    ServerProcessOptions options;
+    options.args = {"--revocation-listen", "127.0.0.1:" + std::to_string(port_)};
+    server_ = StartServerWithSasEnrollments(std::move(options), {"plain-device-1"}, kDeviceKey);
+    ASSERT_NE(server_, nullptr);
+  }
+  static void TearDownTestSuite() {
+    RevocationTest::TearDownTestSuite();
+    plain_http_ = false;
+  }
+};
+
+TEST_F(PlainHttpRevocationTest, OpensslOcspAndCrlCheck_OverPlainHttp) {
+  std::string leaf = Enroll("plain-device-1");
+  EXPECT_EQ(Url(leaf, "OCSP - URI:"), Base() + "/ocsp");
+  auto [issuer, chain] = Issuer(leaf);  // caIssuers over plain HTTP too
+  std::string ocsp = Ocsp(issuer, chain, leaf);
+  EXPECT_THAT(ocsp, HasSubstr(leaf + ": good"));
+  EXPECT_THAT(ocsp, HasSubstr("Response verify OK"));
+
+  std::string crl = dir_ + "/crl.der";
+  ASSERT_EQ(Curl(Base() + "/crl/" + Url(leaf, "URI:" + Base() + "/crl/"), crl), "200");
+  Shell("openssl crl -inform DER -in " + crl + " -out " + dir_ + "/crl.pem");
+  EXPECT_THAT(Shell("openssl verify -crl_check -CAfile " + server_->trust_bundle_file() +
+                    " -untrusted " + issuer + " -CRLfile " + dir_ + "/crl.pem " + leaf),
+              HasSubstr(": OK"));
+}
+
+TEST_F(PlainHttpRevocationTest, ServesNothingButRevocation) {
+  EXPECT_EQ(Curl(Base() + "/enrollments", dir_ + "/body"), "404");
+  EXPECT_THAT(Shell("cat " + dir_ + "/body"), HasSubstr("no route /enrollments"));
+  std::string registration = "/" + server_->id_scope() + "/registrations/plain-device-1/register";
+  EXPECT_EQ(Curl(Base() + registration + "?api-version=2019-03-31", dir_ + "/body",
+                 "-X PUT -H 'Content-Type: application/json' -d '{}'"),
+            "404");
+  // And it does not speak TLS.
+  EXPECT_EQ(Curl("https://localhost:" + std::to_string(port_) + "/healthz", dir_ + "/body"), "000");
+  // The TLS listener is there as before.
+  EXPECT_EQ(
+      Curl("https://localhost:" + std::to_string(server_->port()) + "/healthz", dir_ + "/body",
+           "--resolve localhost:" + std::to_string(server_->port()) + ":127.0.0.1"),
+      "200");
+}
 
 TEST_F(RevocationTest, OpensslOcsp_GoodThenRevokedAfterDevidCertRevoke) {
   std::string leaf = Enroll("rev-device-1");
