@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <ctime>
 
@@ -20,13 +21,25 @@ using std::chrono::system_clock;
 // within minutes even though the document itself stays valid longer.
 constexpr std::chrono::seconds kMaxAge{300};
 
-// HttpDate renders t as an IMF-fixdate (RFC 9110 §5.6.7).
+// HttpDate renders t as an IMF-fixdate (RFC 9110 §5.6.7). Each thread keeps its last two
+// answers: a busy responder formats the same two seconds (now and a document's date) thousands
+// of times in a row.
 std::string HttpDate(system_clock::time_point t) {
+  struct Formatted {
+    std::time_t seconds = -1;
+    std::string text;
+  };
+  thread_local std::array<Formatted, 2> recent;
   std::time_t seconds = system_clock::to_time_t(t);
+  for (const Formatted& f : recent) {
+    if (f.seconds == seconds) return f.text;
+  }
   std::tm tm{};
   gmtime_r(&seconds, &tm);
   char buffer[40];
   std::strftime(buffer, sizeof buffer, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  recent[1] = std::move(recent[0]);
+  recent[0] = {seconds, buffer};
   return buffer;
 }
 

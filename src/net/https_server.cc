@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -17,6 +18,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -144,13 +146,52 @@ bool IsToken(std::string_view name) {
 
 // IsSafeValue rejects field values that could split the header block (RFC 9110 §5.5).
 bool IsSafeValue(std::string_view value) {
-  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+  // A plain loop: find_first_of with a three-character set tests each character against each.
+  for (char c : value) {
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  }
+  return true;
 }
 
 // IsManagedHeader names the headers the server sets itself from the message framing.
 bool IsManagedHeader(std::string_view name) {
   return beast::iequals(name, "content-length") || beast::iequals(name, "transfer-encoding") ||
          beast::iequals(name, "connection") || beast::iequals(name, "keep-alive");
+}
+
+// ResponseHead is a response's status line and header block (RFC 9112 §4, §6): the handler's
+// valid headers, then the framing the server owns (Content-Length unless there is none to give,
+// Connection when it differs from the version's default). Built into one buffer by hand: Beast's
+// serializer walks a chain of buffer views that cost more than a cached OCSP answer itself.
+std::string ResponseHead(const api::Response& response, unsigned version, bool keep_alive,
+                         std::optional<size_t> content_length) {
+  std::string head;
+  head.reserve(512);
+  head += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  head += std::to_string(response.status);
+  head += ' ';
+  head += http::obsolete_reason(http::int_to_status(static_cast<unsigned>(response.status)));
+  head += "\r\n";
+  for (const auto& [name, value] : response.headers) {
+    if (!IsToken(name) || !IsSafeValue(value)) {
+      spdlog::warn("dropping a response header with an invalid name or value");
+      continue;
+    }
+    if (IsManagedHeader(name)) continue;
+    head += name;
+    head += ": ";
+    head += value;
+    head += "\r\n";
+  }
+  if (content_length) {
+    head += "Content-Length: ";
+    head += std::to_string(*content_length);
+    head += "\r\n";
+  }
+  if (version == 10 && keep_alive) head += "Connection: keep-alive\r\n";
+  if (version != 10 && !keep_alive) head += "Connection: close\r\n";
+  head += "\r\n";
+  return head;
 }
 
 // ServerContext is what every connection shares; the server owns it and outlives them all.
@@ -380,37 +421,20 @@ class Connection final : public ServedConnection {
   // Content-Length of the body it leaves out (RFC 9110 §9.3.2).
   asio::awaitable<bool> Write(api::Response& response, unsigned version, bool keep_alive,
                               bool head) {
-    http::response<http::string_body> out;
-    out.version(version);
-    int status = response.status;
-    if (status < 200 || status > 999) {
+    if (response.status < 200 || response.status > 999) {
       std::string id = TrackingId();
-      spdlog::error("handler returned HTTP status {} (trackingId {})", status, id);
+      spdlog::error("handler returned HTTP status {} (trackingId {})", response.status, id);
       response = api::ErrorResponse(api::error_code::kInternal, "internal error", id);
-      status = response.status;
     }
-    out.result(static_cast<unsigned>(status));
-    for (const auto& [name, value] : response.headers) {
-      if (!IsToken(name) || !IsSafeValue(value)) {
-        spdlog::warn("dropping a response header with an invalid name or value");
-        continue;
-      }
-      if (IsManagedHeader(name)) continue;
-      out.insert(name, value);
-    }
-    bool bodiless = status == 204 || status == 304;
-    if (bodiless) {
-      response.body.clear();
-    } else if (head) {
-      out.content_length(response.body.size());
-      response.body.clear();
-    }
-    out.body() = std::move(response.body);
-    out.keep_alive(keep_alive);
-    if (!head || bodiless) out.prepare_payload();
-    auto [ec, n] = co_await http::async_write(stream_, out, kTuple);
+    bool bodiless = response.status == 204 || response.status == 304;
+    if (bodiless) response.body.clear();
+    std::string start = ResponseHead(response, version, keep_alive,
+                                     bodiless ? std::nullopt : std::optional(response.body.size()));
+    std::array<asio::const_buffer, 2> buffers{
+        asio::buffer(start), head ? asio::const_buffer() : asio::buffer(response.body)};
+    auto [ec, n] = co_await asio::async_write(stream_, buffers, kTuple);
     // A secret in the body (EST serverkeygen's private key) is overwritten before it is freed.
-    if (response.sensitive_body) OPENSSL_cleanse(out.body().data(), out.body().size());
+    if (response.sensitive_body) OPENSSL_cleanse(response.body.data(), response.body.size());
     if (ec) {
       spdlog::debug("writing a response to {}: {}", remote_, ec.message());
       co_return false;
