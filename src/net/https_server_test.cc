@@ -36,6 +36,7 @@ using sdk::HttpsClient;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using SteadyClock = std::chrono::steady_clock;
 
 // FunctionHandler answers with test-supplied functions and counts the calls to Handle.
@@ -324,6 +325,41 @@ TEST_F(HttpsServerTest, StartPlain_ServesHttpWithoutTls_ThenClosesWhenAsked) {
   ASSERT_TRUE(raw.ReadUntilClosed(&second)) << second;
   EXPECT_THAT(second, HasSubstr("X-Target: /crl/x"));
   EXPECT_THAT(second, HasSubstr("Connection: close"));
+}
+
+// The server frames responses itself: Content-Length (none for 304), Connection as the version
+// needs it, and no handler header that is invalid or would frame the message.
+TEST_F(HttpsServerTest, Frames_ResponsesWhateverTheHandlerSets) {
+  handle_ = [](const api::Request& request) {
+    api::Response response = Text(request.target == "/unchanged" ? 304 : 200, "body");
+    response.SetHeader("ETag", "\"e\"");
+    response.SetHeader("X-Split", "a\r\nSet-Cookie: b");
+    response.SetHeader("Bad Name", "c");
+    response.SetHeader("Content-Length", "999");
+    response.SetHeader("Connection", "upgrade");
+    return response;
+  };
+  auto server = HttpsServer::StartPlain(TestOptions(), handler_);
+  ASSERT_TRUE(server) << server.error().message();
+  RawConnection raw((*server)->port());
+  ASSERT_TRUE(raw.connected());
+  raw.Send("GET /unchanged HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string unchanged;
+  ASSERT_TRUE(raw.ReadUntil("\r\n\r\n", &unchanged)) << unchanged;
+  EXPECT_THAT(unchanged, HasSubstr("HTTP/1.1 304 Not Modified\r\n"));
+  EXPECT_THAT(unchanged, HasSubstr("ETag: \"e\"\r\n"));
+  EXPECT_THAT(unchanged, Not(HasSubstr("Content-Length")));
+  EXPECT_THAT(unchanged, Not(HasSubstr("Set-Cookie")));
+  EXPECT_THAT(unchanged, Not(HasSubstr("Bad Name")));
+  EXPECT_THAT(unchanged, Not(HasSubstr("Connection")));
+  // No body followed: the next response starts right after the header block.
+  raw.Send("GET /next HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  std::string next;
+  ASSERT_TRUE(raw.ReadUntil("body", &next)) << next;
+  EXPECT_EQ(next.find("HTTP/1.0 200 OK\r\n"), 0u) << next;
+  EXPECT_THAT(next, HasSubstr("Content-Length: 4\r\n"));
+  EXPECT_THAT(next, HasSubstr("Connection: keep-alive\r\n"));
+  EXPECT_THAT(next, Not(HasSubstr("999")));
 }
 
 TEST_F(HttpsServerTest, StartPlain_DoesNotSpeakTls) {
