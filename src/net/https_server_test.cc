@@ -189,6 +189,12 @@ class HttpsServerTest : public ::testing::Test {
     server_ = std::move(*server);
   }
 
+  void StartPlainServer() {
+    auto server = HttpsServer::StartPlain(TestOptions(), handler_);
+    ASSERT_TRUE(server) << server.error().message();
+    server_ = std::move(*server);
+  }
+
   ClientTlsOptions ClientOptions() const {
     ClientTlsOptions options;
     options.trust_bundle_pem = pki_->TrustBundlePem();
@@ -310,9 +316,8 @@ TEST_F(HttpsServerTest, Head_SendsLengthWithoutBody) {
 }
 
 TEST_F(HttpsServerTest, StartPlain_ServesHttpWithoutTls_ThenClosesWhenAsked) {
-  auto server = HttpsServer::StartPlain(TestOptions(), handler_);
-  ASSERT_TRUE(server) << server.error().message();
-  RawConnection raw((*server)->port());
+  ASSERT_NO_FATAL_FAILURE(StartPlainServer());
+  RawConnection raw(server_->port());
   ASSERT_TRUE(raw.connected());
   raw.Send("POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
   std::string first;
@@ -339,9 +344,8 @@ TEST_F(HttpsServerTest, Frames_ResponsesWhateverTheHandlerSets) {
     response.SetHeader("Connection", "upgrade");
     return response;
   };
-  auto server = HttpsServer::StartPlain(TestOptions(), handler_);
-  ASSERT_TRUE(server) << server.error().message();
-  RawConnection raw((*server)->port());
+  ASSERT_NO_FATAL_FAILURE(StartPlainServer());
+  RawConnection raw(server_->port());
   ASSERT_TRUE(raw.connected());
   raw.Send("GET /unchanged HTTP/1.1\r\nHost: x\r\n\r\n");
   std::string unchanged;
@@ -363,9 +367,8 @@ TEST_F(HttpsServerTest, Frames_ResponsesWhateverTheHandlerSets) {
 }
 
 TEST_F(HttpsServerTest, StartPlain_DoesNotSpeakTls) {
-  auto server = HttpsServer::StartPlain(TestOptions(), handler_);
-  ASSERT_TRUE(server) << server.error().message();
-  RawConnection raw((*server)->port());
+  ASSERT_NO_FATAL_FAILURE(StartPlainServer());
+  RawConnection raw(server_->port());
   ASSERT_TRUE(raw.connected());
   EXPECT_FALSE(raw.StartTls(pki_->roots().front().get()));
 }

@@ -86,6 +86,15 @@ class SqliteRegistryTest : public ::testing::Test {
     return opened ? std::move(*opened) : nullptr;
   }
 
+  // OpenDeferringForever opens the registry with sightings that commit only with another write.
+  std::unique_ptr<SqliteRegistry> OpenDeferringForever() {
+    SqliteRegistryOptions options;
+    options.max_defer = std::chrono::hours(1);
+    auto opened = SqliteRegistry::Open(path(), clock_, random_, options);
+    EXPECT_TRUE(opened.has_value()) << opened.error().message();
+    return opened ? std::move(*opened) : nullptr;
+  }
+
   // Inspect opens the database file directly, as a second process would.
   sqlite::Connection Inspect() {
     auto db = sqlite::Connection::Open(path(), sqlite::ConnectionOptions{});
@@ -200,11 +209,9 @@ TEST_F(SqliteRegistryTest, Commits_ConcurrentWritesInSharedTransactions) {
 // A sighting waits for another write's transaction instead of syncing alone, yet the registry's
 // own queries see it at once; the revocation check, which it cannot change, does not wait for it.
 TEST_F(SqliteRegistryTest, Commits_ObservationWithTheNextWrite) {
-  SqliteRegistryOptions options;
-  options.max_defer = std::chrono::hours(1);
-  auto opened = SqliteRegistry::Open(path(), clock_, random_, options);
-  ASSERT_TRUE(opened.has_value()) << opened.error().message();
-  SqliteRegistry& registry = **opened;
+  auto opened = OpenDeferringForever();
+  ASSERT_NE(opened, nullptr);
+  SqliteRegistry& registry = *opened;
   CertificateRecord seen = conformance::MakeCertificate("0A");
   ASSERT_TRUE(registry.ObserveCertificate(seen));
   CertificateFilter revoked;
@@ -224,11 +231,9 @@ TEST_F(SqliteRegistryTest, Commits_ObservationWithTheNextWrite) {
 }
 
 TEST_F(SqliteRegistryTest, Reads_OwnObservationAtOnce) {
-  SqliteRegistryOptions options;
-  options.max_defer = std::chrono::hours(1);
-  auto opened = SqliteRegistry::Open(path(), clock_, random_, options);
-  ASSERT_TRUE(opened.has_value()) << opened.error().message();
-  SqliteRegistry& registry = **opened;
+  auto opened = OpenDeferringForever();
+  ASSERT_NE(opened, nullptr);
+  SqliteRegistry& registry = *opened;
   // A query naming no thumbprint waits for every sighting; one naming a thumbprint for its own.
   CertificateRecord first = conformance::MakeCertificate("0A", "dev-1");
   ASSERT_TRUE(registry.ObserveCertificate(first));
