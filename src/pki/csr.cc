@@ -234,6 +234,18 @@ Status Csr::VerifySignature() const {
   return Ok();
 }
 
+std::string Csr::ToPem() const {
+  ossl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio(bio.get(), "CERTIFICATE REQUEST", "",
+                            reinterpret_cast<const unsigned char*>(der_.data()),
+                            static_cast<long>(der_.size())) <= 0) {
+    return {};
+  }
+  char* data = nullptr;
+  long length = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(length));
+}
+
 std::string Csr::SubjectCommonName() const {
   const X509_NAME* name = X509_REQ_get_subject_name(req_.get());
   int index = -1;

@@ -36,6 +36,8 @@ class Csr {
 
   // ToDer returns the request as DER, as it was parsed.
   std::string ToDer() const { return der_; }
+  // ToPem returns those same bytes as a "CERTIFICATE REQUEST" PEM block.
+  std::string ToPem() const;
 
   // VerifySignature checks the request's self-signature with its own public key: the proof that
   // the requester holds the private key (RFC 2986 §3, RFC 7030 §3.4 and §4.2.1). Fails with

@@ -32,6 +32,17 @@ TEST(CsrTest, Parses_AndVerifiesProofOfPossession) {
   EXPECT_TRUE(csr->VerifySignature().has_value());
 }
 
+TEST(CsrTest, ToPem_CarriesTheExactBytesParsed) {
+  std::string der = MakeCsrDer("device-9");
+  auto csr = Csr::FromDer(der);
+  ASSERT_TRUE(csr.has_value()) << csr.error().message();
+  std::string pem = csr->ToPem();
+  EXPECT_EQ(pem.rfind("-----BEGIN CERTIFICATE REQUEST-----\n", 0), 0u) << pem;
+  auto again = Csr::FromPem(pem);
+  ASSERT_TRUE(again.has_value()) << again.error().message();
+  EXPECT_EQ(again->ToDer(), der);
+}
+
 // MakeCsrDer builds a request for CN=cn signed with key.
 std::string MakeCsrDer(const char* cn, EVP_PKEY* key) {
   ossl::UniquePtr<X509_REQ> req(X509_REQ_new());

@@ -98,13 +98,10 @@ Result<std::string> CertificateSigningRequestPem(const keys::Key& key,
     return std::unexpected(ossl::ErrorFromQueue("naming a certificate request"));
   }
   DEVID_ASSIGN_OR_RETURN(pki::Csr csr, pki::Csr::Sign(subject.get(), key));
-  ossl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_X509_REQ(bio.get(), csr.get()) != 1) {
-    return std::unexpected(ossl::ErrorFromQueue("encoding a certificate request"));
-  }
-  char* data = nullptr;
-  long length = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(length));
+  // The signed bytes as they are, not the request re-encoded from its parsed fields.
+  std::string pem = csr.ToPem();
+  if (pem.empty()) return std::unexpected(ossl::ErrorFromQueue("encoding a certificate request"));
+  return pem;
 }
 
 }  // namespace devid::sdk
