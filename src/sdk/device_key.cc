@@ -1,6 +1,5 @@
 #include "devid/device_key.h"
 
-#include <openssl/pem.h>
 
 #include <cstdlib>
 #include <filesystem>
