@@ -28,17 +28,31 @@ class ExpiringMemo {
   std::optional<Value> Find(const std::string& key, TimePoint now) const {
     std::lock_guard lock(mutex_);
     auto it = entries_.find(key);
-    if (it == entries_.end() || now >= it->second.until || now < it->second.since) {
-      return std::nullopt;
-    }
+    if (it == entries_.end() || !Holds(it->second, now)) return std::nullopt;
     return it->second.value;
   }
 
   // Remember keeps value for key from now until now + ttl or not_after, whichever comes first.
   void Remember(const std::string& key, Value value, TimePoint now, TimePoint not_after) {
     std::lock_guard lock(mutex_);
-    if (entries_.size() >= capacity_) entries_.clear();
-    entries_.insert_or_assign(key, Entry{std::move(value), now, std::min(now + ttl_, not_after)});
+    RememberLocked(key, std::move(value), now, not_after);
+  }
+
+  // RememberIfAbsent remembers value as Remember does unless key holds a value at now, and says
+  // whether it did: one step, so that of two threads asking at once only one is told to act (a
+  // write done at most once per ttl).
+  bool RememberIfAbsent(const std::string& key, Value value, TimePoint now, TimePoint not_after) {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(key);
+    if (it != entries_.end() && Holds(it->second, now)) return false;
+    RememberLocked(key, std::move(value), now, not_after);
+    return true;
+  }
+
+  // Forget drops key (after the act it stood for failed, say).
+  void Forget(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    entries_.erase(key);
   }
 
  private:
@@ -47,6 +61,16 @@ class ExpiringMemo {
     TimePoint since;
     TimePoint until;
   };
+
+  static bool Holds(const Entry& entry, TimePoint now) {
+    return now >= entry.since && now < entry.until;
+  }
+
+  void RememberLocked(const std::string& key, Value value, TimePoint now, TimePoint not_after) {
+    if (entries_.size() >= capacity_) entries_.clear();
+    entries_.insert_or_assign(key, Entry{std::move(value), now, std::min(now + ttl_, not_after)});
+  }
+
   const std::chrono::seconds ttl_;
   const size_t capacity_;
   mutable std::mutex mutex_;

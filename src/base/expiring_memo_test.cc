@@ -54,5 +54,28 @@ TEST(ExpiringMemoTest, PastCapacityForgetsEverything) {
   EXPECT_EQ(memo.Find("C", kNow), 3);
 }
 
+// RememberIfAbsent tells one caller per ttl to act (the X.509 verifier records a presented
+// certificate at most once a minute this way).
+TEST(ExpiringMemoTest, RememberIfAbsent_SaysYesOncePerTtl) {
+  ExpiringMemo<bool> memo(seconds(60));
+  const TimePoint never = TimePoint::max();
+  EXPECT_TRUE(memo.RememberIfAbsent("AA", true, kNow, never));
+  EXPECT_FALSE(memo.RememberIfAbsent("AA", true, kNow + seconds(59), never));
+  EXPECT_TRUE(memo.RememberIfAbsent("BB", true, kNow + seconds(59), never));
+  EXPECT_TRUE(memo.RememberIfAbsent("AA", true, kNow + seconds(60), never));
+  // A clock set back does not silence a key.
+  EXPECT_TRUE(memo.RememberIfAbsent("AA", true, kNow, never));
+}
+
+TEST(ExpiringMemoTest, Forget_DropsOneKey) {
+  ExpiringMemo<bool> memo(seconds(60));
+  const TimePoint never = TimePoint::max();
+  EXPECT_TRUE(memo.RememberIfAbsent("AA", true, kNow, never));
+  EXPECT_TRUE(memo.RememberIfAbsent("BB", true, kNow, never));
+  memo.Forget("AA");
+  EXPECT_TRUE(memo.RememberIfAbsent("AA", true, kNow, never));
+  EXPECT_FALSE(memo.RememberIfAbsent("BB", true, kNow, never));
+}
+
 }  // namespace
 }  // namespace devid

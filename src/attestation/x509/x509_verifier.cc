@@ -108,7 +108,8 @@ Result<VerifiedDevice> X509Verifier::Verify(std::string_view registration_id,
   // Discovery: every certificate presented is recorded, matched or not (best effort), its
   // last_seen at most once a minute per process so that repeated requests do not write.
   const std::string thumbprint = leaf.Sha256Thumbprint();
-  if (observed_.ShouldRecord(thumbprint, clock_.Now())) {
+  if (observed_.RememberIfAbsent(thumbprint, true, clock_.Now(),
+                                 std::chrono::system_clock::time_point::max())) {
     if (auto observed = registry_.ObserveCertificate(ca::InventoryRecord(
             leaf, registry::CertificateSource::kObserved, std::string(registration_id), ""));
         !observed) {

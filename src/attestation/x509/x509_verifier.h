@@ -10,7 +10,6 @@
 #include "attestation/verified_device.h"
 #include "attestation/x509/chain_verifier.h"
 #include "attestation/x509/crl_cache.h"
-#include "attestation/x509/observation_throttle.h"
 #include "attestation/x509/parsed_certificate_cache.h"
 #include "base/clock.h"
 #include "base/expiring_memo.h"
@@ -75,7 +74,9 @@ class X509Verifier {
   registry::Registry& registry_;
   const Clock& clock_;
   CrlCache* crl_cache_;
-  ObservationThrottle observed_{std::chrono::seconds(60)};
+  // The certificates recorded as observed in the last minute: a device that authenticates many
+  // times a minute moves its inventory last_seen once a minute, not on every request.
+  ExpiringMemo<bool> observed_{std::chrono::seconds(60)};
   ParsedCertificateCache parsed_;
   ExpiringMemo<std::shared_ptr<const std::vector<pki::Certificate>>> validated_paths_;
 };
