@@ -674,8 +674,8 @@ bool SqliteRegistry::MustFlush(const CertificateFilter& filter) const {
   // certificates only (every X.509 authentication's revocation check) cannot miss one.
   if (filter.revoked == true) return false;
   std::lock_guard lock(observations_mu_);
-  // A query for one thumbprint (every authentication's revocation check) waits only for its
-  // own certificate's observation, not for other devices'.
+  // A query for one thumbprint (the inventory check of EST re-enrollment and of token requests)
+  // waits only for that certificate's observation, not for other devices'.
   if (filter.sha256_thumbprint) return unsettled_observations_.contains(*filter.sha256_thumbprint);
   return !unsettled_observations_.empty();
 }
