@@ -13,10 +13,11 @@
 #include "base/file.h"
 #include "cli/connection_string.h"
 #include "cli/device_command_runner.h"
+#include "cli/device_enroll_command.h"
 #include "cli/device_key_commands.h"
 #include "cli/device_pkcs11_commands.h"
-#include "cli/device_enroll_command.h"
 #include "cli/device_renew_command.h"
+#include "cli/flag_file.h"
 #include "cli/output.h"
 #include "cli/verify_command.h"
 #include "devid/credential.h"
@@ -100,9 +101,9 @@ Result<sdk::ProvisioningOptions> ProvisioningOptionsFrom(const DeviceOptions& op
   out.host = endpoint.host;
   out.port = endpoint.port;
   out.server_name = options.server_name;
-  auto bundle = ReadFile(options.trust_bundle_file);
-  if (!bundle) return std::unexpected(bundle.error().WithContext("--trust-bundle"));
-  out.trust_bundle_pem = std::move(*bundle);
+  DEVID_ASSIGN_OR_RETURN(std::string bundle,
+                         ReadFlagFile(options.trust_bundle_file, "--trust-bundle"));
+  out.trust_bundle_pem = std::move(bundle);
   out.id_scope = options.id_scope;
   out.registration_id = options.registration_id;
   out.quote_pcrs = options.quote_pcrs;
@@ -115,12 +116,11 @@ Result<std::unique_ptr<sdk::SasCredential>> SymmetricKey(const std::string& inli
                                                          const std::string& file,
                                                          std::string_view flag) {
   if (file.empty()) return sdk::SymmetricKeyCredential(inline_key);
-  auto text = ReadFile(file);
-  if (!text) return std::unexpected(text.error().WithContext(flag));
-  std::string_view key = *text;
+  DEVID_ASSIGN_OR_RETURN(std::string text, ReadFlagFile(file, flag));
+  std::string_view key = text;
   while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.remove_suffix(1);
   auto credential = sdk::SymmetricKeyCredential(key);
-  OPENSSL_cleanse(text->data(), text->size());
+  OPENSSL_cleanse(text.data(), text.size());
   return credential;
 }
 
@@ -136,16 +136,14 @@ Result<sdk::Assignment> RegisterWithX509(sdk::ProvisioningClient& client,
   if (options.csr_file.empty() != options.issued_out.empty()) {
     return std::unexpected(InvalidArgument("--csr and --issued-cert-out go together"));
   }
-  auto chain = ReadFile(options.certificate_file);
-  if (!chain) return std::unexpected(chain.error().WithContext("--cert"));
+  DEVID_ASSIGN_OR_RETURN(std::string chain, ReadFlagFile(options.certificate_file, "--cert"));
   DEVID_ASSIGN_OR_RETURN(sdk::X509Credential credential,
-                         sdk::X509Credential::Open(std::move(*chain), options.key_uri,
+                         sdk::X509Credential::Open(std::move(chain), options.key_uri,
                                                    {.pkcs11_module = options.pkcs11_module}));
   std::string csr;
   if (!options.csr_file.empty()) {
-    auto read = ReadFile(options.csr_file);
-    if (!read) return std::unexpected(read.error().WithContext("--csr"));
-    csr = std::move(*read);
+    DEVID_ASSIGN_OR_RETURN(std::string read, ReadFlagFile(options.csr_file, "--csr"));
+    csr = std::move(read);
   }
   return client.RegisterWithX509(credential, csr);
 }

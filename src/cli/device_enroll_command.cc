@@ -10,9 +10,10 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "cli/connection_string.h"
-#include "cli/device_commands.h"
 #include "cli/device_command_runner.h"
+#include "cli/device_commands.h"
 #include "cli/device_pkcs11_commands.h"
+#include "cli/flag_file.h"
 #include "cli/output.h"
 #include "devid/device_key.h"
 #include "devid/est_client.h"
@@ -88,8 +89,8 @@ Status Enroll(const EnrollOptions& options) {
         " exists; this device has a certificate already (renew it with devid device renew)"));
   }
   DEVID_ASSIGN_OR_RETURN(Endpoint endpoint, ParseEndpoint(options.endpoint));
-  auto bundle = ReadFile(options.trust_bundle_file);
-  if (!bundle) return std::unexpected(bundle.error().WithContext("--trust-bundle"));
+  DEVID_ASSIGN_OR_RETURN(std::string bundle,
+                         ReadFlagFile(options.trust_bundle_file, "--trust-bundle"));
   // The SAS key first: a device that cannot sign its token gets no new key either.
   auto sas = options.pkcs11_sas_key.empty()
                  ? SymmetricKey("", options.symmetric_key_file, "--symmetric-key-file")
@@ -102,9 +103,9 @@ Status Enroll(const EnrollOptions& options) {
   sdk::EstClient est({.host = endpoint.host,
                       .port = endpoint.port,
                       .server_name = options.server_name,
-                      .trust_bundle_pem = *bundle});
+                      .trust_bundle_pem = bundle});
   std::string pem;
-  auto certificate = EnrollWithKey(options, est, **sas, *bundle, pem);
+  auto certificate = EnrollWithKey(options, est, **sas, bundle, pem);
   Status written = certificate ? WriteFileAtomically(options.certificate_out, pem, 0600)
                                : Status(std::unexpected(certificate.error()));
   if (!written) {

@@ -8,6 +8,7 @@
 
 #include "base/file.h"
 #include "cli/device_command_runner.h"
+#include "cli/flag_file.h"
 #include "cli/output.h"
 
 namespace devid::cli {
@@ -56,9 +57,7 @@ Result<std::string> ReadKeyBase64(const ImportOptions& options) {
     }
     text = value;
   } else {
-    auto file = ReadFile(options.symmetric_key_file);
-    if (!file) return std::unexpected(file.error().WithContext("--symmetric-key-file"));
-    text = std::move(*file);
+    DEVID_ASSIGN_OR_RETURN(text, ReadFlagFile(options.symmetric_key_file, "--symmetric-key-file"));
   }
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   return text;

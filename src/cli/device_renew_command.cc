@@ -10,6 +10,7 @@
 #include "base/random.h"
 #include "cli/connection_string.h"
 #include "cli/device_command_runner.h"
+#include "cli/flag_file.h"
 #include "devid/est_client.h"
 #include "devid/renewal.h"
 #include "pki/certificate.h"
@@ -75,17 +76,17 @@ std::string FromNow(system_clock::time_point t, system_clock::time_point now) {
 
 Status Renew(const RenewOptions& options) {
   DEVID_ASSIGN_OR_RETURN(Endpoint endpoint, ParseEndpoint(options.endpoint));
-  auto bundle = ReadFile(options.trust_bundle_file);
-  if (!bundle) return std::unexpected(bundle.error().WithContext("--trust-bundle"));
+  DEVID_ASSIGN_OR_RETURN(std::string bundle,
+                         ReadFlagFile(options.trust_bundle_file, "--trust-bundle"));
   sdk::EstClient est({.host = endpoint.host,
                       .port = endpoint.port,
                       .server_name = options.server_name,
-                      .trust_bundle_pem = *bundle});
+                      .trust_bundle_pem = bundle});
   std::unique_ptr<sdk::Reenroller> reenroller = sdk::EstReenroller(est);
   SystemClock clock;
   SecureRandom random;
   sdk::CertificateRenewer renewer(
-      {.certificate_path = options.certificate_file, .key_uri = options.key_uri}, *bundle,
+      {.certificate_path = options.certificate_file, .key_uri = options.key_uri}, bundle,
       {.renew_at_fraction = options.renew_at, .new_key = !options.same_key},
       {.pkcs11_module = options.pkcs11_module}, *reenroller, clock, random);
   for (int attempt = 0;; ++attempt) {
@@ -134,9 +135,8 @@ Status Renew(const RenewOptions& options) {
 
 Status ShowDeviceCertificate(const std::string& certificate_file, double renew_at,
                              OutputFormat format) {
-  auto pem = ReadFile(certificate_file);
-  if (!pem) return std::unexpected(pem.error().WithContext("--cert"));
-  auto certificate = pki::Certificate::FromPem(*pem);
+  DEVID_ASSIGN_OR_RETURN(std::string pem, ReadFlagFile(certificate_file, "--cert"));
+  auto certificate = pki::Certificate::FromPem(pem);
   if (!certificate) {
     return std::unexpected(
         InvalidArgument("--cert: " + certificate_file + " holds no PEM certificate"));

@@ -14,6 +14,7 @@
 #include "base/file.h"
 #include "cli/connection.h"
 #include "cli/duration.h"
+#include "cli/flag_file.h"
 #include "cli/output.h"
 #include "cli/service_client.h"
 #include "ossl/base64.h"
@@ -158,9 +159,8 @@ Status X509Attestation(const Options& options, json& body, std::string& registra
        {std::tuple("primary", &options.x509_cert_file, "--x509-cert"),
         std::tuple("secondary", &options.x509_secondary_cert_file, "--x509-secondary-cert")}) {
     if (file->empty()) continue;
-    auto pem = ReadFile(*file);
-    if (!pem) return std::unexpected(pem.error().WithContext(flag));
-    auto certificate = pki::Certificate::FromPem(*pem);
+    DEVID_ASSIGN_OR_RETURN(std::string pem, ReadFlagFile(*file, flag));
+    auto certificate = pki::Certificate::FromPem(pem);
     if (!certificate) {
       return std::unexpected(InvalidArgument(std::string(flag) + " " + *file +
                                              ": not a PEM certificate"));

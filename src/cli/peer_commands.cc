@@ -9,6 +9,7 @@
 #include "base/file.h"
 #include "cli/connection_string.h"
 #include "cli/device_command_runner.h"
+#include "cli/flag_file.h"
 #include "cli/peer_session_commands.h"
 #include "cli/peer_token_symmetric_commands.h"
 #include "devid/device_key.h"
@@ -31,23 +32,22 @@ struct TokenOptions {
 
 Status RequestToken(const TokenOptions& options) {
   DEVID_ASSIGN_OR_RETURN(Endpoint endpoint, ParseEndpoint(options.endpoint));
-  auto bundle = ReadFile(options.trust_bundle_file);
-  if (!bundle) return std::unexpected(bundle.error().WithContext("--trust-bundle"));
+  DEVID_ASSIGN_OR_RETURN(std::string bundle,
+                         ReadFlagFile(options.trust_bundle_file, "--trust-bundle"));
   if (!options.symmetric.symmetric_key_file.empty()) {
-    return RequestSymmetricToken(options.symmetric, endpoint, *bundle, options.to, options.scope);
+    return RequestSymmetricToken(options.symmetric, endpoint, bundle, options.to, options.scope);
   }
   if (options.certificate_file.empty() || options.key_uri.empty()) {
     return std::unexpected(InvalidArgument("give --cert and --key, or --symmetric-key-file"));
   }
-  auto chain = ReadFile(options.certificate_file);
-  if (!chain) return std::unexpected(chain.error().WithContext("--cert"));
+  DEVID_ASSIGN_OR_RETURN(std::string chain, ReadFlagFile(options.certificate_file, "--cert"));
   auto key = sdk::OpenDeviceKey(options.key_uri, {.pkcs11_module = options.pkcs11_module});
   if (!key) return std::unexpected(key.error().WithContext("--key"));
   DEVID_ASSIGN_OR_RETURN(sdk::PeerTokenResponse response,
                          sdk::RequestPeerToken({.host = endpoint.host,
                                                 .port = endpoint.port,
-                                                .trust_bundle_pem = *bundle,
-                                                .certificate_chain_pem = *chain,
+                                                .trust_bundle_pem = bundle,
+                                                .certificate_chain_pem = chain,
                                                 .key = *key,
                                                 .audience = options.to,
                                                 .scope = options.scope}));
@@ -66,10 +66,8 @@ struct VerifyTokenOptions {
 };
 
 Status VerifyToken(const VerifyTokenOptions& options) {
-  auto token = ReadFile(options.token_file);
-  if (!token) return std::unexpected(token.error().WithContext("reading the token"));
-  auto signers = ReadFile(options.signer_file);
-  if (!signers) return std::unexpected(signers.error().WithContext("--signer"));
+  DEVID_ASSIGN_OR_RETURN(std::string token, ReadFlagFile(options.token_file, "reading the token"));
+  DEVID_ASSIGN_OR_RETURN(std::string signers, ReadFlagFile(options.signer_file, "--signer"));
   bool symmetric = !options.symmetric.symmetric_key_file.empty();
   if (symmetric == !options.peer_certificate_file.empty()) {
     return std::unexpected(InvalidArgument("give one of --peer-cert and --symmetric-key-file"));
@@ -78,19 +76,19 @@ Status VerifyToken(const VerifyTokenOptions& options) {
   DEVID_ASSIGN_OR_RETURN(auto verifier,
                          sdk::PeerTokenVerifier::Create(
                              {.audience = options.audience,
-                              .signer_certificates_pem = *signers,
+                              .signer_certificates_pem = signers,
                               .clock_skew = std::chrono::seconds(options.clock_skew_seconds)},
                              clock));
   std::expected<sdk::VerifiedPeerToken, sdk::PeerTokenError> accepted;
   if (symmetric) {
     DEVID_ASSIGN_OR_RETURN(accepted,
-                           AcceptSymmetric(*verifier, *token, options.symmetric, options.scope));
+                           AcceptSymmetric(*verifier, token, options.symmetric, options.scope));
   } else {
-    auto peer_pem = ReadFile(options.peer_certificate_file);
-    if (!peer_pem) return std::unexpected(peer_pem.error().WithContext("--peer-cert"));
-    auto peer = pki::Certificate::FromPem(*peer_pem);
+    DEVID_ASSIGN_OR_RETURN(std::string peer_pem,
+                           ReadFlagFile(options.peer_certificate_file, "--peer-cert"));
+    auto peer = pki::Certificate::FromPem(peer_pem);
     if (!peer) return std::unexpected(peer.error().WithContext("--peer-cert"));
-    accepted = verifier->Accept(*token, *peer, options.scope);
+    accepted = verifier->Accept(token, *peer, options.scope);
   }
   if (!accepted) {
     return std::unexpected(PermissionDenied(

@@ -10,6 +10,7 @@
 #include "cli/connection_string.h"
 #include "cli/device_command_runner.h"
 #include "cli/duration.h"
+#include "cli/flag_file.h"
 #include "devid/device_key.h"
 #include "devid/peer_session.h"
 #include "devid/peer_trust.h"
@@ -62,11 +63,10 @@ Status OpenSession(const SessionOptions& options, Session& session) {
                            session.clock);
   if (!trust) return std::unexpected(trust.error().WithContext("--trust-dir"));
   session.trust.emplace(std::move(*trust));
-  auto chain = ReadFile(options.certificate_file);
-  if (!chain) return std::unexpected(chain.error().WithContext("--cert"));
+  DEVID_ASSIGN_OR_RETURN(std::string chain, ReadFlagFile(options.certificate_file, "--cert"));
   auto key = sdk::OpenDeviceKey(options.key_uri, {.pkcs11_module = options.pkcs11_module});
   if (!key) return std::unexpected(key.error().WithContext("--key"));
-  session.options = {.certificate_chain_pem = *chain,
+  session.options = {.certificate_chain_pem = chain,
                      .key = *key,
                      .trust = &*session.trust,
                      .expected_peer = options.expect};
@@ -126,13 +126,13 @@ Status Connect(const SessionOptions& options) {
 
 Status Refresh(const RefreshOptions& options) {
   DEVID_ASSIGN_OR_RETURN(Endpoint endpoint, ParseEndpoint(options.endpoint));
-  auto bundle = ReadFile(options.trust_bundle_file);
-  if (!bundle) return std::unexpected(bundle.error().WithContext("--trust-bundle"));
+  DEVID_ASSIGN_OR_RETURN(std::string bundle,
+                         ReadFlagFile(options.trust_bundle_file, "--trust-bundle"));
   SystemClock clock;
   DEVID_ASSIGN_OR_RETURN(sdk::PeerTrust trust,
                          sdk::PeerTrust::Open({.directory = options.trust_dir}, clock));
   DEVID_TRY(
-      trust.Refresh({.host = endpoint.host, .port = endpoint.port, .trust_bundle_pem = *bundle}));
+      trust.Refresh({.host = endpoint.host, .port = endpoint.port, .trust_bundle_pem = bundle}));
   std::cout << "cached " << trust.ca_count() << " CA certificates and " << trust.crl_count()
             << " CRLs in " << trust.cache_file() << "\n";
   return Ok();

@@ -9,6 +9,7 @@
 #include "base/file.h"
 #include "cli/device_command_runner.h"
 #include "cli/device_commands.h"
+#include "cli/flag_file.h"
 #include "devid/peer_token_client.h"
 #include "ossl/base64.h"
 
@@ -17,9 +18,8 @@ namespace {
 
 // ReadBase64File reads a one-line base64 file (a challenge or a proof) named by flag.
 Result<std::vector<uint8_t>> ReadBase64File(const std::string& path, std::string_view flag) {
-  auto text = ReadFile(path);
-  if (!text) return std::unexpected(text.error().WithContext(flag));
-  std::string_view line = *text;
+  DEVID_ASSIGN_OR_RETURN(std::string text, ReadFlagFile(path, flag));
+  std::string_view line = text;
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   auto bytes = ossl::Base64Decode(line);
   if (!bytes) return std::unexpected(bytes.error().WithContext(flag));
@@ -34,12 +34,12 @@ struct ProveOptions {
 };
 
 Status Prove(const ProveOptions& options) {
-  auto text = ReadFile(options.session_key_file);
-  if (!text) return std::unexpected(text.error().WithContext("--session-key-file"));
-  std::string_view line = *text;
+  DEVID_ASSIGN_OR_RETURN(std::string text,
+                         ReadFlagFile(options.session_key_file, "--session-key-file"));
+  std::string_view line = text;
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   auto key = sdk::PeerSessionKey::FromBase64(line);
-  OPENSSL_cleanse(text->data(), text->size());
+  OPENSSL_cleanse(text.data(), text.size());
   if (!key) return std::unexpected(key.error().WithContext("--session-key-file"));
   DEVID_ASSIGN_OR_RETURN(auto challenge,
                          ReadBase64File(options.challenge_file, "--challenge-file"));

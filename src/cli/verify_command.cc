@@ -7,6 +7,7 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "cli/device_command_runner.h"
+#include "cli/flag_file.h"
 #include "devid/command.h"
 
 namespace devid::cli {
@@ -21,19 +22,18 @@ struct VerifyOptions {
 };
 
 Status Verify(const VerifyOptions& options) {
-  auto envelope = ReadFile(options.envelope_file);
-  if (!envelope) return std::unexpected(envelope.error().WithContext("reading the command"));
-  auto signers = ReadFile(options.signer_file);
-  if (!signers) return std::unexpected(signers.error().WithContext("--signer"));
+  DEVID_ASSIGN_OR_RETURN(std::string envelope,
+                         ReadFlagFile(options.envelope_file, "reading the command"));
+  DEVID_ASSIGN_OR_RETURN(std::string signers, ReadFlagFile(options.signer_file, "--signer"));
   SystemClock clock;
   DEVID_ASSIGN_OR_RETURN(
       auto verifier,
       sdk::CommandVerifier::Create({.device_id = options.device_id,
-                                    .signer_certificates_pem = *signers,
+                                    .signer_certificates_pem = signers,
                                     .state_file = options.state_file,
                                     .clock_skew = std::chrono::seconds(options.clock_skew_seconds)},
                                    clock));
-  auto accepted = verifier->Accept(*envelope);
+  auto accepted = verifier->Accept(envelope);
   if (!accepted) {
     return std::unexpected(PermissionDenied(
         "command refused (" + std::string(sdk::CommandRefusalName(accepted.error().reason)) +
