@@ -1,10 +1,14 @@
 // `devid serve` as operators and devices meet it: first start, restart, TLS, the device API over
 // real HTTPS, limits and graceful shutdown.
 
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -14,10 +18,10 @@
 
 #include "base/clock.h"
 #include "base/file.h"
-#include "sdk/https_client.h"
 #include "ossl/base64.h"
 #include "pki/certificate.h"
 #include "pki/sas_token.h"
+#include "sdk/https_client.h"
 #include "server_process.h"
 
 namespace devid::testing {
@@ -296,6 +300,31 @@ TEST(ServeTest, Config_SetsHubsAndIdScope) {
   auto state = client.Service("GET", "/registrations/dev-h");
   EXPECT_THAT(json::parse(state->body)["assignedHub"].get<std::string>(),
               ::testing::AnyOf("hub-1.example", "hub-2.example"));
+}
+
+// The plain-HTTP revocation listener is part of the server: an address it cannot use stops the
+// start, naming the flag, rather than a server running without it.
+TEST(ServeTest, RevocationListen_RefusesToStartOnABadOrBusyAddress) {
+  ServerProcessOptions bad;
+  bad.args = {"--revocation-listen", "8080"};
+  auto refused = ServerProcess::Start(bad);
+  ASSERT_FALSE(refused);
+  EXPECT_THAT(refused.error().message(), HasSubstr("--revocation-listen"));
+
+  int busy = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(::bind(busy, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(busy, 1), 0);
+  ASSERT_EQ(::getsockname(busy, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  ServerProcessOptions taken;
+  taken.args = {"--revocation-listen", "127.0.0.1:" + std::to_string(ntohs(address.sin_port))};
+  auto failed = ServerProcess::Start(taken);
+  ::close(busy);
+  ASSERT_FALSE(failed);
+  EXPECT_THAT(failed.error().message(), HasSubstr("--revocation-listen: listening on 127.0.0.1:"));
 }
 
 // [ca] passphrase_env: the CA made on first start is encrypted under the variable's value, and a
