@@ -4,12 +4,8 @@
 // distribution point, before and after `devid cert revoke`; and, on PostgreSQL, two nodes sharing
 // one CA, where a revocation through one shows at once in the other's OCSP answers.
 
-#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <optional>
 #include <string>
@@ -20,6 +16,7 @@
 #include "pki/sas_token.h"
 #include "registry/postgres/testing/test_database.h"
 #include "est_client.h"
+#include "loopback_socket.h"
 #include "server_process.h"
 
 namespace devid::testing {
@@ -30,20 +27,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr char kDeviceKey[] = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-// FreePort returns a TCP port nothing listens on now on 127.0.0.1: the server's URLs go into the
-// certificates it issues, so it needs a known port rather than an ephemeral one.
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
 
 class RevocationTest : public ::testing::Test {
  protected:

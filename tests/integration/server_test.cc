@@ -22,6 +22,7 @@
 #include "pki/certificate.h"
 #include "pki/sas_token.h"
 #include "sdk/https_client.h"
+#include "loopback_socket.h"
 #include "server_process.h"
 
 namespace devid::testing {
@@ -311,18 +312,11 @@ TEST(ServeTest, RevocationListen_RefusesToStartOnABadOrBusyAddress) {
   ASSERT_FALSE(refused);
   EXPECT_THAT(refused.error().message(), HasSubstr("--revocation-listen"));
 
-  int busy = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  ASSERT_EQ(::bind(busy, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  ASSERT_EQ(::listen(busy, 1), 0);
-  ASSERT_EQ(::getsockname(busy, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  LoopbackSocket busy(0, /*listening=*/true);
+  ASSERT_NE(busy.port(), 0);
   ServerProcessOptions taken;
-  taken.args = {"--revocation-listen", "127.0.0.1:" + std::to_string(ntohs(address.sin_port))};
+  taken.args = {"--revocation-listen", "127.0.0.1:" + std::to_string(busy.port())};
   auto failed = ServerProcess::Start(taken);
-  ::close(busy);
   ASSERT_FALSE(failed);
   EXPECT_THAT(failed.error().message(), HasSubstr("--revocation-listen: listening on 127.0.0.1:"));
 }

@@ -31,6 +31,7 @@
 #include "base/url.h"
 #include "dps_client.h"
 #include "est_client.h"
+#include "loopback_socket.h"
 #include "ossl/base64.h"
 #include "pki/sas_token.h"
 #include "registry/postgres/testing/test_database.h"
@@ -50,23 +51,6 @@ using ::testing::Not;
 constexpr char kGroupKey[] =
     "7aBt6S1Mv5zZ7+WQpwP8mohWPBwDmDSKmz1FiPtLpztqaXMukfgPMxOzQoWxXxvpSrGXBf4eQDnZ+FRKSVJg4A==";
 constexpr char kOtherKey[] = "lBgFsLBEAlaF/fhCOClS3EndVhAvt0mskJid4n2avLY=";
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    if (fd >= 0) ::close(fd);
-    return 0;
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 bool CanConnect(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "loopback_socket.h"
 #include "server_process.h"
 
 namespace devid::testing {
@@ -44,33 +45,15 @@ inline void WriteFile(const std::filesystem::path& path, std::string_view bytes)
       .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-inline bool PortFree(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return ok;
-}
-
 // FreePortPair returns a port P with P and P+1 free: the swtpm TCTI finds the control channel at
 // the command port + 1.
 inline uint16_t FreePortPair() {
   for (int attempt = 0; attempt < 100; ++attempt) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    uint16_t port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port = ntohs(addr.sin_port);
+    uint16_t port = FreePort();
+    if (port != 0 && port < 65535 && LoopbackSocket(port).port() != 0 &&
+        LoopbackSocket(port + 1).port() != 0) {
+      return port;
     }
-    ::close(fd);
-    if (port != 0 && port < 65535 && PortFree(port) && PortFree(port + 1)) return port;
   }
   return 0;
 }
