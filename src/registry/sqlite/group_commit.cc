@@ -74,7 +74,6 @@ void GroupCommitWriter::Defer(Write write, Settled settled) {
     if (!stopping_ && !broken_) {
       first = queue_.empty();
       queue_.push_back(pending.release());
-      ++deferred_;
     }
   }
   if (pending != nullptr) {
@@ -88,7 +87,6 @@ void GroupCommitWriter::Defer(Write write, Settled settled) {
 }
 
 Status GroupCommitWriter::Flush() {
-  if (deferred_.load() == 0) return Ok();
   // Writes run in queue order, so by the time this one has committed the earlier ones have too.
   return Run([](Connection&) { return Ok(); });
 }
@@ -180,7 +178,6 @@ void GroupCommitWriter::CompleteBatch(std::deque<Pending*>& batch, size_t begin,
     if (p->deferred()) {
       std::unique_ptr<Pending> owned(p);
       owned->settled(owned->status);
-      --deferred_;
       continue;
     }
     std::lock_guard lock(p->mu);

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -60,7 +59,7 @@ class GroupCommitWriter {
   // decision) that are not worth a sync of their own.
   void Defer(Write write, Settled settled);
 
-  // Flush blocks until every write deferred before it has settled (at once when none waits).
+  // Flush blocks until every write deferred before it has settled.
   Status Flush();
 
   // stats returns the counters as of now.
@@ -93,7 +92,6 @@ class GroupCommitWriter {
   std::condition_variable wake_;
   std::deque<Pending*> queue_;        // guarded by mu_
   size_t waited_for_ = 0;             // guarded by mu_: entries of queue_ a Run caller waits for
-  std::atomic<size_t> deferred_ = 0;  // deferred writes not yet settled
   bool stopping_ = false;             // guarded by mu_
   bool broken_ = false;               // guarded by mu_: the thread died and accepts no more writes
   Stats stats_;                       // guarded by mu_

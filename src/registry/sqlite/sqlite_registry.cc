@@ -291,10 +291,13 @@ Result<std::unique_ptr<SqliteRegistry>> SqliteRegistry::Open(const std::string& 
       new SqliteRegistry(clock, random, std::move(readers), std::move(writer)));
 }
 
+Status SqliteRegistry::Writable() const {
+  if (writer_ != nullptr) return Ok();
+  return std::unexpected(FailedPrecondition("writing to the registry: it is open read-only"));
+}
+
 Status SqliteRegistry::RunWrite(const std::function<Status(Connection&)>& write) {
-  if (writer_ == nullptr) {
-    return std::unexpected(FailedPrecondition("writing to the registry: it is open read-only"));
-  }
+  DEVID_TRY(Writable());
   return writer_->Run(write);
 }
 
@@ -625,9 +628,7 @@ Status SqliteRegistry::RecordCertificate(const CertificateRecord& record,
 
 Status SqliteRegistry::ObserveCertificate(const CertificateRecord& record) {
   DEVID_TRY(store_codec::ValidateCertificate(record));
-  if (writer_ == nullptr) {
-    return std::unexpected(FailedPrecondition("writing to the registry: it is open read-only"));
-  }
+  DEVID_TRY(Writable());
   // The conflict the insert would hit is looked for now, so that the caller hears of it; the
   // write itself is a sighting, not worth a sync of its own, and joins the next transaction.
   auto recorded = WithReader(*readers_, [&](Connection& db) -> Result<std::string> {

@@ -154,6 +154,8 @@ class SqliteRegistry final : public Registry {
   SqliteRegistry(Clock& clock, Random& random, std::unique_ptr<sqlite::ReadPool> readers,
                  std::unique_ptr<sqlite::GroupCommitWriter> writer);
 
+  // Writable fails with kFailedPrecondition when the registry was opened read-only.
+  Status Writable() const;
   // RunWrite runs write on the writer; kFailedPrecondition when opened read-only.
   Status RunWrite(const std::function<Status(sqlite::Connection&)>& write);
 

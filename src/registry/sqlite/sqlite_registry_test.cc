@@ -286,6 +286,10 @@ TEST_F(SqliteRegistryTest, ReadOnly_ReadsWhatTheWriterCommittedAndRefusesWrites)
   auto set = reader.SetSetting("x", "y", actor_);
   ASSERT_FALSE(set.has_value());
   EXPECT_EQ(set.error().code(), ErrorCode::kFailedPrecondition);
+  // A sighting, though deferred on a writable registry, is refused at once here.
+  auto observed = reader.ObserveCertificate(conformance::MakeCertificate("0A"));
+  ASSERT_FALSE(observed.has_value());
+  EXPECT_EQ(observed.error().code(), ErrorCode::kFailedPrecondition);
   EXPECT_EQ(reader.stats().writes, 0u);
 }
 
