@@ -282,14 +282,13 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
   auto server = net::HttpsServer::Start(server_options, tls->identity, router);
   if (!server) return Fail(server.error());
   // CRLs and OCSP over plain HTTP as well, where relying parties look for them: only the
-  // revocation routes, and no client certificates to ask for.
+  // revocation routes, with the main listener's limits (StartPlain asks for no certificates).
   api::Router revocation_router(random, {(*revocation)->api.get()});
   std::unique_ptr<net::HttpsServer> revocation_server;
   if (revocation_listen) {
     net::ServerOptions plain = server_options;
     plain.host = revocation_listen->host;
     plain.port = revocation_listen->port;
-    plain.request_client_certificate = false;
     auto started = net::HttpsServer::StartPlain(plain, revocation_router);
     if (!started) return Fail(started.error().WithContext("--revocation-listen"));
     revocation_server = std::move(*started);
