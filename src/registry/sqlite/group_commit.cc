@@ -1,5 +1,6 @@
 #include "registry/sqlite/group_commit.h"
 
+#include <algorithm>
 #include <exception>
 #include <utility>
 
@@ -15,21 +16,29 @@ namespace devid::registry::sqlite {
 // commit on a small machine those yields took about a seventh of the server's CPU time
 // (bench/RESULTS.md).
 //
-// A deferred write's Pending is on the heap instead: it owns its closure, nobody waits on it, and
-// the writer thread settles and deletes it.
+// The Pending of a write nobody blocks on (Submit, Defer) is on the heap instead: it owns its
+// closure, and the writer thread settles and deletes it.
 struct GroupCommitWriter::Pending {
   const Write* write;
   Status status;
+  bool sync;    // its transaction syncs the WAL before it settles
+  bool waited;  // a caller awaits it, so it starts a transaction at once (Run, Submit)
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;  // guarded by mu
-  // Deferred writes only.
+  // Submitted and deferred writes only.
   Write owned;
   Settled settled;
-  std::chrono::steady_clock::time_point due;  // when it stops waiting for a transaction to join
+  std::chrono::steady_clock::time_point due;  // deferred: when it stops waiting for company
 
-  bool deferred() const { return settled != nullptr; }
+  bool owned_by_writer() const { return settled != nullptr; }
 };
+
+namespace {
+
+Error Stopped() { return Unavailable("writing to the registry: the writer has stopped"); }
+
+}  // namespace
 
 GroupCommitWriter::GroupCommitWriter(Connection db, size_t max_batch,
                                      std::chrono::milliseconds max_defer)
@@ -46,49 +55,62 @@ GroupCommitWriter::~GroupCommitWriter() {
   thread_.join();
 }
 
-Status GroupCommitWriter::Run(const Write& write) {
-  Pending pending{&write, Ok()};
+bool GroupCommitWriter::Enqueue(Pending* pending) {
+  bool wake = false;
   {
     std::lock_guard lock(mu_);
-    if (stopping_ || broken_) {
-      return std::unexpected(Unavailable("writing to the registry: the writer has stopped"));
-    }
-    queue_.push_back(&pending);
-    ++waited_for_;
+    if (stopping_ || broken_) return false;
+    // An idle writer needs waking for a waited write, and for a deferred one to learn when it is
+    // due; a busy one looks at the queue before it sleeps again.
+    wake = pending->waited || queue_.empty();
+    queue_.push_back(pending);
+    if (pending->waited) ++waited_for_;
   }
-  wake_.notify_one();
+  if (wake) wake_.notify_one();
+  return true;
+}
+
+Status GroupCommitWriter::Run(const Write& write, Durability durability) {
+  Pending pending{&write, Ok(), durability == Durability::kSynced, /*waited=*/true};
+  if (!Enqueue(&pending)) return std::unexpected(Stopped());
   std::unique_lock lock(pending.mu);
   pending.cv.wait(lock, [&pending] { return pending.done; });
   return std::move(pending.status);
+}
+
+void GroupCommitWriter::Submit(Write write, Settled settled, Durability durability) {
+  auto pending = std::make_unique<Pending>();
+  pending->owned = std::move(write);
+  pending->write = &pending->owned;
+  pending->sync = durability == Durability::kSynced;
+  pending->waited = true;
+  pending->settled = std::move(settled);
+  if (Enqueue(pending.get())) {
+    (void)pending.release();
+    return;
+  }
+  pending->settled(std::unexpected(Stopped()));
 }
 
 void GroupCommitWriter::Defer(Write write, Settled settled) {
   auto pending = std::make_unique<Pending>();
   pending->owned = std::move(write);
   pending->write = &pending->owned;
+  pending->sync = false;
+  pending->waited = false;
   pending->settled = std::move(settled);
   pending->due = std::chrono::steady_clock::now() + max_defer_;
-  bool first = false;
-  {
-    std::lock_guard lock(mu_);
-    if (!stopping_ && !broken_) {
-      first = queue_.empty();
-      queue_.push_back(pending.release());
-    }
-  }
-  if (pending != nullptr) {
-    pending->settled(
-        std::unexpected(Unavailable("writing to the registry: the writer has stopped")));
+  if (Enqueue(pending.get())) {
+    (void)pending.release();
     return;
   }
-  // Only an idle writer needs waking, to learn when the write is due; a busy one looks at the
-  // queue before it sleeps again.
-  if (first) wake_.notify_one();
+  pending->settled(std::unexpected(Stopped()));
 }
 
 Status GroupCommitWriter::Flush() {
   // Writes run in queue order, so by the time this one has committed the earlier ones have too.
-  return Run([](Connection&) { return Ok(); });
+  // Readers need them committed, not synced.
+  return Run([](Connection&) { return Ok(); }, Durability::kWritten);
 }
 
 GroupCommitWriter::Stats GroupCommitWriter::stats() const {
@@ -106,25 +128,41 @@ void GroupCommitWriter::Loop() {
   // This is a thread entry point: nothing may escape it, and no caller may be left waiting.
   try {
     for (;;) {
+      bool sync_now = false;
       {
         std::unique_lock lock(mu_);
         // Start a transaction when a caller waits for one, when stopping, or when the oldest
-        // deferred write has waited long enough for company.
+        // deferred write has waited long enough for company; sync when a kWritten commit has
+        // waited long enough for a synced one.
         while (waited_for_ == 0 && !stopping_) {
-          if (queue_.empty()) {
+          std::optional<std::chrono::steady_clock::time_point> next = sync_due_;
+          if (!queue_.empty() && (!next || queue_.front()->due < *next)) {
+            next = queue_.front()->due;
+          }
+          if (!next) {
             wake_.wait(lock);
-          } else if (std::chrono::steady_clock::now() < queue_.front()->due) {
-            wake_.wait_until(lock, queue_.front()->due);
+          } else if (std::chrono::steady_clock::now() < *next) {
+            wake_.wait_until(lock, *next);
           } else {
             break;
           }
         }
-        if (queue_.empty()) return;  // stopping, and drained
-        while (!queue_.empty() && batch.size() < max_batch_) {
-          if (!queue_.front()->deferred()) --waited_for_;
-          batch.push_back(queue_.front());
-          queue_.pop_front();
+        if (queue_.empty() || (waited_for_ == 0 && !stopping_ &&
+                               std::chrono::steady_clock::now() < queue_.front()->due)) {
+          sync_now = true;  // nothing to commit yet: the sync is what is due (or the end)
+        } else {
+          while (!queue_.empty() && batch.size() < max_batch_) {
+            if (queue_.front()->waited) --waited_for_;
+            batch.push_back(queue_.front());
+            queue_.pop_front();
+          }
         }
+      }
+      if (sync_now) {
+        if (sync_due_) SyncWal();
+        std::lock_guard lock(mu_);
+        if (stopping_ && queue_.empty()) return;  // drained and synced
+        continue;
       }
       RunBatch(batch);
       batch.clear();
@@ -134,6 +172,24 @@ void GroupCommitWriter::Loop() {
   } catch (...) {
     Abandon(batch, Internal("registry writer thread failed: unknown exception"));
   }
+}
+
+void GroupCommitWriter::SyncWal() {
+  // With synchronous=NORMAL a checkpoint syncs the WAL before copying it into the database
+  // (https://www.sqlite.org/pragma.html#pragma_synchronous). A failure leaves the sync to the next
+  // synced commit or checkpoint; the writes it covers were already reported committed.
+  if (auto s = UseSync(false); !s) return;
+  if (auto s = db_.Exec("PRAGMA wal_checkpoint(PASSIVE)"); !s) return;
+  sync_due_.reset();
+  std::lock_guard lock(mu_);
+  ++stats_.syncs;
+}
+
+Status GroupCommitWriter::UseSync(bool sync) {
+  if (sync == synchronous_full_) return Ok();
+  DEVID_TRY(db_.Exec(sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL"));
+  synchronous_full_ = sync;
+  return Ok();
 }
 
 void GroupCommitWriter::Abandon(std::deque<Pending*>& batch, const Error& error) {
@@ -175,7 +231,7 @@ void GroupCommitWriter::CompleteBatch(std::deque<Pending*>& batch, size_t begin,
   for (size_t i = begin; i < end; ++i) {
     Pending* p = std::exchange(batch[i], nullptr);
     if (p == nullptr) continue;
-    if (p->deferred()) {
+    if (p->owned_by_writer()) {
       std::unique_ptr<Pending> owned(p);
       owned->settled(owned->status);
       continue;
@@ -189,6 +245,11 @@ void GroupCommitWriter::CompleteBatch(std::deque<Pending*>& batch, size_t begin,
 void GroupCommitWriter::RunBatch(std::deque<Pending*>& batch) {
   // Writes of the transaction now open start at txn_begin; earlier ones are already settled.
   size_t txn_begin = 0;
+  bool sync = std::any_of(batch.begin(), batch.end(), [](const Pending* p) { return p->sync; });
+  if (auto s = UseSync(sync); !s) {
+    FailBatch(batch, 0, batch.size(), s.error().WithContext("choosing the commit's durability"));
+    return;
+  }
   if (auto s = Begin(); !s) {
     FailBatch(batch, 0, batch.size(), s.error().WithContext("starting a write transaction"));
     return;
@@ -253,10 +314,16 @@ void GroupCommitWriter::RunBatch(std::deque<Pending*>& batch) {
   for (size_t i = txn_begin; i < batch.size(); ++i) {
     if (batch[i] != nullptr && batch[i]->status) ++committed;
   }
+  if (sync) {
+    sync_due_.reset();
+  } else if (!sync_due_) {
+    sync_due_ = std::chrono::steady_clock::now() + max_defer_;
+  }
   {
     std::lock_guard lock(mu_);
     ++stats_.transactions;
     stats_.writes += committed;
+    if (sync) ++stats_.syncs;
   }
   CompleteBatch(batch, txn_begin, batch.size());
 }

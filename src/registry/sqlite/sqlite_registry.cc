@@ -927,9 +927,28 @@ Result<DeviceCommand> SqliteRegistry::AddDeviceCommand(const DeviceCommand& comm
 
 Status SqliteRegistry::RecordAudit(std::string_view action, std::string_view object,
                                    std::string_view outcome, const Actor& actor) {
-  return RunWrite([&](Connection& db) -> Status {
-    return AppendAudit(db, ToMicros(clock_.Now()), actor, action, object, outcome);
-  });
+  // Written before it returns, so the record survives this process; synced with the next
+  // synced commit, or within max_defer (the event it records changes nothing else to lose).
+  DEVID_TRY(Writable());
+  return writer_->Run(
+      [&](Connection& db) -> Status {
+        return AppendAudit(db, ToMicros(clock_.Now()), actor, action, object, outcome);
+      },
+      sqlite::GroupCommitWriter::Durability::kWritten);
+}
+
+void SqliteRegistry::RecordAuditAsync(std::string action, std::string object, std::string outcome,
+                                      Actor actor, std::function<void(const Status&)> recorded) {
+  if (auto writable = Writable(); !writable) {
+    recorded(writable);
+    return;
+  }
+  writer_->Submit(
+      [this, action = std::move(action), object = std::move(object), outcome = std::move(outcome),
+       actor = std::move(actor)](Connection& db) -> Status {
+        return AppendAudit(db, ToMicros(clock_.Now()), actor, action, object, outcome);
+      },
+      std::move(recorded), sqlite::GroupCommitWriter::Durability::kWritten);
 }
 
 Result<std::vector<AuditRecord>> SqliteRegistry::ListAudit(int64_t after, int limit) {

@@ -32,7 +32,8 @@ struct SqliteRegistryOptions {
   // max_batch caps how many writes share one transaction (and one sync).
   size_t max_batch = 512;
   // max_defer is how long a deferred write (an observed certificate) waits for another write to
-  // share a transaction with before it gets one of its own.
+  // share a transaction with before it gets one of its own, and how long an audit record of an
+  // event that changes nothing else (RecordAudit) may stay written but not yet synced to disk.
   std::chrono::milliseconds max_defer = std::chrono::milliseconds(100);
   // busy_timeout_ms is how long a statement waits while another process holds the database lock.
   int busy_timeout_ms = 5000;
@@ -144,6 +145,9 @@ class SqliteRegistry final : public Registry {
   Result<DeviceCommand> AddDeviceCommand(const DeviceCommand& command, const Actor& actor) override;
   Status RecordAudit(std::string_view action, std::string_view object, std::string_view outcome,
                      const Actor& actor) override;
+  void RecordAuditAsync(std::string action, std::string object, std::string outcome, Actor actor,
+                        std::function<void(const Status&)> recorded) override;
+  bool InProcess() const override { return true; }
 
   Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) override;
 
