@@ -83,13 +83,16 @@ openssl pkey -in "$devices/bench-a.key" -passin "file:$devices/passphrase" \
 # --- issuance over HTTPS -----------------------------------------------------------------------
 # measure LABEL ARGS...: one load run, its JSON in $OUT/LABEL.json with devid's CPU per token.
 measure() {
-  local label=$1 before after
+  local label=$1 before after client_s TIMEFORMAT='%U %S'
   shift
   before=$(cpu_ticks "$devid_pid")
-  "$load" "$@" --duration "$DURATION" --label "$label" >"$OUT/$label.raw.json"
+  client_s=$({ time "$load" "$@" --duration "$DURATION" --label "$label" \
+    >"$OUT/$label.raw.json"; } 2>&1 | awk '{print $1 + $2}')
   after=$(cpu_ticks "$devid_pid")
   jq --argjson ticks $((after - before)) --argjson hz "$(getconf CLK_TCK)" \
-    '. + {server_cpu_us_per_ok: (if .ok > 0 then $ticks / $hz * 1e6 / .ok else null end)}' \
+    --argjson client_s "$client_s" \
+    '. + {server_cpu_us_per_ok: (if .ok > 0 then $ticks / $hz * 1e6 / .ok else null end),
+      client_cpu_us_per_ok: (if .ok > 0 then $client_s * 1e6 / .ok else null end)}' \
     "$OUT/$label.raw.json" >"$OUT/$label.json"
 }
 
@@ -186,7 +189,8 @@ jq -r '.benchmarks[] | "\(.name): \(.tokens_per_s | round) tokens/s on one core 
 for run in $(for c in $CONCURRENCIES; do echo "tokens-c$c"; done) tokens-sas; do
   jq -r '"\(.label): \(.ok) ok, \(.failed) failed, \(.ok_per_s | round) tokens/s, " +
     "p50 \(.latency_ms.p50 * 100 | round / 100) ms, p99 \(.latency_ms.p99 * 100 | round / 100) ms, " +
-    "server CPU \(.server_cpu_us_per_ok // 0 | round) us/token" +
+    "server CPU \(.server_cpu_us_per_ok // 0 | round) us/token, " +
+    "load generator CPU \(.client_cpu_us_per_ok // 0 | round) us/token" +
     (if .first_error != "" then " (first error: " + (.first_error | .[0:200]) + ")" else "" end)' \
     "$OUT/$run.json"
 done

@@ -288,4 +288,14 @@ Response TokenApi::Handle(const Request& request, const Target& target,
   return response;
 }
 
+std::optional<Response> TokenApi::TryHandleNow(const Request& request, const Target& target) {
+  if (!answer_without_blocking_) return std::nullopt;
+  // Router gives the requests it answers on a handler thread their tracking ID; this one
+  // answers here.
+  std::string tracking_id = random_.Uuid();
+  Response response = Handle(request, target, tracking_id);
+  response.SetHeader("x-ms-request-id", tracking_id);
+  return response;
+}
+
 }  // namespace devid::api

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string_view>
 
 #include "api/http.h"
@@ -52,11 +53,19 @@ class TokenApi final : public Route {
   // SetIdScope replaces the ID scope SAS tokens must name (a node re-reading its settings).
   void SetIdScope(std::string id_scope) { id_scope_.Set(std::move(id_scope)); }
 
+  // SetAnswerWithoutBlocking lets TryHandleNow answer on the I/O thread: for a Registry that is
+  // InProcess and a token signer whose key is in memory (no HSM or TPM to wait on). Off by
+  // default; call before serving.
+  void SetAnswerWithoutBlocking(bool enabled) { answer_without_blocking_ = enabled; }
+
   static constexpr size_t kMaxRequestBytes = 4096;
 
   bool Matches(const Target& target) const override;
   Response Handle(const Request& request, const Target& target,
                   std::string_view tracking_id) override;
+  // TryHandleNow answers as Handle does, with a tracking ID of its own, when
+  // SetAnswerWithoutBlocking allows it.
+  std::optional<Response> TryHandleNow(const Request& request, const Target& target) override;
 
  private:
   // Party finds the device id: registered (with its group) or individually enrolled; kNotFound
@@ -78,6 +87,7 @@ class TokenApi final : public Route {
   ca::ClientCertificateVerifier certificates_;
   const TokenIssuer& issuer_;
   ca::TokenPolicy policy_;
+  bool answer_without_blocking_ = false;
   attestation::SymmetricKeyVerifier& sas_verifier_;
   SharedValue<std::string> id_scope_;
   Random& random_;

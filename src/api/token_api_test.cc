@@ -7,6 +7,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "api/error_codes.h"
 #include "api/testing/api_fixture.h"
 #include "api/token_session_key.h"
@@ -25,7 +27,8 @@ using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class TokenApiTest : public testing::ApiFixture {
+// TokenApiTest runs every case through Handle (false) and through TryStart (true).
+class TokenApiTest : public testing::ApiFixture, public ::testing::WithParamInterface<bool> {
  protected:
   void SetUp() override {
     ApiFixture::SetUp();
@@ -52,6 +55,7 @@ class TokenApiTest : public testing::ApiFixture {
     ASSERT_TRUE(ca::ValidateTokenPolicy(policy));
     tokens_ = std::make_unique<TokenApi>(*authority_, *registry_, clock_, *issuer_, policy,
                                          *verifier_, kScope, random_);
+    tokens_->SetAnswerWithoutBlocking(GetParam());
     SaveRegistration("sensor-1", "sensors");
     SaveRegistration("sensor-2", "sensors");
     SaveRegistration("gateway-1", "");
@@ -105,7 +109,21 @@ class TokenApiTest : public testing::ApiFixture {
     auto target = ParseTarget(request.target);
     EXPECT_TRUE(target);
     EXPECT_TRUE(tokens_->Matches(*target));
-    return tokens_->Handle(request, *target, "tracking-1");
+    return Answer(*tokens_, request, *target);
+  }
+
+  // Answer asks api through Handle, or through TryHandleNow when the test runs that way.
+  static Response Answer(TokenApi& api, const Request& request, const Target& target) {
+    if (!GetParam()) return api.Handle(request, target, "tracking-1");
+    std::optional<Response> response = api.TryHandleNow(request, target);
+    EXPECT_TRUE(response.has_value());
+    if (!response) return Response{.status = 0};
+    std::string id;
+    for (const auto& [name, value] : response->headers) {
+      if (name == "x-ms-request-id") id = value;
+    }
+    EXPECT_EQ(id.size(), 36u) << "a tracking ID of its own, in the header Router sets";
+    return std::move(*response);
   }
 
   static std::string Ask(const std::string& audience, const std::string& scope) {
@@ -140,7 +158,7 @@ class TokenApiTest : public testing::ApiFixture {
   size_t audit_before_ = 0;
 };
 
-TEST_F(TokenApiTest, Issues_TokenBoundToTheClientCertificate) {
+TEST_P(TokenApiTest, Issues_TokenBoundToTheClientCertificate) {
   Response r = Post(Ask("historian", "telemetry:write"), &*sensor_);
   ASSERT_EQ(r.status, 200) << r.body;
   json body = Json(r);
@@ -173,43 +191,43 @@ TEST_F(TokenApiTest, Issues_TokenBoundToTheClientCertificate) {
   EXPECT_THAT(audit->back().outcome, Not(HasSubstr(token.substr(token.rfind('.') + 1))));
 }
 
-TEST_F(TokenApiTest, Issues_DistinctJtiEachTime) {
+TEST_P(TokenApiTest, Issues_DistinctJtiEachTime) {
   std::string a = Json(Post(Ask("historian", "telemetry:write"), &*sensor_))["access_token"];
   std::string b = Json(Post(Ask("historian", "telemetry:write"), &*sensor_))["access_token"];
   EXPECT_NE(Part(a, 1)["jti"], Part(b, 1)["jti"]);
 }
 
-TEST_F(TokenApiTest, Issues_EveryGrantedScopeForADeviceInAGroup) {
+TEST_P(TokenApiTest, Issues_EveryGrantedScopeForADeviceInAGroup) {
   Response r = Post(Ask("sensor-2", "config:read config:write config:read"), &*gateway_);
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(Json(r)["scope"], "config:read config:write");
   EXPECT_EQ(Part(Json(r)["access_token"], 1)["aud"], "sensor-2");
 }
 
-TEST_F(TokenApiTest, Rejects_PairThePolicyDoesNotAllow) {
+TEST_P(TokenApiTest, Rejects_PairThePolicyDoesNotAllow) {
   // sensors may reach the historian, not other devices.
   ExpectRefused(Post(Ask("sensor-2", "config:read"), &*sensor_), 403, error_code::kTokenDenied,
                 "does not let sensor-1 obtain scope \\\"config:read\\\" for device sensor-2");
 }
 
-TEST_F(TokenApiTest, Rejects_ScopeNotGranted) {
+TEST_P(TokenApiTest, Rejects_ScopeNotGranted) {
   ExpectRefused(Post(Ask("historian", "telemetry:write telemetry:read"), &*sensor_), 403,
                 error_code::kTokenDenied, "scope \\\"telemetry:read\\\" for service historian");
 }
 
-TEST_F(TokenApiTest, Rejects_UnknownAudience) {
+TEST_P(TokenApiTest, Rejects_UnknownAudience) {
   ExpectRefused(Post(Ask("nobody", "telemetry:write"), &*sensor_), 404,
                 error_code::kTokenAudienceNotFound, "neither a known device");
 }
 
-TEST_F(TokenApiTest, Rejects_AudienceThatIsBothServiceAndDevice) {
+TEST_P(TokenApiTest, Rejects_AudienceThatIsBothServiceAndDevice) {
   SaveRegistration("historian", "");
   audit_before_ = AuditCount();
   ExpectRefused(Post(Ask("historian", "telemetry:write"), &*sensor_), 409,
                 error_code::kTokenAudienceAmbiguous, "both a configured service");
 }
 
-TEST_F(TokenApiTest, Rejects_MalformedBodies) {
+TEST_P(TokenApiTest, Rejects_MalformedBodies) {
   ExpectRefused(Post("not json", &*sensor_), 400, error_code::kInvalidTokenRequest, "JSON object");
   ExpectRefused(Post(R"({"audience": "historian"})", &*sensor_), 400,
                 error_code::kInvalidTokenRequest, "scope");
@@ -253,7 +271,7 @@ class SymmetricTokenTest : public TokenApiTest {
   }
 };
 
-TEST_F(SymmetricTokenTest, Issues_SessionKeyToTheCallerAndSealedForTheAudience) {
+TEST_P(SymmetricTokenTest, Issues_SessionKeyToTheCallerAndSealedForTheAudience) {
   Response r = Post(Ask("door-1", "door:open"), nullptr, DeviceToken(kPrimary, "sas-a"));
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_TRUE(r.sensitive_body);
@@ -279,31 +297,31 @@ TEST_F(SymmetricTokenTest, Issues_SessionKeyToTheCallerAndSealedForTheAudience) 
   EXPECT_THAT(audit->back().outcome, Not(HasSubstr(body["session_key"].get<std::string>())));
 }
 
-TEST_F(SymmetricTokenTest, Issues_AFreshSessionKeyEachTime) {
+TEST_P(SymmetricTokenTest, Issues_AFreshSessionKeyEachTime) {
   Response a = Post(Ask("door-1", "door:open"), nullptr, DeviceToken(kPrimary, "sas-a"));
   Response b = Post(Ask("door-1", "door:open"), nullptr, DeviceToken(kPrimary, "sas-a"));
   EXPECT_NE(Json(a)["session_key"], Json(b)["session_key"]);
 }
 
-TEST_F(SymmetricTokenTest, Rejects_SasTokenSignedWithAnotherKey) {
+TEST_P(SymmetricTokenTest, Rejects_SasTokenSignedWithAnotherKey) {
   ExpectRefused(Post(Ask("door-1", "door:open"), nullptr, DeviceToken(kGroupKey, "sas-a")), 401,
                 error_code::kUnauthorized, "does not verify for registration sas-a");
 }
 
-TEST_F(SymmetricTokenTest, Rejects_SasTokenForAnotherScope) {
+TEST_P(SymmetricTokenTest, Rejects_SasTokenForAnotherScope) {
   ExpectRefused(
       Post(Ask("door-1", "door:open"), nullptr, DeviceToken(kPrimary, "sas-a", 3600, "0ne99")),
       401, error_code::kUnauthorized, "");
 }
 
-TEST_F(SymmetricTokenTest, Rejects_DisabledEnrollment) {
+TEST_P(SymmetricTokenTest, Rejects_DisabledEnrollment) {
   PutSymmetricEnrollment("sas-c", /*enabled=*/false);
   audit_before_ = AuditCount();
   ExpectRefused(Post(Ask("door-1", "door:open"), nullptr, DeviceToken(kPrimary, "sas-c")), 401,
                 error_code::kEnrollmentDisabled, "disabled");
 }
 
-TEST_F(SymmetricTokenTest, Rejects_AudienceWithoutSymmetricKey) {
+TEST_P(SymmetricTokenTest, Rejects_AudienceWithoutSymmetricKey) {
   // A service holds no device key; sensor-2 registered through a group the store does not hold
   // as symmetric.
   ExpectRefused(Post(Ask("historian", "door:open"), nullptr, DeviceToken(kPrimary, "sas-a")), 409,
@@ -312,17 +330,17 @@ TEST_F(SymmetricTokenTest, Rejects_AudienceWithoutSymmetricKey) {
                 error_code::kTokenAudienceNotSymmetric, "not a symmetric-key device");
 }
 
-TEST_F(SymmetricTokenTest, Rejects_PairThePolicyDoesNotAllow) {
+TEST_P(SymmetricTokenTest, Rejects_PairThePolicyDoesNotAllow) {
   ExpectRefused(Post(Ask("door-1", "door:close"), nullptr, DeviceToken(kPrimary, "sas-a")), 403,
                 error_code::kTokenDenied, "door:close");
 }
 
-TEST_F(TokenApiTest, Rejects_NoCredential) {
+TEST_P(TokenApiTest, Rejects_NoCredential) {
   ExpectRefused(Post(Ask("historian", "telemetry:write"), nullptr), 401,
                 error_code::kMissingAuthorization, "TLS client certificate, or the device's SAS");
 }
 
-TEST_F(TokenApiTest, Rejects_CertificateRevokedAfterItWasAccepted) {
+TEST_P(TokenApiTest, Rejects_CertificateRevokedAfterItWasAccepted) {
   // The first request's path validation is remembered; revocation must still take effect at once.
   ASSERT_EQ(Post(Ask("historian", "telemetry:write"), &*sensor_).status, 200);
   registry::CertificateFilter filter;
@@ -333,7 +351,7 @@ TEST_F(TokenApiTest, Rejects_CertificateRevokedAfterItWasAccepted) {
                 error_code::kInsufficientRights, "revoked");
 }
 
-TEST_F(TokenApiTest, Rejects_CertificateThatExpiredAfterItWasAccepted) {
+TEST_P(TokenApiTest, Rejects_CertificateThatExpiredAfterItWasAccepted) {
   ASSERT_EQ(Post(Ask("historian", "telemetry:write"), &*sensor_).status, 200);
   clock_.Set(sensor_->NotAfter());
   audit_before_ = AuditCount();
@@ -341,25 +359,26 @@ TEST_F(TokenApiTest, Rejects_CertificateThatExpiredAfterItWasAccepted) {
                 error_code::kUnauthorized, "expired at");
 }
 
-TEST_F(TokenApiTest, Rejects_DeviceWhoseEnrollmentIsDisabled) {
+TEST_P(TokenApiTest, Rejects_DeviceWhoseEnrollmentIsDisabled) {
   PutSymmetricEnrollment("gateway-1", /*enabled=*/false);
   audit_before_ = AuditCount();
   ExpectRefused(Post(Ask("sensor-2", "config:read"), &*gateway_), 401,
                 error_code::kEnrollmentDisabled, "the enrollment of gateway-1 is disabled");
 }
 
-TEST_F(TokenApiTest, Issues_ToAnIndividuallyEnrolledAudienceNotYetRegistered) {
+TEST_P(TokenApiTest, Issues_ToAnIndividuallyEnrolledAudienceNotYetRegistered) {
   PutSymmetricEnrollment("clock-1");
   tokens_ = std::make_unique<TokenApi>(
       *authority_, *registry_, clock_, *issuer_,
       ca::TokenPolicy{
           .rules = {{.from_devices = {"*"}, .to_devices = {"clock-1"}, .scopes = {"time"}}}},
       *verifier_, kScope, random_);
+  tokens_->SetAnswerWithoutBlocking(GetParam());
   Response r = Post(Ask("clock-1", "time"), &*sensor_);
   ASSERT_EQ(r.status, 200) << r.body;
 }
 
-TEST_F(TokenApiTest, Rejects_CertificateFromAnotherCa) {
+TEST_P(TokenApiTest, Rejects_CertificateFromAnotherCa) {
   auto foreign_ca = ca::testing::MakeTestCa(clock_, random_);
   ASSERT_TRUE(foreign_ca);
   auto key = ca::testing::TestKey("P-256");
@@ -371,20 +390,35 @@ TEST_F(TokenApiTest, Rejects_CertificateFromAnotherCa) {
                 error_code::kUnauthorized, "was not issued by devid's CA");
 }
 
-TEST_F(TokenApiTest, Rejects_WhenTheSignerIsUnavailable) {
+TEST_P(TokenApiTest, Rejects_WhenTheSignerIsUnavailable) {
   signer_down_ = true;
   ExpectRefused(Post(Ask("historian", "telemetry:write"), &*sensor_), 503,
-                error_code::kTokenSignerUnavailable, "tracking-1");
+                error_code::kTokenSignerUnavailable, "see the server log for trackingId");
 }
 
-TEST_F(TokenApiTest, Rejects_OtherMethods) {
+TEST_P(TokenApiTest, Rejects_OtherMethods) {
   Request request;
   request.method = "GET";
   request.target = "/tokens";
   auto target = ParseTarget(request.target);
   ASSERT_TRUE(target);
-  EXPECT_EQ(tokens_->Handle(request, *target, "t").status, 405);
+  EXPECT_EQ(Answer(*tokens_, request, *target).status, 405);
 }
+
+TEST_P(TokenApiTest, TryHandleNow_LeavesTheRequestToHandleUnlessAllowed) {
+  tokens_->SetAnswerWithoutBlocking(false);
+  Request request;
+  request.method = "POST";
+  request.target = "/tokens";
+  auto target = ParseTarget(request.target);
+  ASSERT_TRUE(target);
+  EXPECT_FALSE(tokens_->TryHandleNow(request, *target).has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(HandleOrNow, TokenApiTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "TryHandleNow" : "Handle"; });
+INSTANTIATE_TEST_SUITE_P(HandleOrNow, SymmetricTokenTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "TryHandleNow" : "Handle"; });
 
 }  // namespace
 }  // namespace devid::api

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -206,22 +205,14 @@ class Registry {
 
   // RecordAudit appends one audit record for an event that changes nothing else in the store (a
   // peer token issued, docs/tokens.md), at the store's clock. Fails with the store's error, and
-  // then appends nothing. The record is in the store when it returns; an embedded store may sync
-  // it to disk a moment later (SqliteRegistryOptions::max_defer).
+  // then appends nothing. An InProcess store may queue the record and write it a moment later
+  // (SqliteRegistryOptions::max_defer), logging a failure then; ListAudit sees it at once.
   virtual Status RecordAudit(std::string_view action, std::string_view object,
                              std::string_view outcome, const Actor& actor) = 0;
 
-  // RecordAuditAsync is RecordAudit that calls recorded with the result instead of returning it:
-  // on a thread of the store's, without blocking the caller, when the store is InProcess; by
-  // default after a blocking RecordAudit, before it returns.
-  virtual void RecordAuditAsync(std::string action, std::string object, std::string outcome,
-                                Actor actor, std::function<void(const Status&)> recorded) {
-    recorded(RecordAudit(action, object, outcome, actor));
-  }
-
   // InProcess tells whether the store runs inside this process (SQLite): its reads wait on no
-  // network, only on the disk cache, and RecordAuditAsync waits on nothing, so both may be called
-  // from an I/O thread.
+  // network, only on the disk cache, and RecordAudit on nothing, so they may be called on an I/O
+  // thread.
   virtual bool InProcess() const { return false; }
 
   // ListAudit returns up to limit records with sequence > after, oldest first.

@@ -265,6 +265,11 @@ int RunServe(const ServeOptions& options, const RegistryFactories& factories) {
        .ttl = std::chrono::seconds(config->tokens.ttl_seconds)});
   api::TokenApi token_api(authority, **registry, clock, token_issuer, config->tokens.policy,
                           verifier, *id_scope, random);
+  // Token requests are answered on the I/O threads when nothing in the answer waits on a
+  // network or a device: an embedded store (which queues the audit record) and a key in memory.
+  const std::string& token_key = config->ca.token_signer_key_uri;
+  token_api.SetAnswerWithoutBlocking((*registry)->InProcess() &&
+                                     (token_key.empty() || token_key.starts_with("file:")));
   routes.push_back(&token_api);
   api::Router router(device_api, service_api, random, routes);
 

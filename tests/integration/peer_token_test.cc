@@ -6,8 +6,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "base/clock.h"
 #include "base/file.h"
@@ -79,6 +81,18 @@ class PeerTokenTest : public ::testing::Test {
     return count;
   }
 
+  // TokenAuditsWithin waits for the store to hold want token.issue records (the server writes
+  // them within its max_defer, 100 ms) and returns the count it last saw.
+  int TokenAuditsWithin(int want, std::chrono::seconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    int count = TokenAudits();
+    while (count != want && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      count = TokenAudits();
+    }
+    return count;
+  }
+
   std::optional<ServerProcess> server_;
   std::string dir_;
 };
@@ -90,7 +104,7 @@ TEST_F(PeerTokenTest, PolicyAllows_TokenVerifiesOfflineAfterTheServerStops) {
   ASSERT_EQ(token.exit_code, 0) << Describe(token);
   std::string token_file = dir_ + "/token.jwt";
   ASSERT_TRUE(WriteFileAtomically(token_file, token.out, 0600));
-  EXPECT_EQ(TokenAudits(), 1);
+  EXPECT_EQ(TokenAuditsWithin(1, std::chrono::seconds(10)), 1);
 
   auto stopped = server_->Stop();
   ASSERT_TRUE(stopped) << stopped.error().message();
@@ -119,6 +133,9 @@ TEST_F(PeerTokenTest, PolicyDenies_403AndNothingAudited) {
   CommandResult unknown = AskToken(kDeviceA, "peer-z", "door:open");
   EXPECT_EQ(unknown.exit_code, 1) << Describe(unknown);
   EXPECT_THAT(unknown.err, HasSubstr("token authority: 404 404007"));
+  // Stopped, the server has written every record it queued.
+  auto stopped = server_->Stop();
+  ASSERT_TRUE(stopped) << stopped.error().message();
   EXPECT_EQ(TokenAudits(), 0);
 }
 

@@ -16,20 +16,20 @@ namespace devid::registry::sqlite {
 // commit on a small machine those yields took about a seventh of the server's CPU time
 // (bench/RESULTS.md).
 //
-// The Pending of a write nobody blocks on (Submit, Defer) is on the heap instead: it owns its
+// A deferred write's Pending is on the heap instead: it owns its
 // closure, and the writer thread settles and deletes it.
 struct GroupCommitWriter::Pending {
   const Write* write;
   Status status;
   bool sync;    // its transaction syncs the WAL before it settles
-  bool waited;  // a caller awaits it, so it starts a transaction at once (Run, Submit)
+  bool waited;  // a caller awaits it, so it starts a transaction at once (Run)
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;  // guarded by mu
-  // Submitted and deferred writes only.
+  // Deferred writes only.
   Write owned;
   Settled settled;
-  std::chrono::steady_clock::time_point due;  // deferred: when it stops waiting for company
+  std::chrono::steady_clock::time_point due;  // when it stops waiting for company
 
   bool owned_by_writer() const { return settled != nullptr; }
 };
@@ -76,20 +76,6 @@ Status GroupCommitWriter::Run(const Write& write, Durability durability) {
   std::unique_lock lock(pending.mu);
   pending.cv.wait(lock, [&pending] { return pending.done; });
   return std::move(pending.status);
-}
-
-void GroupCommitWriter::Submit(Write write, Settled settled, Durability durability) {
-  auto pending = std::make_unique<Pending>();
-  pending->owned = std::move(write);
-  pending->write = &pending->owned;
-  pending->sync = durability == Durability::kSynced;
-  pending->waited = true;
-  pending->settled = std::move(settled);
-  if (Enqueue(pending.get())) {
-    (void)pending.release();
-    return;
-  }
-  pending->settled(std::unexpected(Stopped()));
 }
 
 void GroupCommitWriter::Defer(Write write, Settled settled) {

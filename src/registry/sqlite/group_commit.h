@@ -29,8 +29,8 @@ class GroupCommitWriter {
   // a savepoint, and must not begin, commit or roll back transactions itself. Returning an error
   // undoes everything it did.
   using Write = std::function<Status(Connection& db)>;
-  // Settled receives the outcome of a write the caller did not wait for (Submit, Defer) on the
-  // writer thread, after its transaction committed (Ok) or failed. It must not call the writer.
+  // Settled receives a deferred write's outcome on the writer thread, after its transaction
+  // committed (Ok) or failed. It must not call the writer.
   using Settled = std::function<void(const Status& status)>;
 
   // Durability is what a committed write survives.
@@ -66,14 +66,10 @@ class GroupCommitWriter {
   // on the writer thread, before Run returns.
   Status Run(const Write& write, Durability durability = Durability::kSynced);
 
-  // Submit is Run without blocking: write starts a transaction as soon as the writer is free,
-  // and settled receives what Run would have returned.
-  void Submit(Write write, Settled settled, Durability durability);
-
-  // Defer queues write without waiting for it: it runs in the transaction of the next Run or
-  // Submit, or after at most max_defer in one of its own, and settled then receives its outcome.
-  // For writes a crash may lose (a sighting, not a decision) that are not worth a transaction of
-  // their own; they are kWritten.
+  // Defer queues write without waiting for it: it runs in the transaction of the next Run, or
+  // after at most max_defer in one of its own, and settled then receives its outcome. For writes
+  // a crash may lose (a sighting or the record of a token, not a decision) that are not worth a
+  // transaction of their own; they are kWritten.
   void Defer(Write write, Settled settled);
 
   // Flush blocks until every write deferred before it has settled.

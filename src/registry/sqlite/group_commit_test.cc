@@ -203,26 +203,6 @@ TEST_F(SqliteRegistryGroupCommitTest, Drains_DeferredWritesWhenDestroyed) {
   EXPECT_EQ(Ids(), (std::vector<int64_t>{1}));
 }
 
-TEST_F(SqliteRegistryGroupCommitTest, Submit_SettlesOnceItsTransactionCommitted) {
-  Settlement settlement;
-  writer_->Submit(Insert(1), settlement.Callback(), GroupCommitWriter::Durability::kSynced);
-  // It does not wait for company: the writer starts a transaction for it at once.
-  ASSERT_EQ(settlement.future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
-  EXPECT_TRUE(settlement.future.get());
-  EXPECT_EQ(Ids(), (std::vector<int64_t>{1}));
-  EXPECT_EQ(writer_->stats().syncs, 1u);
-}
-
-TEST_F(SqliteRegistryGroupCommitTest, Submit_ReportsTheWritesOwnError) {
-  Settlement settlement;
-  writer_->Submit(Insert(1, /*then_fail=*/true), settlement.Callback(),
-                  GroupCommitWriter::Durability::kWritten);
-  Status status = settlement.future.get();
-  ASSERT_FALSE(status.has_value());
-  EXPECT_EQ(status.error().code(), ErrorCode::kAborted);
-  EXPECT_TRUE(Ids().empty());
-}
-
 TEST_F(SqliteRegistryGroupCommitTest, Commits_WrittenWriteWithoutSync_ThenSyncsItWithinMaxDefer) {
   UseMaxDefer(std::chrono::milliseconds(20));
   ASSERT_TRUE(writer_->Run(Insert(1), GroupCommitWriter::Durability::kWritten));

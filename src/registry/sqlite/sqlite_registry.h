@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -31,9 +32,9 @@ struct SqliteRegistryOptions {
   size_t max_readers = 8;
   // max_batch caps how many writes share one transaction (and one sync).
   size_t max_batch = 512;
-  // max_defer is how long a deferred write (an observed certificate) waits for another write to
-  // share a transaction with before it gets one of its own, and how long an audit record of an
-  // event that changes nothing else (RecordAudit) may stay written but not yet synced to disk.
+  // max_defer is how long a deferred write (an observed certificate, the audit record of an event
+  // that changes nothing else) waits for another write to share a transaction with before it gets
+  // one of its own, and how long a commit of deferred writes alone waits for a sync.
   std::chrono::milliseconds max_defer = std::chrono::milliseconds(100);
   // busy_timeout_ms is how long a statement waits while another process holds the database lock.
   int busy_timeout_ms = 5000;
@@ -145,8 +146,6 @@ class SqliteRegistry final : public Registry {
   Result<DeviceCommand> AddDeviceCommand(const DeviceCommand& command, const Actor& actor) override;
   Status RecordAudit(std::string_view action, std::string_view object, std::string_view outcome,
                      const Actor& actor) override;
-  void RecordAuditAsync(std::string action, std::string object, std::string outcome, Actor actor,
-                        std::function<void(const Status&)> recorded) override;
   bool InProcess() const override { return true; }
 
   Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) override;
@@ -173,6 +172,8 @@ class SqliteRegistry final : public Registry {
   // Before writer_, whose destructor settles what is still queued.
   mutable std::mutex observations_mu_;
   std::unordered_multiset<std::string> unsettled_observations_;  // guarded by observations_mu_
+  // How many audit records RecordAudit queued that have not settled yet.
+  std::atomic<uint64_t> unsettled_audits_{0};
   std::unique_ptr<sqlite::GroupCommitWriter> writer_;
 };
 
