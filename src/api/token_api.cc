@@ -42,7 +42,8 @@ bool TokenApi::Matches(const Target& target) const {
   return target.segments.size() == 1 && target.SegmentIs(0, "tokens");
 }
 
-Result<ca::TokenParty> TokenApi::Party(const std::string& id) {
+Result<ca::TokenParty> TokenApi::Party(const std::string& id,
+                                       std::optional<registry::Enrollment>* enrollment_read) {
   // A device is known by its registration (with the group it came through), or else by an
   // individual enrollment it has not registered under yet (a device enrolled through EST).
   auto registration = registry_.GetRegistration(id);
@@ -51,14 +52,18 @@ Result<ca::TokenParty> TokenApi::Party(const std::string& id) {
     return std::unexpected(registration.error());
   }
   auto enrollment = registry_.GetEnrollment(id);
-  if (enrollment) return ca::TokenParty{.id = id};
-  return std::unexpected(enrollment.error());
+  if (!enrollment) return std::unexpected(enrollment.error());
+  if (enrollment_read != nullptr) *enrollment_read = std::move(*enrollment);
+  return ca::TokenParty{.id = id};
 }
 
-Status TokenApi::CheckEnabled(const ca::TokenParty& device) {
+Status TokenApi::CheckEnabled(const ca::TokenParty& device,
+                              std::optional<registry::Enrollment> enrollment_read) {
   // As for EST: a certificate outlives a disabled enrollment, which still decides; the
   // individual one when there is one, else the group the device registered through.
-  auto enrollment = registry_.GetEnrollment(device.id);
+  Result<registry::Enrollment> enrollment =
+      enrollment_read ? Result<registry::Enrollment>(std::move(*enrollment_read))
+                      : registry_.GetEnrollment(device.id);
   if (enrollment) {
     if (enrollment->settings.enabled) return Ok();
     return std::unexpected(PermissionDenied("the enrollment of " + device.id + " is disabled"));
@@ -160,6 +165,8 @@ Response TokenApi::Handle(const Request& request, const Target& target,
                          "certificate, or the device's SAS token in Authorization",
                          tracking_id);
   }
+  // The requester's certificate, enrollment and the audience, as of one moment.
+  std::unique_ptr<registry::Registry::ReadScope> reads = registry_.ReadConsistently();
   std::string requester;
   std::optional<ca::AuthenticatedCertificate> client;
   if (by_certificate) {
@@ -213,12 +220,13 @@ Response TokenApi::Handle(const Request& request, const Target& target,
   }
   // The certificate proved who asks; a device no longer known (its enrollment deleted) asks
   // with no group, so only rules naming it may match.
-  auto known = Party(requester);
+  std::optional<registry::Enrollment> requester_enrollment;
+  auto known = Party(requester, &requester_enrollment);
   if (!known && known.error().code() != ErrorCode::kNotFound) {
     return ErrorResponseFor(known.error(), tracking_id);
   }
   ca::TokenParty from = known ? *known : ca::TokenParty{.id = requester};
-  if (auto enabled = CheckEnabled(from); !enabled) {
+  if (auto enabled = CheckEnabled(from, std::move(requester_enrollment)); !enabled) {
     if (enabled.error().code() == ErrorCode::kPermissionDenied) {
       return ErrorResponse(error_code::kEnrollmentDisabled, enabled.error().message(), tracking_id);
     }

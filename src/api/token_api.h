@@ -69,11 +69,13 @@ class TokenApi final : public Route {
 
  private:
   // Party finds the device id: registered (with its group) or individually enrolled; kNotFound
-  // when neither.
-  Result<ca::TokenParty> Party(const std::string& id);
+  // when neither. When it read the enrollment, it leaves it in *enrollment_read (if not null).
+  Result<ca::TokenParty> Party(const std::string& id,
+                               std::optional<registry::Enrollment>* enrollment_read = nullptr);
   // CheckEnabled refuses (kPermissionDenied) a requester whose individual enrollment, or else
-  // enrollment group, is disabled.
-  Status CheckEnabled(const ca::TokenParty& device);
+  // enrollment group, is disabled; enrollment_read is its enrollment when Party read it.
+  Status CheckEnabled(const ca::TokenParty& device,
+                      std::optional<registry::Enrollment> enrollment_read);
   // Audience resolves the requested audience to a configured service or a known device.
   Result<ca::TokenParty> Audience(const std::string& audience);
   // AuthenticateSas returns the registration ID whose DPS SAS token authorization is.

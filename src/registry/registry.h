@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -209,6 +210,18 @@ class Registry {
   // (SqliteRegistryOptions::max_defer), logging a failure then; ListAudit sees it at once.
   virtual Status RecordAudit(std::string_view action, std::string_view object,
                              std::string_view outcome, const Actor& actor) = 0;
+
+  // ReadScope, while it lives, makes this thread's reads of the store see one snapshot.
+  class ReadScope {
+   public:
+    virtual ~ReadScope() = default;
+  };
+  // ReadConsistently starts a ReadScope for the reads one request makes, so that they see the
+  // store as of one moment, and an InProcess store begins one read transaction for all of them
+  // instead of one each. It may return null (a store without snapshots, or a scope already open
+  // on this thread), and then reads go on as before. Writes made in the scope are seen after it
+  // ends; it must end on the thread that started it.
+  virtual std::unique_ptr<ReadScope> ReadConsistently() { return nullptr; }
 
   // InProcess tells whether the store runs inside this process (SQLite): its reads wait on no
   // network, only on the disk cache, and RecordAudit on nothing, so they may be called on an I/O

@@ -143,12 +143,42 @@ Result<Page<T>> ReadPage(Statement& stmt, int limit, ReadRow read_row, KeyOf key
   return page;
 }
 
-// WithReader runs fn on a pooled read connection.
+// PinnedReader is the connection a ReadScope holds for its thread, in one read transaction.
+struct PinnedReader {
+  const sqlite::ReadPool* pool = nullptr;
+  Connection* db = nullptr;
+};
+thread_local PinnedReader pinned_reader;
+
+// WithReader runs fn on the connection this thread's ReadScope pinned, or else on a pooled one.
 template <typename Fn>
 auto WithReader(sqlite::ReadPool& pool, Fn fn) -> decltype(fn(std::declval<Connection&>())) {
+  if (pinned_reader.pool == &pool) return fn(*pinned_reader.db);
   DEVID_ASSIGN_OR_RETURN(sqlite::ReadPool::Lease lease, pool.Acquire());
   return fn(*lease);
 }
+
+// RefreshPinnedSnapshot moves this thread's ReadScope on pool to a new snapshot, after this
+// registry flushed writes its next read must see.
+void RefreshPinnedSnapshot(const sqlite::ReadPool& pool) {
+  if (pinned_reader.pool != &pool) return;
+  // COMMIT ends a read transaction; the next statement after BEGIN starts a new one.
+  (void)pinned_reader.db->Exec("COMMIT");
+  (void)pinned_reader.db->Exec("BEGIN");
+}
+
+// SqliteReadScope pins a pooled read connection to the thread in one read transaction.
+class SqliteReadScope final : public Registry::ReadScope {
+ public:
+  explicit SqliteReadScope(sqlite::ReadPool::Lease lease) : lease_(std::move(lease)) {}
+  ~SqliteReadScope() override {
+    pinned_reader = PinnedReader{};
+    (void)lease_->Exec("COMMIT");
+  }
+
+ private:
+  sqlite::ReadPool::Lease lease_;
+};
 
 // RowVersion is what a conditional write needs of the row it replaces.
 struct RowVersion {
@@ -308,6 +338,15 @@ SqliteRegistryStats SqliteRegistry::stats() const {
 }
 
 // Individual enrollments.
+
+std::unique_ptr<Registry::ReadScope> SqliteRegistry::ReadConsistently() {
+  if (pinned_reader.pool != nullptr) return nullptr;  // this thread has a scope already
+  auto lease = readers_->Acquire();
+  // Without a scope the reads simply go on one by one.
+  if (!lease || !(*lease)->Exec("BEGIN")) return nullptr;
+  pinned_reader = PinnedReader{readers_.get(), &**lease};
+  return std::make_unique<SqliteReadScope>(std::move(*lease));
+}
 
 Result<Enrollment> SqliteRegistry::GetEnrollment(std::string_view registration_id) {
   return WithReader(*readers_, [&](Connection& db) {
@@ -689,7 +728,10 @@ Result<Page<CertificateRecord>> SqliteRegistry::QueryCertificates(const Certific
   certificate_sql::Query query =
       certificate_sql::Page(filter, after, limit + 1, certificate_sql::Dialect::kSqlite);
   // Observations not yet committed are this registry's own writes: reads see them.
-  if (writer_ != nullptr && MustFlush(filter)) DEVID_TRY(writer_->Flush());
+  if (writer_ != nullptr && MustFlush(filter)) {
+    DEVID_TRY(writer_->Flush());
+    RefreshPinnedSnapshot(*readers_);
+  }
   return WithReader(*readers_, [&](Connection& db) -> Result<Page<CertificateRecord>> {
     DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(query.sql));
     BindValues(*stmt, query.values);
@@ -951,7 +993,10 @@ Status SqliteRegistry::RecordAudit(std::string_view action, std::string_view obj
 Result<std::vector<AuditRecord>> SqliteRegistry::ListAudit(int64_t after, int limit) {
   if (limit <= 0) return std::vector<AuditRecord>();
   // The log this process reads includes the records it queued.
-  if (unsettled_audits_.load() > 0) DEVID_TRY(writer_->Flush());
+  if (unsettled_audits_.load() > 0) {
+    DEVID_TRY(writer_->Flush());
+    RefreshPinnedSnapshot(*readers_);
+  }
   return WithReader(*readers_, [&](Connection& db) -> Result<std::vector<AuditRecord>> {
     DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kPageAudit));
     stmt->BindInt64(1, after);

@@ -147,6 +147,7 @@ class SqliteRegistry final : public Registry {
   Status RecordAudit(std::string_view action, std::string_view object, std::string_view outcome,
                      const Actor& actor) override;
   bool InProcess() const override { return true; }
+  std::unique_ptr<ReadScope> ReadConsistently() override;
 
   Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) override;
 

@@ -254,6 +254,51 @@ TEST_F(SqliteRegistryTest, Reads_OwnObservationAtOnce) {
   EXPECT_EQ(found->items[0].device_id, "dev-2");
 }
 
+TEST_F(SqliteRegistryTest, ReadConsistently_ReadsOneSnapshotUntilTheScopeEnds) {
+  auto registry = OpenOrDie();
+  ASSERT_NE(registry, nullptr);
+  ASSERT_TRUE(registry->PutEnrollment(conformance::MakeEnrollment("dev-1"), std::nullopt, actor_));
+  {
+    auto scope = registry->ReadConsistently();
+    ASSERT_NE(scope, nullptr);
+    EXPECT_EQ(registry->ReadConsistently(), nullptr) << "one scope per thread";
+    EXPECT_TRUE(registry->GetEnrollment("dev-1").has_value());
+    // Another thread's reads are not in the scope; they see a write at once.
+    std::thread writer([&] {
+      ASSERT_TRUE(
+          registry->PutEnrollment(conformance::MakeEnrollment("dev-2"), std::nullopt, actor_));
+      EXPECT_TRUE(registry->GetEnrollment("dev-2").has_value());
+    });
+    writer.join();
+    auto in_scope = registry->GetEnrollment("dev-2");
+    ASSERT_FALSE(in_scope.has_value()) << "the scope's snapshot predates the write";
+    EXPECT_EQ(in_scope.error().code(), ErrorCode::kNotFound);
+  }
+  EXPECT_TRUE(registry->GetEnrollment("dev-2").has_value());
+  EXPECT_NE(registry->ReadConsistently(), nullptr);
+}
+
+TEST_F(SqliteRegistryTest, ReadConsistently_StillReadsOwnQueuedWrites) {
+  auto opened = OpenDeferringForever();
+  ASSERT_NE(opened, nullptr);
+  SqliteRegistry& registry = *opened;
+  auto scope = registry.ReadConsistently();
+  ASSERT_NE(scope, nullptr);
+  EXPECT_FALSE(registry.GetEnrollment("dev-1").has_value());  // the snapshot begins here
+  CertificateRecord seen = conformance::MakeCertificate("0C", "dev-3");
+  ASSERT_TRUE(registry.ObserveCertificate(seen));
+  CertificateFilter by_thumbprint;
+  by_thumbprint.sha256_thumbprint = seen.sha256_thumbprint;
+  auto found = registry.QueryCertificates(by_thumbprint, {});
+  ASSERT_TRUE(found.has_value()) << found.error().message();
+  EXPECT_EQ(found->items.size(), 1u) << "flushed, and read from a new snapshot";
+  ASSERT_TRUE(registry.RecordAudit("token.issue", "dev-3", "aud=x", actor_));
+  auto audit = registry.ListAudit(0, 100);
+  ASSERT_TRUE(audit.has_value()) << audit.error().message();
+  ASSERT_FALSE(audit->empty());
+  EXPECT_EQ(audit->back().object, "dev-3");
+}
+
 TEST_F(SqliteRegistryTest, Rejects_HubNameWithLineBreak) {
   auto registry = OpenOrDie();
   ASSERT_NE(registry, nullptr);
