@@ -158,13 +158,20 @@ auto WithReader(sqlite::ReadPool& pool, Fn fn) -> decltype(fn(std::declval<Conne
   return fn(*lease);
 }
 
+// RunCached runs sql (BEGIN, COMMIT) as a statement the connection keeps prepared: parsing it
+// each time would cost as much as a read.
+Status RunCached(Connection& db, std::string_view sql) {
+  DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sql));
+  return stmt->Run();
+}
+
 // RefreshPinnedSnapshot moves this thread's ReadScope on pool to a new snapshot, after this
 // registry flushed writes its next read must see.
 void RefreshPinnedSnapshot(const sqlite::ReadPool& pool) {
   if (pinned_reader.pool != &pool) return;
   // COMMIT ends a read transaction; the next statement after BEGIN starts a new one.
-  (void)pinned_reader.db->Exec("COMMIT");
-  (void)pinned_reader.db->Exec("BEGIN");
+  (void)RunCached(*pinned_reader.db, "COMMIT");
+  (void)RunCached(*pinned_reader.db, "BEGIN");
 }
 
 // SqliteReadScope pins a pooled read connection to the thread in one read transaction.
@@ -173,7 +180,7 @@ class SqliteReadScope final : public Registry::ReadScope {
   explicit SqliteReadScope(sqlite::ReadPool::Lease lease) : lease_(std::move(lease)) {}
   ~SqliteReadScope() override {
     pinned_reader = PinnedReader{};
-    (void)lease_->Exec("COMMIT");
+    (void)RunCached(*lease_, "COMMIT");
   }
 
  private:
@@ -343,7 +350,7 @@ std::unique_ptr<Registry::ReadScope> SqliteRegistry::ReadConsistently() {
   if (pinned_reader.pool != nullptr) return nullptr;  // this thread has a scope already
   auto lease = readers_->Acquire();
   // Without a scope the reads simply go on one by one.
-  if (!lease || !(*lease)->Exec("BEGIN")) return nullptr;
+  if (!lease || !RunCached(**lease, "BEGIN")) return nullptr;
   pinned_reader = PinnedReader{readers_.get(), &**lease};
   return std::make_unique<SqliteReadScope>(std::move(*lease));
 }
