@@ -6,7 +6,9 @@
 # (each token is one ECDSA P-256 signature plus one audit write) and, when MIT Kerberos is
 # installed (krb5-kdc, krb5-admin-server, krb5-user), its KDC's service-ticket (TGS) rate: KRB5_PROCS
 # `kvno` processes, each with its own ticket-granting ticket, asking for KRB5_SERVICES distinct
-# services, the KDC's CPU per ticket measured as devid's. Two devices are enrolled over
+# services, the KDC's CPU per ticket measured as devid's; and, when nginx is installed, nginx
+# answering the same requests over the same mutual TLS with a fixed token (the ceiling of the
+# exchange itself on this machine). Two devices are enrolled over
 # EST exactly as a device would be; the policy lets bench-a ask for bench-b. Everything runs on
 # 127.0.0.1; results go to $OUT (default: a new temp dir) and a summary is printed.
 #
@@ -24,7 +26,7 @@ KRB5_SERVICES=${KRB5_SERVICES:-1000}
 
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
-require_tools openssl jq
+require_tools openssl jq curl
 ensure_built "devid devid_x509_load devid_peer_token_bench" "$BUILD_DIR/devid" \
   "$BUILD_DIR/bench/devid_x509_load" "$BUILD_DIR/bench/devid_peer_token_bench"
 devid=$BUILD_DIR/devid
@@ -38,6 +40,7 @@ perf_pid=""
 cleanup() {
   stop "$perf_pid" INT
   stop "$devid_pid"
+  stop "${nginx_pid:-}"
   stop "${kdc_pid:-}"
   remove_workspace
 }
@@ -81,14 +84,15 @@ openssl pkey -in "$devices/bench-a.key" -passin "file:$devices/passphrase" \
   -out "$devices/bench-a.plain.key"
 
 # --- issuance over HTTPS -----------------------------------------------------------------------
-# measure LABEL ARGS...: one load run, its JSON in $OUT/LABEL.json with devid's CPU per token.
+# measure LABEL PID ARGS...: one load run, its JSON in $OUT/LABEL.json with the CPU per token of
+# the server PID (and its children) and of the load generator.
 measure() {
-  local label=$1 before after client_s TIMEFORMAT='%U %S'
-  shift
-  before=$(cpu_ticks "$devid_pid")
+  local label=$1 pid=$2 before after client_s TIMEFORMAT='%U %S'
+  shift 2
+  before=$(cpu_ticks "$pid")
   client_s=$({ time "$load" "$@" --duration "$DURATION" --label "$label" \
     >"$OUT/$label.raw.json"; } 2>&1 | awk '{print $1 + $2}')
-  after=$(cpu_ticks "$devid_pid")
+  after=$(cpu_ticks "$pid")
   jq --argjson ticks $((after - before)) --argjson hz "$(getconf CLK_TCK)" \
     --argjson client_s "$client_s" \
     '. + {server_cpu_us_per_ok: (if .ok > 0 then $ticks / $hz * 1e6 / .ok else null end),
@@ -96,10 +100,11 @@ measure() {
     "$OUT/$label.raw.json" >"$OUT/$label.json"
 }
 
+# The requests without --port, which says whom they go to (devid, or the nginx baseline).
 token_args=(--mode token --cert "$devices/bench-a.pem" --key "$devices/bench-a.plain.key"
-  --audience bench-b --scope door:open --port "$port" --trust-bundle "$trust")
+  --audience bench-b --scope door:open --trust-bundle "$trust")
 log "warm-up: 2 s at concurrency 4"
-"$load" "${token_args[@]}" --concurrency 4 --duration 2 --label warmup >"$OUT/warmup.json"
+"$load" "${token_args[@]}" --port "$port" --concurrency 4 --duration 2 --label warmup >"$OUT/warmup.json"
 last=${CONCURRENCIES##* }
 for c in $CONCURRENCIES; do
   if [[ $PERF == 1 && $c == "$last" ]]; then
@@ -109,7 +114,7 @@ for c in $CONCURRENCIES; do
     sleep 1
   fi
   log "POST /tokens: concurrency $c, $DURATION s"
-  measure "tokens-c$c" "${token_args[@]}" --concurrency "$c"
+  measure "tokens-c$c" "$devid_pid" "${token_args[@]}" --port "$port" --concurrency "$c"
   if [[ -n $perf_pid ]]; then
     stop "$perf_pid" INT
     perf_pid=""
@@ -127,7 +132,44 @@ sas_args=(--mode token --authorization "SharedAccessSignature sr=$sr&sig=$sig&se
   --audience bench-b --scope door:open --port "$port" --trust-bundle "$trust")
 sas_c=${SAS_CONCURRENCY:-16}
 log "POST /tokens with a SAS token (sealed session key): concurrency $sas_c, $DURATION s"
-measure tokens-sas "${sas_args[@]}" --concurrency "$sas_c"
+measure tokens-sas "$devid_pid" "${sas_args[@]}" --concurrency "$sas_c"
+
+# --- baseline: nginx answering the same requests with a fixed token -----------------------------
+# The ceiling of a kept-alive mutual-TLS request and answer on this machine with this client: the
+# same server identity, the client certificate requested as devid does, an answer of the same
+# size, and nothing decided, signed or recorded.
+nginx_pid=""
+if command -v nginx >/dev/null; then
+  nginx_dir=$tmp/nginx
+  mkdir -p "$nginx_dir/body"
+  nginx_port=$(free_port)
+  answer=$(curl -sS --fail --cacert "$trust" --cert "$devices/bench-a.pem" \
+    --key "$devices/bench-a.plain.key" -H 'Content-Type: application/json' \
+    -d '{"audience":"bench-b","scope":"door:open"}' "https://127.0.0.1:$port/tokens")
+  printf '%s\n' 'daemon off;' 'worker_processes auto;' "pid $nginx_dir/nginx.pid;" \
+    "error_log $nginx_dir/error.log warn;" 'events { worker_connections 1024; }' 'http {' \
+    '  access_log off;' "  client_body_temp_path $nginx_dir/body;" \
+    '  keepalive_requests 100000000;' '  keepalive_timeout 300s;' \
+    '  server {' "    listen 127.0.0.1:$nginx_port ssl;" \
+    "    ssl_certificate $data/tls/server.pem;" "    ssl_certificate_key $data/tls/server.key;" \
+    '    ssl_protocols TLSv1.3;' '    ssl_verify_client optional_no_ca;' \
+    "    location / { default_type application/json; return 200 '$answer'; }" \
+    '  }' '}' >"$nginx_dir/nginx.conf"
+  nginx -p "$nginx_dir" -c "$nginx_dir/nginx.conf" &
+  nginx_pid=$!
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && break
+    sleep 0.1
+  done
+  for c in $CONCURRENCIES; do
+    log "nginx, the same requests with a fixed answer: concurrency $c, $DURATION s"
+    measure "nginx-c$c" "$nginx_pid" "${token_args[@]}" --port "$nginx_port" --concurrency "$c"
+  done
+  stop "$nginx_pid"
+  nginx_pid=""
+else
+  log "no nginx baseline (nginx not installed)"
+fi
 
 # --- baseline: MIT Kerberos service tickets -----------------------------------------------------
 kdc_pid=""
@@ -186,7 +228,8 @@ echo "openssl speed ecdsap256, one core: $speed_sign sign/s, $speed_verify verif
 jq -r '.benchmarks[] | "\(.name): \(.tokens_per_s | round) tokens/s on one core " +
   "(\(.real_time * 10 | round / 10) us each)\(if .error_occurred then " ERROR " +
   .error_message else "" end)"' "$OUT/peer-token-bench.json"
-for run in $(for c in $CONCURRENCIES; do echo "tokens-c$c"; done) tokens-sas; do
+for run in $(for c in $CONCURRENCIES; do echo "tokens-c$c"; done) tokens-sas \
+  $(for c in $CONCURRENCIES; do [[ -f $OUT/nginx-c$c.json ]] && echo "nginx-c$c"; done); do
   jq -r '"\(.label): \(.ok) ok, \(.failed) failed, \(.ok_per_s | round) tokens/s, " +
     "p50 \(.latency_ms.p50 * 100 | round / 100) ms, p99 \(.latency_ms.p99 * 100 | round / 100) ms, " +
     "server CPU \(.server_cpu_us_per_ok // 0 | round) us/token, " +
