@@ -212,6 +212,24 @@ Status Connection::Exec(std::string_view sql) {
   return std::unexpected(Error(CodeForSqlite(rc), "running SQL: " + detail));
 }
 
+Status Connection::SyncLog() {
+  // The WAL's file object, as SQLite's own commits sync it
+  // (https://www.sqlite.org/c3ref/c_fcntl_begin_atomic_write.html#sqlitefcntljournalpointer).
+  sqlite3_file* log = nullptr;
+  int rc = sqlite3_file_control(db_, "main", SQLITE_FCNTL_JOURNAL_POINTER, &log);
+  if (rc != SQLITE_OK) {
+    return std::unexpected(
+        Error(CodeForSqlite(rc), "finding the WAL file: " + std::string(sqlite3_errstr(rc))));
+  }
+  if (log == nullptr || log->pMethods == nullptr) return Ok();
+  rc = log->pMethods->xSync(log, SQLITE_SYNC_NORMAL);
+  if (rc != SQLITE_OK) {
+    return std::unexpected(
+        Error(CodeForSqlite(rc), "syncing the WAL file: " + std::string(sqlite3_errstr(rc))));
+  }
+  return Ok();
+}
+
 Result<StatementRef> Connection::Prepare(std::string_view sql) {
   auto it = cache_.find(sql);
   if (it != cache_.end()) return StatementRef(it->second.get());

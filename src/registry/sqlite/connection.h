@@ -113,6 +113,10 @@ class Connection {
   // owned by the connection; the returned StatementRef resets it on destruction.
   Result<StatementRef> Prepare(std::string_view sql);
 
+  // SyncLog syncs the WAL file to disk: what commits made with synchronous=NORMAL wrote. It does
+  // nothing when the connection has no WAL open.
+  Status SyncLog();
+
   // InTransaction reports whether a transaction is open (SQLite rolls one back by itself after
   // some errors, such as a full disk).
   bool InTransaction() const;

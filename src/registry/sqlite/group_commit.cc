@@ -1,5 +1,7 @@
 #include "registry/sqlite/group_commit.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <exception>
 #include <utility>
@@ -16,13 +18,12 @@ namespace devid::registry::sqlite {
 // commit on a small machine those yields took about a seventh of the server's CPU time
 // (bench/RESULTS.md).
 //
-// A deferred write's Pending is on the heap instead: it owns its
-// closure, and the writer thread settles and deletes it.
+// A deferred write's Pending is on the heap instead: it owns its closure, nobody waits on it, and
+// the writer thread settles and deletes it.
 struct GroupCommitWriter::Pending {
   const Write* write;
   Status status;
-  bool sync;    // its transaction syncs the WAL before it settles
-  bool waited;  // a caller awaits it, so it starts a transaction at once (Run)
+  bool sync;  // its transaction syncs the WAL before it settles
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;  // guarded by mu
@@ -31,7 +32,7 @@ struct GroupCommitWriter::Pending {
   Settled settled;
   std::chrono::steady_clock::time_point due;  // when it stops waiting for company
 
-  bool owned_by_writer() const { return settled != nullptr; }
+  bool deferred() const { return settled != nullptr; }
 };
 
 namespace {
@@ -60,18 +61,18 @@ bool GroupCommitWriter::Enqueue(Pending* pending) {
   {
     std::lock_guard lock(mu_);
     if (stopping_ || broken_) return false;
-    // An idle writer needs waking for a waited write, and for a deferred one to learn when it is
-    // due; a busy one looks at the queue before it sleeps again.
-    wake = pending->waited || queue_.empty();
+    // An idle writer needs waking for a write someone waits for, and for a deferred one to learn
+    // when it is due; a busy one looks at the queue before it sleeps again.
+    wake = !pending->deferred() || queue_.empty();
     queue_.push_back(pending);
-    if (pending->waited) ++waited_for_;
+    if (!pending->deferred()) ++waited_for_;
   }
   if (wake) wake_.notify_one();
   return true;
 }
 
 Status GroupCommitWriter::Run(const Write& write, Durability durability) {
-  Pending pending{&write, Ok(), durability == Durability::kSynced, /*waited=*/true};
+  Pending pending{&write, Ok(), durability == Durability::kSynced};
   if (!Enqueue(&pending)) return std::unexpected(Stopped());
   std::unique_lock lock(pending.mu);
   pending.cv.wait(lock, [&pending] { return pending.done; });
@@ -83,7 +84,6 @@ void GroupCommitWriter::Defer(Write write, Settled settled) {
   pending->owned = std::move(write);
   pending->write = &pending->owned;
   pending->sync = false;
-  pending->waited = false;
   pending->settled = std::move(settled);
   pending->due = std::chrono::steady_clock::now() + max_defer_;
   if (Enqueue(pending.get())) {
@@ -138,7 +138,7 @@ void GroupCommitWriter::Loop() {
           sync_now = true;  // nothing to commit yet: the sync is what is due (or the end)
         } else {
           while (!queue_.empty() && batch.size() < max_batch_) {
-            if (queue_.front()->waited) --waited_for_;
+            if (!queue_.front()->deferred()) --waited_for_;
             batch.push_back(queue_.front());
             queue_.pop_front();
           }
@@ -161,11 +161,14 @@ void GroupCommitWriter::Loop() {
 }
 
 void GroupCommitWriter::SyncWal() {
-  // With synchronous=NORMAL a checkpoint syncs the WAL before copying it into the database
-  // (https://www.sqlite.org/pragma.html#pragma_synchronous). A failure leaves the sync to the next
-  // synced commit or checkpoint; the writes it covers were already reported committed.
-  if (auto s = UseSync(false); !s) return;
-  if (auto s = db_.Exec("PRAGMA wal_checkpoint(PASSIVE)"); !s) return;
+  // A failure leaves the sync to the next synced commit or checkpoint, or to another try after
+  // max_defer; the writes it covers were already reported committed.
+  Status synced = db_.SyncLog();
+  if (!synced) {
+    spdlog::warn("syncing the registry's log: {}", synced.error().message());
+    sync_due_ = std::chrono::steady_clock::now() + max_defer_;
+    return;
+  }
   sync_due_.reset();
   std::lock_guard lock(mu_);
   ++stats_.syncs;
@@ -217,7 +220,7 @@ void GroupCommitWriter::CompleteBatch(std::deque<Pending*>& batch, size_t begin,
   for (size_t i = begin; i < end; ++i) {
     Pending* p = std::exchange(batch[i], nullptr);
     if (p == nullptr) continue;
-    if (p->owned_by_writer()) {
+    if (p->deferred()) {
       std::unique_ptr<Pending> owned(p);
       owned->settled(owned->status);
       continue;

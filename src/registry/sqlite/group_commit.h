@@ -46,7 +46,7 @@ class GroupCommitWriter {
   struct Stats {
     uint64_t transactions = 0;  // committed transactions
     uint64_t writes = 0;        // writes that committed
-    uint64_t syncs = 0;         // commits that synced the WAL, and checkpoints run to sync it
+    uint64_t syncs = 0;         // commits that synced the WAL, and syncs of it after kWritten ones
   };
 
   // GroupCommitWriter takes ownership of db and starts the writer thread. max_batch caps how many
@@ -91,7 +91,7 @@ class GroupCommitWriter {
   void RunBatch(std::deque<Pending*>& batch);
   // UseSync makes the next commit sync the WAL, or not.
   Status UseSync(bool sync);
-  // SyncWal syncs what kWritten commits left unsynced (a passive checkpoint syncs the WAL first).
+  // SyncWal syncs what kWritten commits left unsynced.
   void SyncWal();
   Status Begin();
   // CloseSavepoint releases the current write's savepoint, first rolling it back unless keep.

@@ -213,7 +213,7 @@ TEST_F(SqliteRegistryGroupCommitTest, Commits_WrittenWriteWithoutSync_ThenSyncsI
   }
   GroupCommitWriter::Stats stats = writer_->stats();
   EXPECT_EQ(stats.transactions, 1u);
-  EXPECT_EQ(stats.syncs, 1u);  // the checkpoint, not the commit
+  EXPECT_EQ(stats.syncs, 1u);  // the later sync, not the commit
 }
 
 TEST_F(SqliteRegistryGroupCommitTest, Syncs_TransactionWhenAnyOfItsWritesAsksForIt) {
