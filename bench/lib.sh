@@ -100,6 +100,21 @@ stop_swtpm() {
   if [[ -n ${tpm_pid:-} ]]; then kill "$tpm_pid" 2>/dev/null || true; fi
 }
 
+# start_nginx DIR PORT: nginx with DIR/nginx.conf (DIR its prefix, its error log in DIR) in the
+# background; sets nginx_pid and returns once PORT accepts connections, or dies with nginx's log
+# if it exits first.
+start_nginx() {
+  local dir=$1 port=$2
+  nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" &
+  nginx_pid=$!
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    kill -0 "$nginx_pid" 2>/dev/null || { cat "$dir/error.log" >&2; die "nginx exited"; }
+    sleep 0.1
+  done
+  die "nginx is not listening on port $port"
+}
+
 # cpu_ticks PID: the CPU time (user + system, clock ticks) of PID and its child processes
 # (nginx's workers) so far.
 cpu_ticks() {

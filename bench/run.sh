@@ -87,13 +87,13 @@ log "devid stopped; registrations stored: $rows"
 # --- nginx baseline ----------------------------------------------------------------------------
 if [[ $SKIP_NGINX != 1 ]]; then
   nginx_dir=$tmp/nginx
-  mkdir -p "$nginx_dir/logs" "$nginx_dir/body"
+  mkdir -p "$nginx_dir/body"
   nginx_port=$(free_port)
   cat >"$nginx_dir/nginx.conf" <<EOF
 worker_processes auto;
 daemon off;
 pid $nginx_dir/nginx.pid;
-error_log $nginx_dir/logs/error.log warn;
+error_log $nginx_dir/error.log warn;
 events { worker_connections 1024; }
 http {
   access_log off;
@@ -113,13 +113,7 @@ http {
 }
 EOF
   log "starting nginx on port $nginx_port"
-  nginx -e "$nginx_dir/logs/error.log" -p "$nginx_dir" -c "$nginx_dir/nginx.conf" &
-  nginx_pid=$!
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && break
-    kill -0 "$nginx_pid" 2>/dev/null || { cat "$nginx_dir/logs/error.log" >&2; die "nginx exited"; }
-    sleep 0.1
-  done
+  start_nginx "$nginx_dir" "$nginx_port"
   nginx_pids=(--cpu-pid "$nginx_pid")
   for pid in $(pgrep -P "$nginx_pid"); do nginx_pids+=(--cpu-pid "$pid"); done
   base=(--host 127.0.0.1 --port "$nginx_port" --trust-bundle "$trust" --id-scope "$id_scope"

@@ -155,12 +155,7 @@ if command -v nginx >/dev/null; then
     '    ssl_protocols TLSv1.3;' '    ssl_verify_client optional_no_ca;' \
     "    location / { default_type application/json; return 200 '$answer'; }" \
     '  }' '}' >"$nginx_dir/nginx.conf"
-  nginx -p "$nginx_dir" -c "$nginx_dir/nginx.conf" &
-  nginx_pid=$!
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && break
-    sleep 0.1
-  done
+  start_nginx "$nginx_dir" "$nginx_port"
   for c in $CONCURRENCIES; do
     log "nginx, the same requests with a fixed answer: concurrency $c, $DURATION s"
     measure "nginx-c$c" "$nginx_pid" "${token_args[@]}" --port "$nginx_port" --concurrency "$c"

@@ -109,12 +109,7 @@ printf '%s\n' \
   '    ssl_verify_depth 2;' \
   "    location / { default_type application/json; return 200 '{\"status\":\"assigned\"}'; }" \
   '  }' '}' >"$tmp/nginx/nginx.conf"
-nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" &
-nginx_pid=$!
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && break
-  sleep 0.1
-done
+start_nginx "$tmp/nginx" "$nginx_port"
 
 # --- measurements ------------------------------------------------------------------------------
 # run LABEL PORT TRUST SERVER_PID ARGS...: one measurement, its JSON in $OUT/LABEL.json with the

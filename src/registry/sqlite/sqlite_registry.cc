@@ -344,7 +344,7 @@ SqliteRegistryStats SqliteRegistry::stats() const {
   return SqliteRegistryStats{s.transactions, s.writes};
 }
 
-// Individual enrollments.
+// Reads of one request.
 
 std::unique_ptr<Registry::ReadScope> SqliteRegistry::ReadConsistently() {
   if (pinned_reader.pool != nullptr) return nullptr;  // this thread has a scope already
@@ -354,6 +354,8 @@ std::unique_ptr<Registry::ReadScope> SqliteRegistry::ReadConsistently() {
   pinned_reader = PinnedReader{readers_.get(), &**lease};
   return std::make_unique<SqliteReadScope>(std::move(*lease));
 }
+
+// Individual enrollments.
 
 Result<Enrollment> SqliteRegistry::GetEnrollment(std::string_view registration_id) {
   return WithReader(*readers_, [&](Connection& db) {
