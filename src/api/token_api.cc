@@ -300,6 +300,10 @@ Response TokenApi::Handle(const Request& request, const Target& target,
 
 std::optional<Response> TokenApi::TryHandleNow(const Request& request, const Target& target) {
   if (!answer_without_blocking_) return std::nullopt;
+  // The I/O thread must not wait for a read connection the handler threads hold: then the
+  // request goes to one of them. Handle reads through this scope.
+  std::unique_ptr<registry::Registry::ReadScope> reads = registry_.TryReadConsistently();
+  if (reads == nullptr) return std::nullopt;
   // Router gives the requests it answers on a handler thread their tracking ID; this one
   // answers here.
   std::string tracking_id = random_.Uuid();

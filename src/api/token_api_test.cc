@@ -7,7 +7,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <future>
 #include <optional>
+#include <thread>
+#include <vector>
 
 #include "api/error_codes.h"
 #include "api/testing/api_fixture.h"
@@ -413,6 +417,39 @@ TEST_P(TokenApiTest, TryHandleNow_LeavesTheRequestToHandleUnlessAllowed) {
   auto target = ParseTarget(request.target);
   ASSERT_TRUE(target);
   EXPECT_FALSE(tokens_->TryHandleNow(request, *target).has_value());
+}
+
+TEST_P(TokenApiTest, TryHandleNow_LeavesTheRequestToHandleWhenEveryReaderIsLent) {
+  tokens_->SetAnswerWithoutBlocking(true);
+  Request request;
+  request.method = "POST";
+  request.target = "/tokens";
+  request.body = Ask("historian", "telemetry:write");
+  request.peer_certificates_der.push_back(sensor_->ToDer());
+  auto target = ParseTarget(request.target);
+  ASSERT_TRUE(target);
+  // Handler threads holding all the store's read connections (SqliteRegistryOptions).
+  constexpr int kReaders = 8;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> holding{0};
+  std::vector<std::thread> holders;
+  for (int i = 0; i < kReaders; ++i) {
+    holders.emplace_back([&] {
+      auto scope = registry_->ReadConsistently();
+      EXPECT_NE(scope, nullptr);
+      ++holding;
+      released.wait();
+    });
+  }
+  while (holding.load() < kReaders) std::this_thread::yield();
+  EXPECT_FALSE(tokens_->TryHandleNow(request, *target).has_value())
+      << "the I/O thread must not wait for a reader";
+  release.set_value();
+  for (auto& holder : holders) holder.join();
+  auto answered = tokens_->TryHandleNow(request, *target);
+  ASSERT_TRUE(answered.has_value());
+  EXPECT_EQ(answered->status, 200) << answered->body;
 }
 
 INSTANTIATE_TEST_SUITE_P(HandleOrNow, TokenApiTest, ::testing::Bool(),

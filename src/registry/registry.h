@@ -222,6 +222,9 @@ class Registry {
   // on this thread), and then reads go on as before. Writes made in the scope are seen after it
   // ends; it must end on the thread that started it.
   virtual std::unique_ptr<ReadScope> ReadConsistently() { return nullptr; }
+  // TryReadConsistently is ReadConsistently that never waits (for a free connection of an
+  // InProcess store); null when it would have to, or as ReadConsistently.
+  virtual std::unique_ptr<ReadScope> TryReadConsistently() { return nullptr; }
 
   // InProcess tells whether the store runs inside this process (SQLite): its reads wait on no
   // network, only on the disk cache, and RecordAudit on nothing, so they may be called on an I/O

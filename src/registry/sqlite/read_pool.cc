@@ -13,10 +13,18 @@ ReadPool::ReadPool(std::string path, ConnectionOptions options, size_t max_size)
       }()),
       max_size_(max_size == 0 ? 1 : max_size) {}
 
-Result<ReadPool::Lease> ReadPool::Acquire() {
+Result<ReadPool::Lease> ReadPool::Acquire() { return Take(/*wait=*/true); }
+
+Result<ReadPool::Lease> ReadPool::TryAcquire() { return Take(/*wait=*/false); }
+
+Result<ReadPool::Lease> ReadPool::Take(bool wait) {
   {
     std::unique_lock lock(mu_);
-    returned_.wait(lock, [this] { return !idle_.empty() || open_ < max_size_; });
+    auto available = [this] { return !idle_.empty() || open_ < max_size_; };
+    if (!wait && !available()) {
+      return std::unexpected(ResourceExhausted("every read connection of the registry is in use"));
+    }
+    returned_.wait(lock, available);
     if (!idle_.empty()) {
       std::unique_ptr<Connection> conn = std::move(idle_.back());
       idle_.pop_back();

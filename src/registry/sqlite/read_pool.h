@@ -43,8 +43,12 @@ class ReadPool {
   // Acquire lends an idle connection, opens a new one while under the limit, or waits for one to
   // be returned. It fails with Connection::Open's error.
   Result<Lease> Acquire();
+  // TryAcquire is Acquire that never waits: it fails with kResourceExhausted when every
+  // connection is lent and the pool is at its limit.
+  Result<Lease> TryAcquire();
 
  private:
+  Result<Lease> Take(bool wait);
   void Return(std::unique_ptr<Connection> conn);
 
   const std::string path_;

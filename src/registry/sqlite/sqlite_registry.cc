@@ -347,8 +347,16 @@ SqliteRegistryStats SqliteRegistry::stats() const {
 // Reads of one request.
 
 std::unique_ptr<Registry::ReadScope> SqliteRegistry::ReadConsistently() {
+  return PinReader(/*wait=*/true);
+}
+
+std::unique_ptr<Registry::ReadScope> SqliteRegistry::TryReadConsistently() {
+  return PinReader(/*wait=*/false);
+}
+
+std::unique_ptr<Registry::ReadScope> SqliteRegistry::PinReader(bool wait) {
   if (pinned_reader.pool != nullptr) return nullptr;  // this thread has a scope already
-  auto lease = readers_->Acquire();
+  auto lease = wait ? readers_->Acquire() : readers_->TryAcquire();
   // Without a scope the reads simply go on one by one.
   if (!lease || !RunCached(**lease, "BEGIN")) return nullptr;
   pinned_reader = PinnedReader{readers_.get(), &**lease};

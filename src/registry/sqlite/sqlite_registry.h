@@ -148,6 +148,7 @@ class SqliteRegistry final : public Registry {
                      const Actor& actor) override;
   bool InProcess() const override { return true; }
   std::unique_ptr<ReadScope> ReadConsistently() override;
+  std::unique_ptr<ReadScope> TryReadConsistently() override;
 
   Result<std::vector<AuditRecord>> ListAudit(int64_t after, int limit) override;
 
@@ -158,6 +159,8 @@ class SqliteRegistry final : public Registry {
   SqliteRegistry(Clock& clock, Random& random, std::unique_ptr<sqlite::ReadPool> readers,
                  std::unique_ptr<sqlite::GroupCommitWriter> writer);
 
+  // PinReader starts a ReadScope on a connection from readers_, waiting for one or not.
+  std::unique_ptr<ReadScope> PinReader(bool wait);
   // Writable fails with kFailedPrecondition when the registry was opened read-only.
   Status Writable() const;
   // RunWrite runs write on the writer; kFailedPrecondition when opened read-only.

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -297,6 +298,27 @@ TEST_F(SqliteRegistryTest, ReadConsistently_StillReadsOwnQueuedWrites) {
   ASSERT_TRUE(audit.has_value()) << audit.error().message();
   ASSERT_FALSE(audit->empty());
   EXPECT_EQ(audit->back().object, "dev-3");
+}
+
+TEST_F(SqliteRegistryTest, TryReadConsistently_DoesNotWaitForAReadConnection) {
+  SqliteRegistryOptions options;
+  options.max_readers = 1;
+  auto opened = SqliteRegistry::Open(path(), clock_, random_, options);
+  ASSERT_TRUE(opened.has_value()) << opened.error().message();
+  SqliteRegistry& registry = **opened;
+  std::promise<void> holding;
+  std::promise<void> release;
+  std::thread holder([&] {
+    auto scope = registry.ReadConsistently();  // the pool's only connection
+    EXPECT_NE(scope, nullptr);
+    holding.set_value();
+    release.get_future().wait();
+  });
+  holding.get_future().wait();
+  EXPECT_EQ(registry.TryReadConsistently(), nullptr) << "it would wait for the holder";
+  release.set_value();
+  holder.join();
+  EXPECT_NE(registry.TryReadConsistently(), nullptr);
 }
 
 TEST_F(SqliteRegistryTest, Rejects_HubNameWithLineBreak) {
