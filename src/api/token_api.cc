@@ -245,7 +245,6 @@ Response TokenApi::Handle(const Request& request, const Target& target,
   if (client) {
     // The inventory found the certificate by this thumbprint: no need to hash it again.
     grant.x5t_s256 = pki::X5tS256FromThumbprint(client->record.sha256_thumbprint);
-    if (grant.x5t_s256.empty()) grant.x5t_s256 = pki::X5tS256(client->certificate);
   } else {
     // The Kerberos shape: a fresh session key, for A in this answer and for B in the token.
     auto key = SymmetricKey(*to);

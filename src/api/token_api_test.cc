@@ -428,8 +428,8 @@ TEST_P(TokenApiTest, TryHandleNow_LeavesTheRequestToHandleWhenEveryReaderIsLent)
   request.peer_certificates_der.push_back(sensor_->ToDer());
   auto target = ParseTarget(request.target);
   ASSERT_TRUE(target);
-  // Handler threads holding all the store's read connections (SqliteRegistryOptions).
-  constexpr int kReaders = 8;
+  // Handler threads holding all the store's read connections.
+  const int kReaders = static_cast<int>(registry::SqliteRegistryOptions{}.max_readers);
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   std::atomic<int> holding{0};
