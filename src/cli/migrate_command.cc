@@ -75,15 +75,17 @@ Result<int64_t> SqliteCount(registry::sqlite::Connection& db, const std::string&
   return row ? stmt->ColumnInt64(0) : 0;
 }
 
-// SourceTables lists the source's data tables (all but SQLite's own and the migration
-// bookkeeping, which each store keeps for itself), with their columns and row counts.
+// SourceTables lists the source's data tables (all but SQLite's own, the migration bookkeeping,
+// which each store keeps for itself, and the change counter only SQLite's row cache reads), with
+// their columns and row counts.
 Result<std::vector<SourceTable>> SourceTables(registry::sqlite::Connection& db) {
   std::vector<SourceTable> tables;
   {
     DEVID_ASSIGN_OR_RETURN(
         registry::sqlite::StatementRef stmt,
-        db.Prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
-                   "'sqlite_%' AND name <> 'schema_migrations' ORDER BY name"));
+        db.Prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+            "'sqlite_%' AND name NOT IN ('schema_migrations', 'change_counter') ORDER BY name"));
     for (;;) {
       DEVID_ASSIGN_OR_RETURN(bool row, stmt->Step());
       if (!row) break;

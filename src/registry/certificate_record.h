@@ -53,6 +53,8 @@ struct CertificateFilter {
   std::optional<bool> revoked;
   // expiring_before selects certificates whose not_after is earlier (`devid cert list --expiring`).
   std::optional<std::chrono::system_clock::time_point> expiring_before;
+
+  bool operator==(const CertificateFilter&) const = default;
 };
 
 // Audit actions the inventory writes.

@@ -199,6 +199,11 @@ CREATE TABLE device_commands (
 );
 )sql";
 
+// Migration 8: nothing. SQLite's step 8 adds the change counter its in-process row cache reads;
+// a PostgreSQL server keeps no such cache, and one counter row that every write updates would
+// make the writes of all nodes wait for each other.
+constexpr std::string_view kChangeCounter = "SELECT 1";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "registration device keys and challenges", kChallenges},
@@ -207,6 +212,7 @@ constexpr Migration kMigrations[] = {
     {5, "TPM enrollment policy", kTpmPolicy},
     {6, "audit log hash chain", kAuditChain},
     {7, "server-signed device commands", kDeviceCommands},
+    {8, "change counter", kChangeCounter},
 };
 
 }  // namespace

@@ -215,6 +215,42 @@ CREATE TABLE device_commands (
 );
 )sql";
 
+// Migration 8: the change counter (sqlite/snapshot_cache.h). One row (id 1) whose count goes up by
+// one with every row inserted, updated or deleted in the tables a request's identity checks read,
+// in the same transaction, whichever process writes: a reader that sees the count it saw before
+// sees those tables as they were then.
+constexpr std::string_view kChangeCounter = R"sql(
+CREATE TABLE change_counter (
+  id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+  count BIGINT NOT NULL
+);
+INSERT INTO change_counter (id, count) VALUES (1, 0);
+CREATE TRIGGER enrollments_inserted AFTER INSERT ON enrollments
+  BEGIN UPDATE change_counter SET count = count + 1 WHERE id = 1; END;
+CREATE TRIGGER enrollments_updated AFTER UPDATE ON enrollments
+  BEGIN UPDATE change_counter SET count = count + 1 WHERE id = 1; END;
+CREATE TRIGGER enrollments_deleted AFTER DELETE ON enrollments
+  BEGIN UPDATE change_counter SET count = count + 1 WHERE id = 1; END;
+CREATE TRIGGER enrollment_groups_inserted AFTER INSERT ON enrollment_groups
+  BEGIN UPDATE change_counter SET count = count + 1 WHERE id = 1; END;
+CREATE TRIGGER enrollment_groups_updated AFTER UPDATE ON enrollment_groups
+  BEGIN UPDATE change_counter SET count = count + 1 WHERE id = 1; END;
+CREATE TRIGGER enrollment_groups_deleted AFTER DELETE ON enrollment_groups
+  BEGIN UPDATE change_counter SET count = count + 1 WHERE id = 1; END;
+CREATE TRIGGER registrations_inserted AFTER INSERT ON registrations
+  BEGIN UPDATE change_counter SET count = count + 1 WHERE id = 1; END;
+CREATE TRIGGER registrations_updated AFTER UPDATE ON registrations
+  BEGIN UPDATE change_counter SET count = count + 1 WHERE id = 1; END;
+CREATE TRIGGER registrations_deleted AFTER DELETE ON registrations
+  BEGIN UPDATE change_counter SET count = count + 1 WHERE id = 1; END;
+CREATE TRIGGER certificates_inserted AFTER INSERT ON certificates
+  BEGIN UPDATE change_counter SET count = count + 1 WHERE id = 1; END;
+CREATE TRIGGER certificates_updated AFTER UPDATE ON certificates
+  BEGIN UPDATE change_counter SET count = count + 1 WHERE id = 1; END;
+CREATE TRIGGER certificates_deleted AFTER DELETE ON certificates
+  BEGIN UPDATE change_counter SET count = count + 1 WHERE id = 1; END;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "registration device keys and challenges", kChallenges},
@@ -223,6 +259,7 @@ constexpr Migration kMigrations[] = {
     {5, "TPM enrollment policy", kTpmPolicy},
     {6, "audit log hash chain", kAuditChain},
     {7, "server-signed device commands", kDeviceCommands},
+    {8, "change counter", kChangeCounter},
 };
 
 }  // namespace

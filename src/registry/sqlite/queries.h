@@ -285,6 +285,10 @@ inline constexpr std::string_view kObserveCertificate =
 inline constexpr std::string_view kSelectCertificateByIssuerSerial =
     "SELECT sha256_thumbprint FROM certificates WHERE issuer = ?1 AND serial = ?2";
 
+// kSelectChangeCount reads the change counter (migration 8).
+inline constexpr std::string_view kSelectChangeCount =
+    "SELECT count FROM change_counter WHERE id = 1";
+
 // kSelectRevocationVersion reads the revocation counter (0 before the first revocation).
 inline constexpr std::string_view kSelectRevocationVersion =
     "SELECT COALESCE((SELECT version FROM revocation_version WHERE id = 1), 0)";

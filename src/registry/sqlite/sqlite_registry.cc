@@ -1,6 +1,6 @@
-#include "registry/row_codec.h"
-#include "registry/store_codec.h"
 #include "registry/sqlite/sqlite_registry.h"
+
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
@@ -8,19 +8,20 @@
 #include <utility>
 #include <variant>
 
-#include <spdlog/spdlog.h>
-
 #include "registry/audit_chain.h"
 #include "registry/ca_certificate_row.h"
 #include "registry/ca_certificate_store.h"
 #include "registry/certificate_sql.h"
 #include "registry/migrations/sqlite_migrations.h"
+#include "registry/row_codec.h"
 #include "registry/sqlite/ca_certificate_queries.h"
 #include "registry/sqlite/connection.h"
 #include "registry/sqlite/group_commit.h"
 #include "registry/sqlite/migrate.h"
 #include "registry/sqlite/queries.h"
 #include "registry/sqlite/read_pool.h"
+#include "registry/sqlite/snapshot_cache.h"
+#include "registry/store_codec.h"
 
 namespace devid::registry {
 namespace {
@@ -143,10 +144,12 @@ Result<Page<T>> ReadPage(Statement& stmt, int limit, ReadRow read_row, KeyOf key
   return page;
 }
 
-// PinnedReader is the connection a ReadScope holds for its thread, in one read transaction.
+// PinnedReader is the connection a ReadScope holds for its thread, in one read transaction, with
+// the change counter as that transaction sees it once read.
 struct PinnedReader {
   const sqlite::ReadPool* pool = nullptr;
   Connection* db = nullptr;
+  std::optional<int64_t> change_count;
 };
 thread_local PinnedReader pinned_reader;
 
@@ -172,6 +175,34 @@ void RefreshPinnedSnapshot(const sqlite::ReadPool& pool) {
   // COMMIT ends a read transaction; the next statement after BEGIN starts a new one.
   (void)RunCached(*pinned_reader.db, "COMMIT");
   (void)RunCached(*pinned_reader.db, "BEGIN");
+  pinned_reader.change_count.reset();
+}
+
+// ScopeChangeCount is the change counter as this thread's ReadScope on pool sees it, read once per
+// snapshot; none outside a scope or when it cannot be read.
+std::optional<int64_t> ScopeChangeCount(const sqlite::ReadPool& pool) {
+  if (pinned_reader.pool != &pool) return std::nullopt;
+  if (!pinned_reader.change_count) {
+    auto stmt = pinned_reader.db->Prepare(sqlite::kSelectChangeCount);
+    if (!stmt) return std::nullopt;
+    auto row = (*stmt)->Step();
+    if (!row || !*row) return std::nullopt;
+    pinned_reader.change_count = (*stmt)->ColumnInt64(0);
+  }
+  return pinned_reader.change_count;
+}
+
+// ReadThrough is WithReader for reads of one row by key: inside a ReadScope it takes the value
+// cache remembers as of the scope's snapshot, or reads it and remembers it, found or not found.
+template <typename T, typename Read>
+Result<T> ReadThrough(sqlite::ReadPool& pool, sqlite::SnapshotCache<Result<T>>& cache,
+                      std::string_view key, Read read) {
+  std::optional<int64_t> count = ScopeChangeCount(pool);
+  if (!count) return WithReader(pool, read);
+  if (std::optional<Result<T>> hit = cache.Find(key, *count)) return std::move(*hit);
+  Result<T> value = read(*pinned_reader.db);
+  if (value || value.error().code() == ErrorCode::kNotFound) cache.Remember(key, *count, value);
+  return value;
 }
 
 // SqliteReadScope pins a pooled read connection to the thread in one read transaction.
@@ -366,7 +397,7 @@ std::unique_ptr<Registry::ReadScope> SqliteRegistry::PinReader(bool wait) {
 // Individual enrollments.
 
 Result<Enrollment> SqliteRegistry::GetEnrollment(std::string_view registration_id) {
-  return WithReader(*readers_, [&](Connection& db) {
+  return ReadThrough(*readers_, enrollments_, registration_id, [&](Connection& db) {
     return ReadOne<Enrollment>(db, sqlite::kSelectEnrollment, registration_id, "enrollment",
                                ReadEnrollment);
   });
@@ -424,7 +455,7 @@ Result<Page<Enrollment>> SqliteRegistry::QueryEnrollments(const PageRequest& pag
 // Enrollment groups.
 
 Result<EnrollmentGroup> SqliteRegistry::GetEnrollmentGroup(std::string_view group_id) {
-  return WithReader(*readers_, [&](Connection& db) {
+  return ReadThrough(*readers_, groups_, group_id, [&](Connection& db) {
     return ReadOne<EnrollmentGroup>(db, sqlite::kSelectGroup, group_id, "enrollment group",
                                     ReadGroup);
   });
@@ -497,7 +528,7 @@ Result<std::vector<EnrollmentGroup>> SqliteRegistry::FindGroupCandidates(
 // Registrations.
 
 Result<Registration> SqliteRegistry::GetRegistration(std::string_view registration_id) {
-  return WithReader(*readers_, [&](Connection& db) {
+  return ReadThrough(*readers_, registrations_, registration_id, [&](Connection& db) {
     return ReadOne<Registration>(db, sqlite::kSelectRegistration, registration_id, "registration",
                                  ReadRegistration);
   });
@@ -749,11 +780,19 @@ Result<Page<CertificateRecord>> SqliteRegistry::QueryCertificates(const Certific
     DEVID_TRY(writer_->Flush());
     RefreshPinnedSnapshot(*readers_);
   }
-  return WithReader(*readers_, [&](Connection& db) -> Result<Page<CertificateRecord>> {
+  auto read = [&](Connection& db) -> Result<Page<CertificateRecord>> {
     DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(query.sql));
     BindValues(*stmt, query.values);
     return ReadPage<CertificateRecord>(*stmt, limit, ReadCertificate, certificate_sql::CursorKey);
-  });
+  };
+  // One thumbprint (the primary key) selects one certificate or none, whatever the page size:
+  // every certificate-authenticated request's inventory check.
+  bool by_thumbprint = filter.sha256_thumbprint && page.continuation.empty() &&
+                       filter == CertificateFilter{.sha256_thumbprint = filter.sha256_thumbprint};
+  if (by_thumbprint) {
+    return ReadThrough(*readers_, certificates_, *filter.sha256_thumbprint, read);
+  }
+  return WithReader(*readers_, read);
 }
 
 Result<std::vector<CertificateRecord>> SqliteRegistry::RevokeCertificates(

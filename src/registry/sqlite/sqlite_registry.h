@@ -17,6 +17,7 @@
 #include "base/random.h"
 #include "base/result.h"
 #include "registry/registry.h"
+#include "registry/sqlite/snapshot_cache.h"
 
 namespace devid::registry {
 
@@ -55,7 +56,10 @@ struct SqliteRegistryStats {
 // Writes go through one writer thread that commits everything queued in one transaction, each
 // write in its own savepoint (group commit): concurrent writers share a sync of the WAL, a write
 // returns only once it is durable (synchronous=FULL), and a failed write is undone alone. Reads
-// use a small pool of read-only connections and see the last committed state.
+// use a small pool of read-only connections and see the last committed state. Inside a ReadScope,
+// reads of one enrollment, group, registration or certificate (by SHA-256 thumbprint) come from a
+// cache of rows when the scope's snapshot has the change counter they were read at (exact: every
+// change to those tables, by any process, moves the counter in its own transaction).
 //
 // Etags are 32 lowercase hex digits (16 bytes from Random); times are stored in whole
 // microseconds, so the copies it returns carry truncated times. If-Match "*" matches any existing
@@ -178,6 +182,11 @@ class SqliteRegistry final : public Registry {
   std::unordered_multiset<std::string> unsettled_observations_;  // guarded by observations_mu_
   // How many audit records RecordAudit queued that have not settled yet.
   std::atomic<uint64_t> unsettled_audits_{0};
+  // Rows read by key inside ReadScopes, as of the change counter their snapshot saw.
+  sqlite::SnapshotCache<Result<Enrollment>> enrollments_;
+  sqlite::SnapshotCache<Result<EnrollmentGroup>> groups_;
+  sqlite::SnapshotCache<Result<Registration>> registrations_;
+  sqlite::SnapshotCache<Result<Page<CertificateRecord>>> certificates_;  // by SHA-256 thumbprint
   std::unique_ptr<sqlite::GroupCommitWriter> writer_;
 };
 

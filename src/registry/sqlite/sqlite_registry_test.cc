@@ -300,6 +300,107 @@ TEST_F(SqliteRegistryTest, ReadConsistently_StillReadsOwnQueuedWrites) {
   EXPECT_EQ(audit->back().object, "dev-3");
 }
 
+// The reads a certificate-authenticated request makes in its scope (the token authority's).
+struct ScopeReads {
+  Result<Enrollment> enrollment;
+  Result<EnrollmentGroup> group;
+  Result<Registration> registration;
+  Result<Page<CertificateRecord>> certificate;
+};
+
+ScopeReads ReadInScope(SqliteRegistry& registry, const std::string& thumbprint) {
+  auto scope = registry.ReadConsistently();
+  EXPECT_NE(scope, nullptr);
+  CertificateFilter by_thumbprint;
+  by_thumbprint.sha256_thumbprint = thumbprint;
+  return ScopeReads{registry.GetEnrollment("dev-1"), registry.GetEnrollmentGroup("group-1"),
+                    registry.GetRegistration("dev-1"),
+                    registry.QueryCertificates(by_thumbprint, {.max_items = 1})};
+}
+
+TEST_F(SqliteRegistryTest, ReadConsistently_SeesWhatAnotherProcessChanged) {
+  auto registry = OpenOrDie();
+  ASSERT_NE(registry, nullptr);
+  ASSERT_TRUE(registry->PutEnrollment(conformance::MakeEnrollment("dev-1"), std::nullopt, actor_));
+  CertificateRecord issued = conformance::MakeCertificate("0A", "dev-1");
+  ASSERT_TRUE(registry->RecordCertificate(issued, kAuditCertificateIssue, actor_));
+  ScopeReads before = ReadInScope(*registry, issued.sha256_thumbprint);
+  ASSERT_TRUE(before.enrollment.has_value());
+  EXPECT_EQ(before.group.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(before.registration.error().code(), ErrorCode::kNotFound);
+  ASSERT_TRUE(before.certificate.has_value());
+  ASSERT_EQ(before.certificate->items.size(), 1u);
+  EXPECT_FALSE(before.certificate->items[0].revoked);
+  {
+    // Another process (the CLI on the same file) changes every row the scope read.
+    auto other = OpenOrDie();
+    ASSERT_NE(other, nullptr);
+    Enrollment disabled = conformance::MakeEnrollment("dev-1");
+    disabled.settings.enabled = false;
+    ASSERT_TRUE(other->PutEnrollment(disabled, std::nullopt, actor_));
+    ASSERT_TRUE(other->PutEnrollmentGroup(conformance::MakeGroup("group-1"), std::nullopt, actor_));
+    ASSERT_TRUE(other->SaveRegistration(conformance::MakeRegistration("dev-1"), actor_));
+    CertificateFilter by_thumbprint;
+    by_thumbprint.sha256_thumbprint = issued.sha256_thumbprint;
+    ASSERT_TRUE(other->RevokeCertificates(by_thumbprint, 1, actor_));
+  }
+  ScopeReads after = ReadInScope(*registry, issued.sha256_thumbprint);
+  ASSERT_TRUE(after.enrollment.has_value());
+  EXPECT_FALSE(after.enrollment->settings.enabled);
+  EXPECT_TRUE(after.group.has_value());
+  EXPECT_TRUE(after.registration.has_value());
+  ASSERT_TRUE(after.certificate.has_value());
+  ASSERT_EQ(after.certificate->items.size(), 1u);
+  EXPECT_TRUE(after.certificate->items[0].revoked);
+  // Raw SQL, as any other writer would: the change counter moves all the same.
+  sqlite::Connection db = Inspect();
+  ASSERT_TRUE(db.Exec("DELETE FROM enrollments WHERE registration_id = 'dev-1'"));
+  EXPECT_EQ(ReadInScope(*registry, issued.sha256_thumbprint).enrollment.error().code(),
+            ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteRegistryTest, ReadConsistently_ReusesRowsWhileTheChangeCounterStands) {
+  auto registry = OpenOrDie();
+  ASSERT_NE(registry, nullptr);
+  ASSERT_TRUE(registry->PutEnrollment(conformance::MakeEnrollment("dev-1"), std::nullopt, actor_));
+  ASSERT_TRUE(ReadInScope(*registry, "00").enrollment.has_value());
+  // A change that does not move the counter shows that the second scope read no row: only the
+  // triggers of migration 8 keep such a change from happening.
+  sqlite::Connection db = Inspect();
+  ASSERT_TRUE(
+      db.Exec("DROP TRIGGER enrollments_updated; "
+              "UPDATE enrollments SET device_id = 'changed' WHERE registration_id = 'dev-1'"));
+  auto cached = ReadInScope(*registry, "00").enrollment;
+  ASSERT_TRUE(cached.has_value());
+  EXPECT_NE(cached->device_id, "changed");
+  auto read = registry->GetEnrollment("dev-1");  // outside a scope: always read
+  ASSERT_TRUE(read.has_value());
+  EXPECT_EQ(read->device_id, "changed");
+}
+
+TEST_F(SqliteRegistryTest, ChangeCounter_MovesWithIdentityRowsNotWithAuditRecords) {
+  auto registry = OpenOrDie();
+  ASSERT_NE(registry, nullptr);
+  sqlite::Connection db = Inspect();
+  auto count = [&] { return QueryInt(db, sqlite::kSelectChangeCount); };
+  int64_t start = count();
+  ASSERT_TRUE(registry->PutEnrollment(conformance::MakeEnrollment("dev-1"), std::nullopt, actor_));
+  EXPECT_GT(count(), start);
+  start = count();
+  ASSERT_TRUE(registry->RecordAudit("token.issue", "dev-1", "aud=dev-2", actor_));
+  ASSERT_TRUE(registry->ListAudit(0, 10));  // settles the queued record
+  EXPECT_EQ(count(), start) << "issuing tokens must not invalidate the rows they read";
+  CertificateRecord seen = conformance::MakeCertificate("0B", "dev-1");
+  ASSERT_TRUE(registry->ObserveCertificate(seen));
+  CertificateFilter by_thumbprint;
+  by_thumbprint.sha256_thumbprint = seen.sha256_thumbprint;
+  ASSERT_TRUE(registry->QueryCertificates(by_thumbprint, {}));  // settles the observation
+  EXPECT_GT(count(), start);
+  start = count();
+  ASSERT_TRUE(registry->DeleteEnrollment("dev-1", std::nullopt, actor_));
+  EXPECT_GT(count(), start);
+}
+
 TEST_F(SqliteRegistryTest, TryReadConsistently_DoesNotWaitForAReadConnection) {
   SqliteRegistryOptions options;
   options.max_readers = 1;
