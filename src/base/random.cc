@@ -1,11 +1,12 @@
 #include "base/random.h"
 
-#include "base/hex.h"
-
 #include <openssl/rand.h>
 
+#include <array>
 #include <cstdio>
 #include <cstdlib>
+
+#include "base/hex.h"
 
 namespace devid {
 
@@ -18,14 +19,15 @@ std::vector<uint8_t> Random::Bytes(size_t n) {
 std::string Random::Hex(size_t n) { return HexEncode(Bytes(n)); }
 
 std::string Random::Uuid() {
-  std::vector<uint8_t> b = Bytes(16);
+  std::array<uint8_t, 16> b;
+  Fill(b.data(), b.size());
   b[6] = (b[6] & 0x0f) | 0x40;  // RFC 9562 §5.4: version 4
   b[8] = (b[8] & 0x3f) | 0x80;  // variant 10
-  char out[37];
-  std::snprintf(out, sizeof(out),
-                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-                b[15]);
+  std::string hex = HexEncode(b);
+  std::string out;
+  out.reserve(36);
+  out.append(hex, 0, 8).append(1, '-').append(hex, 8, 4).append(1, '-').append(hex, 12, 4);
+  out.append(1, '-').append(hex, 16, 4).append(1, '-').append(hex, 20, 12);
   return out;
 }
 
