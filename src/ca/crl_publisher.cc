@@ -7,6 +7,7 @@
 
 #include "base/hex.h"
 #include "ca/crl.h"
+#include "ossl/digests.h"
 #include "ossl/revocation_handles.h"
 
 namespace devid::ca {
@@ -16,7 +17,7 @@ namespace {
 std::string Etag(const std::string& der) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  EVP_Digest(der.data(), der.size(), md, &length, EVP_sha256(), nullptr);
+  EVP_Digest(der.data(), der.size(), md, &length, ossl::Sha256Md(), nullptr);
   return HexEncode(std::span<const uint8_t>(md, 16));
 }
 

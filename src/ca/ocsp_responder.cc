@@ -12,6 +12,7 @@
 #include "base/hex.h"
 #include "ca/der.h"
 #include "ca/signed_structure.h"
+#include "ossl/digests.h"
 #include "ossl/error.h"
 #include "ossl/revocation_handles.h"
 
@@ -45,7 +46,7 @@ std::string Enumerated(int value) {
 std::string EtagOf(std::string_view der) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  EVP_Digest(der.data(), der.size(), md, &length, EVP_sha256(), nullptr);
+  EVP_Digest(der.data(), der.size(), md, &length, ossl::Sha256Md(), nullptr);
   return HexEncode(std::span<const uint8_t>(md, 16));
 }
 

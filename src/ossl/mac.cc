@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "ossl/digests.h"
+
 namespace devid::ossl {
 
 Sha256Digest HmacSha256(std::span<const uint8_t> key, std::string_view message) {
@@ -25,7 +27,7 @@ Sha256Digest HmacSha256(std::span<const uint8_t> key, std::string_view message) 
 
 Sha256Digest Sha256(std::span<const uint8_t> data) {
   Sha256Digest out{};
-  if (EVP_Digest(data.data(), data.size(), out.data(), nullptr, EVP_sha256(), nullptr) != 1) {
+  if (EVP_Digest(data.data(), data.size(), out.data(), nullptr, Sha256Md(), nullptr) != 1) {
     std::fputs("devid: SHA-256 failed\n", stderr);
     std::abort();
   }

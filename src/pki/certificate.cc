@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 
 #include "base/hex.h"
+#include "ossl/digests.h"
 #include "ossl/error.h"
 #include "ossl/mac.h"
 
@@ -125,14 +126,14 @@ std::string Certificate::SerialHex() const {
 std::string Certificate::Sha256Thumbprint() const {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  X509_digest(x509_.get(), EVP_sha256(), md, &len);
+  X509_digest(x509_.get(), ossl::Sha256Md(), md, &len);
   return HexEncode(std::span<const uint8_t>(md, len), /*uppercase=*/true);
 }
 
 std::string Certificate::Sha1Thumbprint() const {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  X509_digest(x509_.get(), EVP_sha1(), md, &len);
+  X509_digest(x509_.get(), ossl::Sha1Md(), md, &len);
   return HexEncode(std::span<const uint8_t>(md, len), /*uppercase=*/true);
 }
 

@@ -773,14 +773,14 @@ Result<Page<CertificateRecord>> SqliteRegistry::QueryCertificates(const Certific
   DEVID_ASSIGN_OR_RETURN(certificate_sql::Cursor after,
                          certificate_sql::DecodeCursor(page.continuation));
   int limit = ClampPageSize(page.max_items);
-  certificate_sql::Query query =
-      certificate_sql::Page(filter, after, limit + 1, certificate_sql::Dialect::kSqlite);
   // Observations not yet committed are this registry's own writes: reads see them.
   if (writer_ != nullptr && MustFlush(filter)) {
     DEVID_TRY(writer_->Flush());
     RefreshPinnedSnapshot(*readers_);
   }
   auto read = [&](Connection& db) -> Result<Page<CertificateRecord>> {
+    certificate_sql::Query query =
+        certificate_sql::Page(filter, after, limit + 1, certificate_sql::Dialect::kSqlite);
     DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(query.sql));
     BindValues(*stmt, query.values);
     return ReadPage<CertificateRecord>(*stmt, limit, ReadCertificate, certificate_sql::CursorKey);
