@@ -9,7 +9,7 @@ packages=(
   libssl-dev openssl libboost1.81-dev nlohmann-json3-dev libsqlite3-dev sqlite3
   libpq-dev postgresql
   libcli11-dev libspdlog-dev libtomlplusplus-dev libcjose-dev libjansson-dev
-  libp11-kit-dev softhsm2 opensc
+  libjemalloc-dev libp11-kit-dev softhsm2 opensc
   libgtest-dev libgmock-dev libbenchmark-dev
   curl ca-certificates nginx-light wrk jq
   swtpm swtpm-tools tpm2-tools libtss2-dev
