@@ -370,6 +370,15 @@ TEST_P(TokenApiTest, Rejects_DeviceWhoseEnrollmentIsDisabled) {
                 error_code::kEnrollmentDisabled, "the enrollment of gateway-1 is disabled");
 }
 
+TEST_P(TokenApiTest, Rejects_DeviceWhoseEnrollmentWasDisabledAfterATokenWasIssued) {
+  // The first request's rows are kept while the store is unchanged; disabling changes it.
+  ASSERT_EQ(Post(Ask("sensor-2", "config:read"), &*gateway_).status, 200);
+  PutSymmetricEnrollment("gateway-1", /*enabled=*/false);
+  audit_before_ = AuditCount();
+  ExpectRefused(Post(Ask("sensor-2", "config:read"), &*gateway_), 401,
+                error_code::kEnrollmentDisabled, "the enrollment of gateway-1 is disabled");
+}
+
 TEST_P(TokenApiTest, Issues_ToAnIndividuallyEnrolledAudienceNotYetRegistered) {
   PutSymmetricEnrollment("clock-1");
   tokens_ = std::make_unique<TokenApi>(
