@@ -1,26 +1,55 @@
 #include "ossl/mac.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 
 #include "ossl/digests.h"
 
 namespace devid::ossl {
 
+namespace {
+
+[[noreturn]] void HmacFailed() {
+  std::fputs("devid: HMAC-SHA256 failed\n", stderr);
+  std::abort();
+}
+
+// HmacSha256Template is an HMAC context with SHA-256 set, made once: HMAC() would fetch the MAC
+// and its digest by name on every call (EVP_Q_mac), under locks every thread shares.
+const EVP_MAC_CTX& HmacSha256Template() {
+  static const EVP_MAC_CTX* const ctx = [] {
+    EVP_MAC* mac = EVP_MAC_fetch(nullptr, OSSL_MAC_NAME_HMAC, nullptr);
+    EVP_MAC_CTX* made = mac == nullptr ? nullptr : EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac);  // the context keeps its own reference
+    char digest[] = "SHA2-256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    if (made == nullptr || EVP_MAC_CTX_set_params(made, params) != 1) HmacFailed();
+    return made;
+  }();
+  return *ctx;
+}
+
+}  // namespace
+
 Sha256Digest HmacSha256(std::span<const uint8_t> key, std::string_view message) {
+  std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(
+      EVP_MAC_CTX_dup(&HmacSha256Template()), EVP_MAC_CTX_free);
+  // A null key would mean "the key set before"; an empty one is a key like any other.
+  static const uint8_t kNoByte = 0;
+  const uint8_t* key_data = key.empty() ? &kNoByte : key.data();
   Sha256Digest out{};
-  unsigned int len = 0;
-  // HMAC() with EVP_sha256 is OpenSSL's one-shot path; it avoids the EVP_MAC fetch per call.
-  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(message.data()), message.size(), out.data(),
-           &len) == nullptr ||
-      len != out.size()) {
-    std::fputs("devid: HMAC-SHA256 failed\n", stderr);
-    std::abort();
+  size_t len = 0;
+  if (ctx == nullptr || EVP_MAC_init(ctx.get(), key_data, key.size(), nullptr) != 1 ||
+      EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(message.data()),
+                     message.size()) != 1 ||
+      EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1 || len != out.size()) {
+    HmacFailed();
   }
   return out;
 }
