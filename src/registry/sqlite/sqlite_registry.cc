@@ -364,6 +364,12 @@ Status SqliteRegistry::Writable() const {
   return std::unexpected(FailedPrecondition("writing to the registry: it is open read-only"));
 }
 
+Status SqliteRegistry::SettleOwnWrites() {
+  DEVID_TRY(writer_->Flush());
+  RefreshPinnedSnapshot(*readers_);
+  return Ok();
+}
+
 Status SqliteRegistry::RunWrite(const std::function<Status(Connection&)>& write) {
   DEVID_TRY(Writable());
   return writer_->Run(write);
@@ -774,10 +780,7 @@ Result<Page<CertificateRecord>> SqliteRegistry::QueryCertificates(const Certific
                          certificate_sql::DecodeCursor(page.continuation));
   int limit = ClampPageSize(page.max_items);
   // Observations not yet committed are this registry's own writes: reads see them.
-  if (writer_ != nullptr && MustFlush(filter)) {
-    DEVID_TRY(writer_->Flush());
-    RefreshPinnedSnapshot(*readers_);
-  }
+  if (writer_ != nullptr && MustFlush(filter)) DEVID_TRY(SettleOwnWrites());
   auto read = [&](Connection& db) -> Result<Page<CertificateRecord>> {
     certificate_sql::Query query =
         certificate_sql::Page(filter, after, limit + 1, certificate_sql::Dialect::kSqlite);
@@ -1049,10 +1052,7 @@ Status SqliteRegistry::RecordAudit(std::string_view action, std::string_view obj
 Result<std::vector<AuditRecord>> SqliteRegistry::ListAudit(int64_t after, int limit) {
   if (limit <= 0) return std::vector<AuditRecord>();
   // The log this process reads includes the records it queued.
-  if (unsettled_audits_.load() > 0) {
-    DEVID_TRY(writer_->Flush());
-    RefreshPinnedSnapshot(*readers_);
-  }
+  if (unsettled_audits_.load() > 0) DEVID_TRY(SettleOwnWrites());
   return WithReader(*readers_, [&](Connection& db) -> Result<std::vector<AuditRecord>> {
     DEVID_ASSIGN_OR_RETURN(StatementRef stmt, db.Prepare(sqlite::kPageAudit));
     stmt->BindInt64(1, after);

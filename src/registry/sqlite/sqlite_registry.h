@@ -170,6 +170,9 @@ class SqliteRegistry final : public Registry {
   // RunWrite runs write on the writer; kFailedPrecondition when opened read-only.
   Status RunWrite(const std::function<Status(sqlite::Connection&)>& write);
 
+  // SettleOwnWrites commits the writes this registry queued and, inside a ReadScope, moves the
+  // scope on to a snapshot that holds them: a read after it sees this process's own writes.
+  Status SettleOwnWrites();
   // MustFlush tells whether a certificate query could miss an observation not yet committed.
   bool MustFlush(const CertificateFilter& filter) const;
 

@@ -77,6 +77,13 @@ INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, DeviceCommandConformanceTest,
 
 namespace {
 
+// ByThumbprint selects the one certificate with that SHA-256 thumbprint.
+CertificateFilter ByThumbprint(const std::string& sha256_thumbprint) {
+  CertificateFilter filter;
+  filter.sha256_thumbprint = sha256_thumbprint;
+  return filter;
+}
+
 class SqliteRegistryTest : public ::testing::Test {
  protected:
   std::string path() const { return (dir_.path() / "devid.db").string(); }
@@ -247,9 +254,7 @@ TEST_F(SqliteRegistryTest, Reads_OwnObservationAtOnce) {
 
   CertificateRecord second = conformance::MakeCertificate("0B", "dev-2");
   ASSERT_TRUE(registry.ObserveCertificate(second));
-  CertificateFilter by_thumbprint;
-  by_thumbprint.sha256_thumbprint = second.sha256_thumbprint;
-  auto found = registry.QueryCertificates(by_thumbprint, {});
+  auto found = registry.QueryCertificates(ByThumbprint(second.sha256_thumbprint), {});
   ASSERT_TRUE(found.has_value()) << found.error().message();
   ASSERT_EQ(found->items.size(), 1u);
   EXPECT_EQ(found->items[0].device_id, "dev-2");
@@ -288,9 +293,7 @@ TEST_F(SqliteRegistryTest, ReadConsistently_StillReadsOwnQueuedWrites) {
   EXPECT_FALSE(registry.GetEnrollment("dev-1").has_value());  // the snapshot begins here
   CertificateRecord seen = conformance::MakeCertificate("0C", "dev-3");
   ASSERT_TRUE(registry.ObserveCertificate(seen));
-  CertificateFilter by_thumbprint;
-  by_thumbprint.sha256_thumbprint = seen.sha256_thumbprint;
-  auto found = registry.QueryCertificates(by_thumbprint, {});
+  auto found = registry.QueryCertificates(ByThumbprint(seen.sha256_thumbprint), {});
   ASSERT_TRUE(found.has_value()) << found.error().message();
   EXPECT_EQ(found->items.size(), 1u) << "flushed, and read from a new snapshot";
   ASSERT_TRUE(registry.RecordAudit("token.issue", "dev-3", "aud=x", actor_));
@@ -311,11 +314,9 @@ struct ScopeReads {
 ScopeReads ReadInScope(SqliteRegistry& registry, const std::string& thumbprint) {
   auto scope = registry.ReadConsistently();
   EXPECT_NE(scope, nullptr);
-  CertificateFilter by_thumbprint;
-  by_thumbprint.sha256_thumbprint = thumbprint;
   return ScopeReads{registry.GetEnrollment("dev-1"), registry.GetEnrollmentGroup("group-1"),
                     registry.GetRegistration("dev-1"),
-                    registry.QueryCertificates(by_thumbprint, {.max_items = 1})};
+                    registry.QueryCertificates(ByThumbprint(thumbprint), {.max_items = 1})};
 }
 
 TEST_F(SqliteRegistryTest, ReadConsistently_SeesWhatAnotherProcessChanged) {
@@ -340,9 +341,7 @@ TEST_F(SqliteRegistryTest, ReadConsistently_SeesWhatAnotherProcessChanged) {
     ASSERT_TRUE(other->PutEnrollment(disabled, std::nullopt, actor_));
     ASSERT_TRUE(other->PutEnrollmentGroup(conformance::MakeGroup("group-1"), std::nullopt, actor_));
     ASSERT_TRUE(other->SaveRegistration(conformance::MakeRegistration("dev-1"), actor_));
-    CertificateFilter by_thumbprint;
-    by_thumbprint.sha256_thumbprint = issued.sha256_thumbprint;
-    ASSERT_TRUE(other->RevokeCertificates(by_thumbprint, 1, actor_));
+    ASSERT_TRUE(other->RevokeCertificates(ByThumbprint(issued.sha256_thumbprint), 1, actor_));
   }
   ScopeReads after = ReadInScope(*registry, issued.sha256_thumbprint);
   ASSERT_TRUE(after.enrollment.has_value());
@@ -392,9 +391,8 @@ TEST_F(SqliteRegistryTest, ChangeCounter_MovesWithIdentityRowsNotWithAuditRecord
   EXPECT_EQ(count(), start) << "issuing tokens must not invalidate the rows they read";
   CertificateRecord seen = conformance::MakeCertificate("0B", "dev-1");
   ASSERT_TRUE(registry->ObserveCertificate(seen));
-  CertificateFilter by_thumbprint;
-  by_thumbprint.sha256_thumbprint = seen.sha256_thumbprint;
-  ASSERT_TRUE(registry->QueryCertificates(by_thumbprint, {}));  // settles the observation
+  ASSERT_TRUE(registry->QueryCertificates(ByThumbprint(seen.sha256_thumbprint),
+                                          {}));  // settles the observation
   EXPECT_GT(count(), start);
   start = count();
   ASSERT_TRUE(registry->DeleteEnrollment("dev-1", std::nullopt, actor_));
