@@ -4,8 +4,6 @@
 #include <openssl/evp.h>
 
 #include <span>
-#include <thread>
-#include <vector>
 
 #include "base/hex.h"
 
@@ -26,14 +24,12 @@ TEST(DigestsTest, Sha256Md_AndSha1Md_HashTheStandardExample) {
   EXPECT_EQ(HexDigest(Sha1Md(), "abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
 }
 
-TEST(DigestsTest, Sha256Md_IsOneFetchSharedByThreads) {
-  std::vector<const EVP_MD*> seen(4);
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < seen.size(); ++i) {
-    threads.emplace_back([&seen, i] { seen[i] = Sha256Md(); });
-  }
-  for (std::thread& t : threads) t.join();
-  for (const EVP_MD* md : seen) EXPECT_EQ(md, Sha256Md());
+TEST(DigestsTest, Sha256Md_AndSha1Md_AreFetchedFromAProvider) {
+  // A legacy EVP_sha256() has no provider: each use of it fetches one again.
+  EXPECT_EQ(EVP_MD_get0_provider(EVP_sha256()), nullptr);
+  EXPECT_NE(EVP_MD_get0_provider(Sha256Md()), nullptr);
+  EXPECT_NE(EVP_MD_get0_provider(Sha1Md()), nullptr);
+  EXPECT_EQ(Sha256Md(), Sha256Md()) << "fetched once";
 }
 
 }  // namespace
