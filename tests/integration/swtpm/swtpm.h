@@ -142,8 +142,18 @@ class Swtpm {
     return tpm;
   }
 
+  // The destructor returns once swtpm has exited: it writes its state on the way out, which would
+  // otherwise land in a directory the test is removing and leave it behind.
   ~Swtpm() {
-    if (pid_ > 0) ::kill(pid_, SIGTERM);
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    std::filesystem::path stat = "/proc/" + std::to_string(pid_) + "/stat";
+    for (int i = 0; i < 250; ++i) {
+      std::string fields = ReadFile(stat);  // "pid (comm) state ..."; "" once reaped
+      size_t comm_end = fields.rfind(')');
+      if (comm_end == std::string::npos || fields.compare(comm_end + 1, 3, " Z ") == 0) return;
+      ::usleep(20'000);
+    }
   }
 
   // Tool runs tpm2_<name> args against this TPM; a failure is a test failure with its stderr.
