@@ -6,16 +6,17 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <memory>
 
 #include "ossl/digests.h"
+#include "ossl/unique_ptr.h"
 
 namespace devid::ossl {
 
 namespace {
 
-[[noreturn]] void HmacFailed() {
-  std::fputs("devid: HMAC-SHA256 failed\n", stderr);
+// Failed ends the process: a digest that cannot be computed leaves no safe answer to give.
+[[noreturn]] void Failed(const char* what) {
+  std::fprintf(stderr, "devid: %s failed\n", what);
   std::abort();
 }
 
@@ -23,13 +24,12 @@ namespace {
 // and its digest by name on every call (EVP_Q_mac), under locks every thread shares.
 const EVP_MAC_CTX& HmacSha256Template() {
   static const EVP_MAC_CTX* const ctx = [] {
-    EVP_MAC* mac = EVP_MAC_fetch(nullptr, OSSL_MAC_NAME_HMAC, nullptr);
-    EVP_MAC_CTX* made = mac == nullptr ? nullptr : EVP_MAC_CTX_new(mac);
-    EVP_MAC_free(mac);  // the context keeps its own reference
+    UniquePtr<EVP_MAC> mac(EVP_MAC_fetch(nullptr, OSSL_MAC_NAME_HMAC, nullptr));
+    EVP_MAC_CTX* made = mac == nullptr ? nullptr : EVP_MAC_CTX_new(mac.get());  // holds its own ref
     char digest[] = "SHA2-256";
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
                            OSSL_PARAM_construct_end()};
-    if (made == nullptr || EVP_MAC_CTX_set_params(made, params) != 1) HmacFailed();
+    if (made == nullptr || EVP_MAC_CTX_set_params(made, params) != 1) Failed("HMAC-SHA256");
     return made;
   }();
   return *ctx;
@@ -38,8 +38,7 @@ const EVP_MAC_CTX& HmacSha256Template() {
 }  // namespace
 
 Sha256Digest HmacSha256(std::span<const uint8_t> key, std::string_view message) {
-  std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(
-      EVP_MAC_CTX_dup(&HmacSha256Template()), EVP_MAC_CTX_free);
+  UniquePtr<EVP_MAC_CTX> ctx(EVP_MAC_CTX_dup(&HmacSha256Template()));
   // A null key would mean "the key set before"; an empty one is a key like any other.
   static const uint8_t kNoByte = 0;
   const uint8_t* key_data = key.empty() ? &kNoByte : key.data();
@@ -49,7 +48,7 @@ Sha256Digest HmacSha256(std::span<const uint8_t> key, std::string_view message) 
       EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(message.data()),
                      message.size()) != 1 ||
       EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1 || len != out.size()) {
-    HmacFailed();
+    Failed("HMAC-SHA256");
   }
   return out;
 }
@@ -57,8 +56,7 @@ Sha256Digest HmacSha256(std::span<const uint8_t> key, std::string_view message) 
 Sha256Digest Sha256(std::span<const uint8_t> data) {
   Sha256Digest out{};
   if (EVP_Digest(data.data(), data.size(), out.data(), nullptr, Sha256Md(), nullptr) != 1) {
-    std::fputs("devid: SHA-256 failed\n", stderr);
-    std::abort();
+    Failed("SHA-256");
   }
   return out;
 }
